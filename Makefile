@@ -1,0 +1,55 @@
+# warren's build. Every target works on a fresh machine with Go 1.26 and git.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+
+GO ?= go
+BIN := $(CURDIR)/bin
+TOOLS_BUILD := test/tools/build.sh
+# The versioned cache the tools module builds into (outside the repository).
+TOOLS_DIR := $(shell $(TOOLS_BUILD) --dir)
+export WARREN_TOOLS_DIR := $(TOOLS_DIR)
+
+# Packages whose tests need the local control planes (and so the tools).
+TEST_TIMEOUT ?= 25m
+
+.PHONY: all build tools test test-unit lint bench plane demo generate clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+tools:
+	@$(TOOLS_BUILD) >/dev/null
+
+generate: tools
+	$(TOOLS_DIR)/controller-gen object paths=./reconciler/api/... 
+	$(TOOLS_DIR)/controller-gen crd paths=./reconciler/api/... output:crd:artifacts:config=config/crd/bases
+
+# Unit, integration and end-to-end tests. Tests that need a real control plane
+# start their own from the tools cache; nothing is mocked.
+test: tools lint
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Only the tests that need no control plane.
+test-unit:
+	$(GO) test -short -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: tools build
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+# A local control plane with a kwok fake node, until Ctrl-C.
+plane: tools
+	$(GO) run ./test/cmd/plane
+
+demo: tools
+	$(GO) run ./cmd/warren demo
+
+clean:
+	rm -rf $(BIN)

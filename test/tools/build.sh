@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Builds the programs warren's tests run as real local processes (etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the
+# sealed-secrets controller, controller-gen) from the Go module proxy into a
+# versioned cache outside the repository. A second run with the same wrapper
+# modules rebuilds nothing.
+#
+#   build.sh            build what is missing, print progress, then the directory
+#   build.sh --dir      print the cache directory only (no build)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# name | wrapper module dir | package | ldflags
+tools=(
+  "etcd|etcd|go.etcd.io/etcd/server/v3|"
+  "kube-apiserver|kubernetes|k8s.io/kubernetes/cmd/kube-apiserver|k8s"
+  "kube-controller-manager|kubernetes|k8s.io/kubernetes/cmd/kube-controller-manager|k8s"
+  "kube-scheduler|kubernetes|k8s.io/kubernetes/cmd/kube-scheduler|k8s"
+  "kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|"
+)
+if [ -d "$here/controller-gen" ]; then tools+=("controller-gen|controller-gen|sigs.k8s.io/controller-tools/cmd/controller-gen|"); fi
+if [ -d "$here/sealed-secrets" ]; then tools+=("sealed-secrets-controller|sealed-secrets|github.com/bitnami-labs/sealed-secrets/cmd/controller|"); fi
+
+# The cache key is a hash of everything that decides what gets built, so a
+# change to any wrapper module lands in a fresh directory.
+key=$(cd "$here" && cat build.sh $(find . -name go.mod -o -name go.sum | sort) | sha256sum | cut -c1-12)
+dir="${WARREN_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/warren/tools/$key}"
+
+if [ "${1:-}" = "--dir" ]; then
+  echo "$dir"
+  exit 0
+fi
+
+module_version() { # wrapper dir, module path
+  (cd "$here/$1" && go list -m -f '{{.Version}}' "$2")
+}
+
+ldflags_for() {
+  case "$1" in
+  k8s)
+    local v
+    v=$(module_version kubernetes k8s.io/kubernetes)
+    local minor=${v#v1.}
+    minor=${minor%%.*}
+    local pkg
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      printf -- '-X %s.gitVersion=%s -X %s.gitMajor=1 -X %s.gitMinor=%s -X %s.gitTreeState=clean ' \
+        "$pkg" "$v" "$pkg" "$pkg" "$minor" "$pkg"
+    done
+    ;;
+  esac
+}
+
+mkdir -p "$dir"
+missing=()
+for t in "${tools[@]}"; do
+  IFS='|' read -r name _ _ _ <<<"$t"
+  [ -x "$dir/$name" ] || missing+=("$t")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "tools up to date in $dir" >&2
+  echo "$dir"
+  exit 0
+fi
+
+echo "building ${#missing[@]} tool(s) into $dir" >&2
+echo "(a cold build takes several minutes on 2 cores; progress follows)" >&2
+i=0
+for t in "${missing[@]}"; do
+  i=$((i + 1))
+  IFS='|' read -r name mod pkg flags <<<"$t"
+  start=$(date +%s)
+  echo "[$i/${#missing[@]}] $name ($pkg) ..." >&2
+  # Print a heartbeat while the compiler works, so a person sees progress.
+  (while sleep 30; do echo "  ... still building $name ($(($(date +%s) - start))s)" >&2; done) &
+  beat=$!
+  status=0
+  (cd "$here/$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$(ldflags_for "$flags")" -o "$dir/$name.tmp" "$pkg") || status=$?
+  kill "$beat" 2>/dev/null || true
+  wait "$beat" 2>/dev/null || true
+  if [ $status -ne 0 ]; then
+    echo "building $name failed (exit $status)" >&2
+    rm -f "$dir/$name.tmp"
+    exit $status
+  fi
+  mv "$dir/$name.tmp" "$dir/$name"
+  echo "  done in $(($(date +%s) - start))s" >&2
+done
+echo "$dir"
