@@ -1,0 +1,214 @@
+// Package translate owns every rule that maps a virtual object's identity to
+// its host twin: the host name, the labels and annotations that record where a
+// host object came from, and the selectors that find translated pods.
+//
+// It is pure: it never talks to an API server, and it must never produce a
+// host name or selector that could reach outside the one host namespace or
+// match objects of another virtual namespace or cluster.
+package translate
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Keys of the labels and annotations every host object of the syncer carries.
+const (
+	// LabelCluster names the virtual cluster. The reconciler's objects carry it
+	// too, so ownership is decided by LabelManagedBy plus the annotations.
+	LabelCluster = "warren.dev/cluster"
+	// LabelNamespace is the virtual namespace; selectors use it so a service in
+	// one virtual namespace never matches pods of another.
+	LabelNamespace = "warren.dev/namespace"
+	// LabelManagedBy marks objects the syncer created (value ManagedByValue).
+	LabelManagedBy = "warren.dev/managed-by"
+	ManagedByValue = "syncer"
+
+	AnnotationCluster   = "warren.dev/cluster"
+	AnnotationNamespace = "warren.dev/namespace"
+	AnnotationName      = "warren.dev/name"
+	AnnotationKind      = "warren.dev/kind"
+	AnnotationUID       = "warren.dev/uid"
+
+	// reservedPrefix is the key prefix tenants may not set on host objects.
+	reservedPrefix = "warren.dev/"
+)
+
+// MaxNameLength is the longest host name produced. 63 keeps every kind valid,
+// including Services, whose names must be DNS labels.
+const MaxNameLength = 63
+
+// separator joins name, namespace and cluster in the readable host name.
+const separator = "-x-"
+
+// hashLength is the number of hex digits of the SHA-256 suffix of shortened
+// names (64 bits).
+const hashLength = 16
+
+// Translator maps virtual identities to host identities for one cluster.
+type Translator struct {
+	Cluster       string // virtual cluster name
+	HostNamespace string // the one host namespace everything lands in
+}
+
+// HostName is the host name of the virtual object namespace/name:
+// "<name>-x-<namespace>-x-<cluster>". When that is longer than 63 characters,
+// or when name or namespace contain the separator (which would make the
+// readable form ambiguous), the result is a prefix of the readable form and a
+// hash of the full identity instead.
+func (t Translator) HostName(namespace, name string) string {
+	full := name + separator + namespace + separator + t.Cluster
+	if len(full) <= MaxNameLength && !strings.Contains(name, separator) && !strings.Contains(namespace, separator) {
+		return full
+	}
+	return shorten(full, namespace+"/"+name+"/"+t.Cluster)
+}
+
+// DerivedName names a host object the syncer makes for a virtual object but
+// which has no virtual twin of its own kind (for example a pod's token
+// Secret). purpose keeps it apart from names of real virtual objects.
+func (t Translator) DerivedName(purpose, namespace, name string) string {
+	return shorten(purpose+"-"+name, purpose+"/"+namespace+"/"+name+"/"+t.Cluster)
+}
+
+// shorten keeps as much of readable as fits and appends a hash of identity.
+func shorten(readable, identity string) string {
+	sum := sha256.Sum256([]byte(identity))
+	suffix := "-" + hex.EncodeToString(sum[:])[:hashLength]
+	prefix := readable
+	if keep := MaxNameLength - len(suffix); len(prefix) > keep {
+		prefix = prefix[:keep]
+	}
+	// A name must start and end with an alphanumeric character; the suffix
+	// ends with one, so only the join needs care.
+	prefix = strings.TrimRight(prefix, "-.")
+	if prefix == "" {
+		return "h" + suffix
+	}
+	return prefix + suffix
+}
+
+// Origin says which virtual object a host object stands for.
+type Origin struct {
+	Kind      string // Kind of the virtual object, e.g. "Pod"
+	Namespace string // virtual namespace ("" for cluster-scoped)
+	Name      string
+	UID       string // optional
+}
+
+// Mark writes the ownership labels and annotations for o onto host.
+func (t Translator) Mark(host metav1.Object, o Origin) {
+	labels := host.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelCluster] = t.Cluster
+	labels[LabelManagedBy] = ManagedByValue
+	if o.Namespace != "" {
+		labels[LabelNamespace] = o.Namespace
+	}
+	host.SetLabels(labels)
+	annotations := host.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[AnnotationCluster] = t.Cluster
+	annotations[AnnotationKind] = o.Kind
+	annotations[AnnotationNamespace] = o.Namespace
+	annotations[AnnotationName] = o.Name
+	if o.UID != "" {
+		annotations[AnnotationUID] = o.UID
+	}
+	host.SetAnnotations(annotations)
+}
+
+// OriginOf reads the origin of a host object. ok is false unless the object
+// carries this cluster's complete ownership marks; such objects are foreign
+// and must never be changed or deleted.
+func (t Translator) OriginOf(host metav1.Object) (o Origin, ok bool) {
+	labels, annotations := host.GetLabels(), host.GetAnnotations()
+	if labels[LabelManagedBy] != ManagedByValue || labels[LabelCluster] != t.Cluster ||
+		annotations[AnnotationCluster] != t.Cluster || host.GetNamespace() != t.HostNamespace {
+		return Origin{}, false
+	}
+	o = Origin{
+		Kind:      annotations[AnnotationKind],
+		Namespace: annotations[AnnotationNamespace],
+		Name:      annotations[AnnotationName],
+		UID:       annotations[AnnotationUID],
+	}
+	if o.Kind == "" || o.Name == "" || labels[LabelNamespace] != o.Namespace {
+		return Origin{}, false
+	}
+	return o, true
+}
+
+// Owns reports whether host is the syncer's twin of the virtual object kind
+// namespace/name. The UID is not compared: a virtual object recreated under
+// the same name takes over its twin.
+func (t Translator) Owns(host metav1.Object, kind, namespace, name string) bool {
+	o, ok := t.OriginOf(host)
+	return ok && o.Kind == kind && o.Namespace == namespace && o.Name == name
+}
+
+// HostLabels returns the labels of the host twin of an object in namespace
+// with virtual labels: the tenant's labels (so translated selectors match)
+// without any key in the reserved warren.dev/ prefix. Ownership labels are
+// added by Mark.
+func HostLabels(virtual map[string]string) map[string]string {
+	out := make(map[string]string, len(virtual)+3)
+	for k, v := range virtual {
+		if !strings.HasPrefix(k, reservedPrefix) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// HostSelector translates a virtual label selector (a Service's or a pod
+// affinity term's) so that on the host it matches only pods of this cluster
+// and virtual namespace. A nil or empty selector stays empty: it selects
+// nothing in a Service, and callers decide what it means elsewhere.
+func (t Translator) HostSelector(namespace string, virtual map[string]string) map[string]string {
+	if len(virtual) == 0 {
+		return nil
+	}
+	out := HostLabels(virtual)
+	out[LabelCluster] = t.Cluster
+	out[LabelManagedBy] = ManagedByValue
+	out[LabelNamespace] = namespace
+	return out
+}
+
+// HostLabelSelector is HostSelector for a metav1.LabelSelector: match labels
+// are translated and the namespaces given are required with an In expression.
+// Expressions on reserved keys are dropped.
+func (t Translator) HostLabelSelector(namespaces []string, virtual *metav1.LabelSelector) *metav1.LabelSelector {
+	out := &metav1.LabelSelector{MatchLabels: map[string]string{
+		LabelCluster:   t.Cluster,
+		LabelManagedBy: ManagedByValue,
+	}}
+	if virtual != nil {
+		for k, v := range HostLabels(virtual.MatchLabels) {
+			out.MatchLabels[k] = v
+		}
+		for _, e := range virtual.MatchExpressions {
+			if !strings.HasPrefix(e.Key, reservedPrefix) {
+				out.MatchExpressions = append(out.MatchExpressions, *e.DeepCopy())
+			}
+		}
+	}
+	out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
+		Key: LabelNamespace, Operator: metav1.LabelSelectorOpIn, Values: namespaces,
+	})
+	return out
+}
+
+// ManagedSelector selects every host object of this cluster that the syncer
+// created; the host cache is limited to it.
+func (t Translator) ManagedSelector() map[string]string {
+	return map[string]string{LabelCluster: t.Cluster, LabelManagedBy: ManagedByValue}
+}

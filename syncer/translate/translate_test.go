@@ -1,0 +1,175 @@
+package translate
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+var hashed = regexp.MustCompile(`-[0-9a-f]{16}$`)
+
+func TestHostNameIsReadableWhenItFitsAndHashedWhenNot(t *testing.T) {
+	tr := Translator{Cluster: "demo", HostNamespace: "vc-demo"}
+	const suffix = "-x-default-x-demo" // 17 characters
+	cases := []struct {
+		name, namespace, cluster string
+		want                     string // "" means: shortened form
+	}{
+		{name: "web", namespace: "default", want: "web-x-default-x-demo"},
+		// 46 + 17 = 63: exactly at the limit stays readable.
+		{name: strings.Repeat("a", 46), namespace: "default", want: strings.Repeat("a", 46) + suffix},
+		// 47 + 17 = 64: one past the limit is shortened.
+		{name: strings.Repeat("a", 47), namespace: "default"},
+		{name: strings.Repeat("b", 63), namespace: strings.Repeat("n", 63)},
+		{name: strings.Repeat("c", 253), namespace: "default"},
+		// The separator inside a name would make the readable form ambiguous.
+		{name: "a-x-b", namespace: "c"},
+		{name: "a", namespace: "b-x-c"},
+		// Dots are legal in pod names; the shortened form never ends in one.
+		{name: strings.Repeat("d", 46) + "." + strings.Repeat("e", 20), namespace: "default"},
+	}
+	for _, c := range cases {
+		got := tr.HostName(c.namespace, c.name)
+		if c.want != "" && got != c.want {
+			t.Errorf("HostName(%q, %q) = %q, want %q", c.namespace, c.name, got, c.want)
+		}
+		if c.want == "" && (!hashed.MatchString(got) || !strings.HasPrefix(got, c.name[:1])) {
+			t.Errorf("HostName(%q, %q) = %q: expected a name prefix and a hash suffix", c.namespace, c.name, got)
+		}
+		if len(got) > MaxNameLength {
+			t.Errorf("HostName(%q, %q) = %q is %d characters", c.namespace, c.name, got, len(got))
+		}
+		if errs := validation.IsDNS1123Subdomain(got); len(errs) > 0 {
+			t.Errorf("HostName(%q, %q) = %q is not a valid name: %v", c.namespace, c.name, got, errs)
+		}
+	}
+}
+
+func TestServiceNamesStayDNSLabels(t *testing.T) {
+	tr := Translator{Cluster: "demo"}
+	for _, n := range []int{1, 46, 47, 62, 63} {
+		name := "s" + strings.Repeat("v", n-1)
+		got := tr.HostName(strings.Repeat("n", 63), name)
+		if errs := validation.IsDNS1035Label(got); len(errs) > 0 {
+			t.Errorf("service %d chars -> %q: %v", n, got, errs)
+		}
+	}
+}
+
+func TestHostNamesNeverCollide(t *testing.T) {
+	tr := Translator{Cluster: "demo"}
+	seen := map[string]string{}
+	add := func(ns, name string) {
+		got := tr.HostName(ns, name)
+		id := ns + "/" + name
+		if prev, dup := seen[got]; dup {
+			t.Fatalf("%s and %s both translate to %q", prev, id, got)
+		}
+		seen[got] = id
+	}
+	long := strings.Repeat("a", 63)
+	// Names sharing the first 60 characters, differing only at the end.
+	for i := 0; i < 50; i++ {
+		add("default", long[:60]+string(rune('a'+i%26))+strings.Repeat("z", i/26))
+	}
+	add("a-x-b", "c")
+	add("a", "b-x-c")
+	add("a-x-b-x-c", "d")
+	add("b-x-c", "a")
+	add("c", "a-x-b")
+	add(long, long)
+	add(long[:62], long)
+	add(long, long[:62])
+}
+
+func TestDerivedNamesAreDistinctFromObjectNames(t *testing.T) {
+	tr := Translator{Cluster: "demo"}
+	a := tr.DerivedName("sa-token", "default", "web")
+	b := tr.HostName("default", "sa-token-web")
+	if a == b {
+		t.Fatalf("derived name %q equals an object name", a)
+	}
+	if errs := validation.IsDNS1123Subdomain(tr.DerivedName("sa-token", "default", strings.Repeat("w", 253))); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+}
+
+func TestOwnershipMarksRoundTrip(t *testing.T) {
+	tr := Translator{Cluster: "demo", HostNamespace: "vc-demo"}
+	long := strings.Repeat("l", 63)
+	for _, o := range []Origin{
+		{Kind: "Pod", Namespace: "default", Name: "web-0", UID: "1234"},
+		{Kind: "ConfigMap", Namespace: long, Name: strings.Repeat("m", 253)},
+	} {
+		host := &metav1.ObjectMeta{Name: tr.HostName(o.Namespace, o.Name), Namespace: "vc-demo", Labels: map[string]string{"app": "web"}}
+		tr.Mark(host, o)
+		got, ok := tr.OriginOf(host)
+		if !ok || got != o {
+			t.Errorf("OriginOf(Mark(%+v)) = %+v, %v", o, got, ok)
+		}
+		if !tr.Owns(host, o.Kind, o.Namespace, o.Name) {
+			t.Errorf("Owns is false for a marked %+v", o)
+		}
+		if errs := validation.IsValidLabelValue(host.Labels[LabelNamespace]); len(errs) > 0 {
+			t.Errorf("namespace label %q invalid: %v", host.Labels[LabelNamespace], errs)
+		}
+		if host.Labels["app"] != "web" {
+			t.Errorf("Mark dropped an existing label")
+		}
+	}
+}
+
+func TestForeignObjectsAreNotOwned(t *testing.T) {
+	tr := Translator{Cluster: "demo", HostNamespace: "vc-demo"}
+	marked := func(mut func(*metav1.ObjectMeta)) *metav1.ObjectMeta {
+		m := &metav1.ObjectMeta{Name: "web-x-default-x-demo", Namespace: "vc-demo"}
+		tr.Mark(m, Origin{Kind: "Pod", Namespace: "default", Name: "web"})
+		mut(m)
+		return m
+	}
+	cases := map[string]*metav1.ObjectMeta{
+		"no marks":             {Name: "web-x-default-x-demo", Namespace: "vc-demo"},
+		"reconciler's object":  {Name: "demo", Namespace: "vc-demo", Labels: map[string]string{LabelCluster: "demo", "app.kubernetes.io/managed-by": "warren"}},
+		"other cluster":        marked(func(m *metav1.ObjectMeta) { m.Labels[LabelCluster] = "other" }),
+		"other namespace":      marked(func(m *metav1.ObjectMeta) { m.Namespace = "kube-system" }),
+		"annotations stripped": marked(func(m *metav1.ObjectMeta) { m.Annotations = nil }),
+		"label and annotation disagree": marked(func(m *metav1.ObjectMeta) {
+			m.Labels[LabelNamespace] = "other"
+		}),
+	}
+	for name, m := range cases {
+		if _, ok := tr.OriginOf(m); ok {
+			t.Errorf("%s: treated as ours", name)
+		}
+	}
+	if tr.Owns(marked(func(*metav1.ObjectMeta) {}), "Pod", "default", "other") {
+		t.Error("a twin of one pod is owned as the twin of another")
+	}
+}
+
+func TestTenantsCannotForgeReservedLabels(t *testing.T) {
+	tr := Translator{Cluster: "demo"}
+	got := tr.HostSelector("team-a", map[string]string{"app": "web", LabelNamespace: "team-b", LabelCluster: "other"})
+	want := map[string]string{"app": "web", LabelNamespace: "team-a", LabelCluster: "demo", LabelManagedBy: ManagedByValue}
+	if len(got) != len(want) {
+		t.Fatalf("HostSelector = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("HostSelector = %v, want %v", got, want)
+		}
+	}
+	if tr.HostSelector("team-a", nil) != nil {
+		t.Fatal("an empty selector must stay empty")
+	}
+	sel := tr.HostLabelSelector([]string{"team-a"}, &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+		{Key: LabelNamespace, Operator: metav1.LabelSelectorOpExists},
+		{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"db"}},
+	}})
+	if len(sel.MatchExpressions) != 2 || sel.MatchExpressions[1].Key != LabelNamespace || sel.MatchExpressions[0].Key != "tier" {
+		t.Fatalf("HostLabelSelector = %+v", sel)
+	}
+}
