@@ -1,0 +1,157 @@
+// Package config turns the syncer's command line and optional YAML file into
+// one validated Config. Flags win over the file; the file uses the flags'
+// names as keys.
+//
+// It never talks to a cluster and never reads credentials; kubeconfig paths
+// are only passed on.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+)
+
+// Node modes.
+const (
+	NodesFake = "fake" // virtual nodes made from pod.spec.nodeName only
+	NodesReal = "real" // copy host node facts (needs read on host nodes)
+)
+
+// Config is everything the syncer is told.
+type Config struct {
+	Name               string
+	HostNamespace      string
+	VirtualKubeconfig  string
+	HostKubeconfig     string // empty: in-cluster
+	ServiceCIDR        string
+	ServiceName        string
+	SyncIngresses      bool
+	SyncStorageClasses bool
+	Nodes              string
+	PodSecurity        string // baseline or restricted
+	InitManifests      string
+	KubeconfigSecret   string
+	ConfigFile         string
+
+	HostQPS      float32
+	HostBurst    int
+	VirtualQPS   float32
+	VirtualBurst int
+
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	LeaderElect            bool
+}
+
+// Parse reads args (without the program name). getenv supplies the downward
+// API's POD_NAMESPACE default.
+func Parse(args []string, getenv func(string) string) (*Config, error) {
+	c := &Config{}
+	fs := pflag.NewFlagSet("warren-syncer", pflag.ContinueOnError)
+	fs.StringVar(&c.Name, "name", "", "virtual cluster name")
+	fs.StringVar(&c.HostNamespace, "host-namespace", getenv("POD_NAMESPACE"), "host namespace the virtual cluster's workloads run in (default $POD_NAMESPACE)")
+	fs.StringVar(&c.VirtualKubeconfig, "virtual-kubeconfig", "/data/kubeconfig.yaml", "kubeconfig of the virtual API server")
+	fs.StringVar(&c.HostKubeconfig, "host-kubeconfig", "", "kubeconfig of the host API server (empty: in-cluster)")
+	fs.StringVar(&c.ServiceCIDR, "service-cidr", "10.96.0.0/16", "the host's service CIDR, which the virtual API server uses too")
+	fs.StringVar(&c.ServiceName, "service-name", "", "the Service in the host namespace that serves the virtual API (default: --name)")
+	fs.BoolVar(&c.SyncIngresses, "sync-ingresses", false, "copy Ingresses to the host")
+	fs.BoolVar(&c.SyncStorageClasses, "sync-storage-classes", false, "let virtual PVCs name host storage classes (otherwise the host default is used)")
+	fs.StringVar(&c.Nodes, "nodes", NodesFake, "virtual node objects: fake (from pod.spec.nodeName) or real (copy host node facts)")
+	fs.StringVar(&c.PodSecurity, "pod-security", "baseline", "pod security level enforced before a pod reaches the host: baseline or restricted")
+	fs.StringVar(&c.InitManifests, "init-manifests", "", "ConfigMap in the host namespace with manifests to apply in the virtual cluster (default: <name>-init-manifests)")
+	fs.StringVar(&c.KubeconfigSecret, "kubeconfig-secret", "", "Secret in the host namespace the syncer writes the virtual cluster's kubeconfig to (default: <name>-kubeconfig)")
+	fs.StringVar(&c.ConfigFile, "config", "", "optional YAML file with the same keys as the flags (flags win)")
+	fs.Float32Var(&c.HostQPS, "host-qps", 100, "host API requests per second")
+	fs.IntVar(&c.HostBurst, "host-burst", 200, "host API burst")
+	fs.Float32Var(&c.VirtualQPS, "virtual-qps", 200, "virtual API requests per second")
+	fs.IntVar(&c.VirtualBurst, "virtual-burst", 400, "virtual API burst")
+	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":8080", "Prometheus metrics address (0 disables)")
+	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "health and readiness probe address (0 disables)")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", true, "elect a leader so two replicas never both write")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if c.ConfigFile != "" {
+		if err := applyFile(fs, c.ConfigFile); err != nil {
+			return nil, err
+		}
+	}
+	c.defaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// applyFile sets every flag the file names and the command line did not.
+func applyFile(fs *pflag.FlagSet, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config file: %w", err)
+	}
+	var values map[string]any
+	if err := yaml.UnmarshalStrict(raw, &values); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	for key, v := range values {
+		f := fs.Lookup(key)
+		if f == nil || key == "config" {
+			return fmt.Errorf("config file %s: field %q: unknown setting", path, key)
+		}
+		if f.Changed {
+			continue
+		}
+		var s string
+		switch v := v.(type) {
+		case string:
+			s = v
+		case bool:
+			s = strconv.FormatBool(v)
+		case float64:
+			s = strconv.FormatFloat(v, 'f', -1, 64)
+		default:
+			return fmt.Errorf("config file %s: field %q: want a string, number or boolean, got %T", path, key, v)
+		}
+		if err := fs.Set(key, s); err != nil {
+			return fmt.Errorf("config file %s: field %q: %w", path, key, err)
+		}
+	}
+	return nil
+}
+
+func (c *Config) defaults() {
+	if c.ServiceName == "" {
+		c.ServiceName = c.Name
+	}
+	if c.InitManifests == "" && c.Name != "" {
+		c.InitManifests = c.Name + "-init-manifests"
+	}
+	if c.KubeconfigSecret == "" && c.Name != "" {
+		c.KubeconfigSecret = c.Name + "-kubeconfig"
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Name == "":
+		return fmt.Errorf("--name: required")
+	case c.HostNamespace == "":
+		return fmt.Errorf("--host-namespace: required (or set POD_NAMESPACE)")
+	case c.VirtualKubeconfig == "":
+		return fmt.Errorf("--virtual-kubeconfig: required")
+	case c.Nodes != NodesFake && c.Nodes != NodesReal:
+		return fmt.Errorf("--nodes: %q is neither %q nor %q", c.Nodes, NodesFake, NodesReal)
+	case c.PodSecurity != "baseline" && c.PodSecurity != "restricted":
+		return fmt.Errorf("--pod-security: %q is neither \"baseline\" nor \"restricted\"", c.PodSecurity)
+	case c.HostQPS <= 0 || c.VirtualQPS <= 0 || c.HostBurst <= 0 || c.VirtualBurst <= 0:
+		return fmt.Errorf("--host-qps, --host-burst, --virtual-qps, --virtual-burst: must be positive")
+	}
+	return nil
+}
