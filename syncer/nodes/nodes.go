@@ -1,0 +1,233 @@
+// Package nodes keeps, in the virtual cluster, one Node object for every host
+// node that runs a synced pod, and removes it when no virtual pod is bound to
+// it any more. It heartbeats those nodes (their Lease) the way a kubelet
+// would, so the virtual node-lifecycle controller keeps them Ready.
+//
+// In fake mode a node is made from its name only; in real mode the host
+// node's labels, capacity, addresses and conditions are copied. It never
+// writes to host nodes, and never deletes a virtual node it did not create.
+package nodes
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer/config"
+	"github.com/warren-dev/warren/syncer/translate"
+)
+
+// PodNodeIndex indexes virtual pods by spec.nodeName.
+const PodNodeIndex = "spec.nodeName"
+
+// heartbeat is how often a node's Lease is renewed; leaseDuration is what
+// the Lease promises.
+const (
+	heartbeat     = 10 * time.Second
+	leaseDuration = 40
+)
+
+// Syncer reconciles virtual nodes by name.
+type Syncer struct {
+	*clusters.Pair
+}
+
+// IndexPods registers the spec.nodeName index the syncer relies on.
+func IndexPods(ctx context.Context, mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, PodNodeIndex, func(o client.Object) []string {
+		if n := o.(*corev1.Pod).Spec.NodeName; n != "" {
+			return []string{n}
+		}
+		return nil
+	})
+}
+
+// SetupWithManager registers the node syncer.
+func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("node").
+		For(&corev1.Node{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			if n := o.(*corev1.Pod).Spec.NodeName; n != "" {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: n}}}
+			}
+			return nil
+		})).
+		Complete(s)
+}
+
+// Ensure makes the virtual node name exist before a pod is bound to it.
+func (s *Syncer) Ensure(ctx context.Context, name string) error {
+	n := &corev1.Node{}
+	err := s.Virtual.Get(ctx, types.NamespacedName{Name: name}, n)
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("reading virtual node %s: %w", name, err)
+	}
+	return s.create(ctx, name)
+}
+
+// Reconcile keeps a needed node fresh and removes an unneeded one.
+func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	name := req.Name
+	var pods corev1.PodList
+	if err := s.Virtual.List(ctx, &pods, client.MatchingFields{PodNodeIndex: name}); err != nil {
+		return reconcile.Result{}, fmt.Errorf("listing pods on node %s: %w", name, err)
+	}
+	n := &corev1.Node{}
+	err := s.Virtual.Get(ctx, types.NamespacedName{Name: name}, n)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return reconcile.Result{}, err
+	}
+	exists := err == nil
+	if exists && n.Labels[translate.LabelManagedBy] != translate.ManagedByValue {
+		return reconcile.Result{}, nil // the tenant's own node object
+	}
+	if len(pods.Items) == 0 {
+		if exists {
+			if err := s.Virtual.Delete(ctx, n); err != nil && !apierrors.IsNotFound(err) {
+				return reconcile.Result{}, fmt.Errorf("removing unused virtual node %s: %w", name, err)
+			}
+		}
+		return reconcile.Result{}, nil
+	}
+	if !exists {
+		return reconcile.Result{RequeueAfter: heartbeat}, s.create(ctx, name)
+	}
+	if err := s.refresh(ctx, n); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: heartbeat}, s.renewLease(ctx, n)
+}
+
+func (s *Syncer) create(ctx context.Context, name string) error {
+	n := &corev1.Node{}
+	n.Name = name
+	if err := s.describe(ctx, n); err != nil {
+		return err
+	}
+	status := n.Status
+	if err := s.Virtual.Create(ctx, n); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return fmt.Errorf("creating virtual node %s: %w", name, err)
+	}
+	n.Status = status
+	if err := s.Virtual.Status().Update(ctx, n); err != nil {
+		return fmt.Errorf("writing virtual node %s status: %w", name, err)
+	}
+	return s.renewLease(ctx, n)
+}
+
+// refresh rewrites the node's facts and Ready heartbeat when they changed.
+func (s *Syncer) refresh(ctx context.Context, n *corev1.Node) error {
+	want := n.DeepCopy()
+	if err := s.describe(ctx, want); err != nil {
+		return err
+	}
+	if ready := findReady(n); ready != nil && time.Since(ready.LastHeartbeatTime.Time) < time.Minute {
+		if r := findReady(want); r != nil && r.Status == ready.Status {
+			r.LastHeartbeatTime = ready.LastHeartbeatTime
+			r.LastTransitionTime = ready.LastTransitionTime
+		}
+	}
+	if equality.Semantic.DeepEqual(want.Status, n.Status) && equality.Semantic.DeepEqual(want.Labels, n.Labels) {
+		return nil
+	}
+	if !equality.Semantic.DeepEqual(want.Labels, n.Labels) {
+		if err := s.Virtual.Patch(ctx, want, client.MergeFrom(n)); err != nil {
+			return fmt.Errorf("updating virtual node %s: %w", n.Name, err)
+		}
+	}
+	if err := s.Virtual.Status().Update(ctx, want); err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("updating virtual node %s status: %w", n.Name, err)
+	}
+	return nil
+}
+
+// describe fills in what the virtual cluster is told about node n.
+func (s *Syncer) describe(ctx context.Context, n *corev1.Node) error {
+	now := metav1.Now()
+	labels := map[string]string{
+		corev1.LabelHostname:     n.Name,
+		corev1.LabelOSStable:     "linux",
+		translate.LabelManagedBy: translate.ManagedByValue,
+	}
+	ready := corev1.NodeCondition{
+		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+		Message: "runs pods of this virtual cluster", LastHeartbeatTime: now, LastTransitionTime: now,
+	}
+	if old := findReady(n); old != nil && old.Status == ready.Status {
+		ready.LastTransitionTime = old.LastTransitionTime
+	}
+	n.Status.Conditions = []corev1.NodeCondition{ready}
+	if s.Config.Nodes == config.NodesReal {
+		host := &corev1.Node{}
+		if err := s.HostReader.Get(ctx, types.NamespacedName{Name: n.Name}, host); err != nil {
+			return fmt.Errorf("reading host node %s: %w", n.Name, err)
+		}
+		for k, v := range host.Labels {
+			labels[k] = v
+		}
+		n.Status.Capacity = host.Status.Capacity
+		n.Status.Allocatable = host.Status.Allocatable
+		n.Status.Addresses = host.Status.Addresses
+		n.Status.NodeInfo = host.Status.NodeInfo
+		n.Status.Conditions = host.Status.Conditions
+	}
+	n.Labels = labels
+	return nil
+}
+
+func findReady(n *corev1.Node) *corev1.NodeCondition {
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == corev1.NodeReady {
+			return &n.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// renewLease heartbeats the node in kube-node-lease, like a kubelet.
+func (s *Syncer) renewLease(ctx context.Context, n *corev1.Node) error {
+	now := metav1.NewMicroTime(time.Now())
+	lease := &coordinationv1.Lease{}
+	key := types.NamespacedName{Namespace: corev1.NamespaceNodeLease, Name: n.Name}
+	err := s.VirtualReader.Get(ctx, key, lease)
+	if apierrors.IsNotFound(err) {
+		lease = &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{
+			HolderIdentity: ptr.To(n.Name), LeaseDurationSeconds: ptr.To(int32(leaseDuration)), RenewTime: &now,
+		}}
+		lease.Name, lease.Namespace = key.Name, key.Namespace
+		lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID}}
+		if err := s.Virtual.Create(ctx, lease); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating node lease %s: %w", n.Name, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading node lease %s: %w", n.Name, err)
+	}
+	lease.Spec.RenewTime = &now
+	lease.Spec.HolderIdentity = ptr.To(n.Name)
+	if err := s.Virtual.Update(ctx, lease); err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("renewing node lease %s: %w", n.Name, err)
+	}
+	return nil
+}

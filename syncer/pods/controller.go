@@ -1,0 +1,252 @@
+// Package pods syncs virtual pods down to the host and their status back up,
+// and binds each virtual pod to the node the host scheduler chose. It acts as
+// the virtual cluster's kubelet.
+//
+// It must never create a host pod that fails the configured security checks,
+// never mount a host credential into a pod, and never touch a host pod that
+// is not its own twin.
+package pods
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer/translate"
+)
+
+// Nodes makes the virtual node object a pod is about to be bound to.
+type Nodes interface {
+	Ensure(ctx context.Context, name string) error
+}
+
+// Reconciler syncs one virtual pod per request.
+type Reconciler struct {
+	*clusters.Pair
+	Security *Security
+	Nodes    Nodes
+
+	mu          sync.Mutex
+	apiHost     string
+	apiLookedUp time.Time
+}
+
+// SetupWithManager registers the pod syncer.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("pod").
+		For(&corev1.Pod{}).
+		WatchesRawSource(r.WatchHost(&corev1.Pod{}, "Pod")).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
+		Complete(r)
+}
+
+// Reconcile brings the host twin and the virtual pod's status in line.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	v := &corev1.Pod{}
+	if err := r.Virtual.Get(ctx, req.NamespacedName, v); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, err
+		}
+		v = nil
+	}
+	h := &corev1.Pod{}
+	found, owned, err := r.HostTwin(ctx, "Pod", req.Namespace, req.Name, h)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if found && !owned {
+		if v != nil {
+			r.Conflict(v, "Pod", h.Name)
+		}
+		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+	}
+	if !found {
+		h = nil
+	}
+	switch {
+	case v == nil && h != nil:
+		return reconcile.Result{}, r.DeleteHost(ctx, "Pod", h)
+	case v == nil:
+		return reconcile.Result{}, nil
+	case v.DeletionTimestamp != nil:
+		return reconcile.Result{}, r.deleting(ctx, v, h)
+	case h == nil:
+		return r.create(ctx, v)
+	default:
+		return r.update(ctx, v, h)
+	}
+}
+
+// deleting finishes a graceful delete the way a kubelet does: stop the pod
+// (delete the host twin with the same grace), then remove the virtual pod.
+func (r *Reconciler) deleting(ctx context.Context, v, h *corev1.Pod) error {
+	if h != nil {
+		if h.DeletionTimestamp != nil {
+			return nil
+		}
+		var opts []client.DeleteOption
+		if g := v.DeletionGracePeriodSeconds; g != nil {
+			opts = append(opts, client.GracePeriodSeconds(*g))
+		}
+		return r.DeleteHost(ctx, "Pod", h, opts...)
+	}
+	uid := v.UID
+	err := r.Virtual.Delete(ctx, v, client.GracePeriodSeconds(0), client.Preconditions{UID: &uid})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("removing deleted virtual pod: %w", err)
+	}
+	return nil
+}
+
+func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Result, error) {
+	switch {
+	case v.Status.Phase == corev1.PodSucceeded || v.Status.Phase == corev1.PodFailed:
+		return reconcile.Result{}, nil
+	case len(v.Spec.SchedulingGates) > 0:
+		return reconcile.Result{}, nil // a virtual controller still holds it back
+	case v.Spec.NodeName != "" && v.Status.StartTime != nil:
+		// It ran, and its host twin is gone: the pod failed.
+		return reconcile.Result{}, r.patchStatus(ctx, v, lostStatus(v))
+	}
+	if reason := r.Security.Check(v); reason != "" {
+		if v.Status.Reason == ReasonPodSecurity {
+			return reconcile.Result{}, nil
+		}
+		r.Events.Eventf(v, nil, corev1.EventTypeWarning, ReasonPodSecurity, "Sync", "refused: %s", reason)
+		return reconcile.Result{}, r.patchStatus(ctx, v, refusedStatus(v, reason))
+	}
+	env, err := r.env(ctx, v)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	h := HostPod(v, env)
+	if err := r.CreateHost(ctx, "Pod", v, h); err != nil {
+		if err == clusters.ErrConflict {
+			return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if h.UID == "" { // it already existed: wait for the cache
+		return reconcile.Result{}, nil
+	}
+	refresh, err := r.ensureTokens(ctx, v, h)
+	return reconcile.Result{RequeueAfter: refresh}, err
+}
+
+func (r *Reconciler) update(ctx context.Context, v, h *corev1.Pod) (reconcile.Result, error) {
+	refresh, err := r.ensureTokens(ctx, v, h)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.updateHost(ctx, v, h); err != nil {
+		return reconcile.Result{}, err
+	}
+	if h.Spec.NodeName != "" && v.Spec.NodeName == "" {
+		if err := r.bind(ctx, v, h.Spec.NodeName); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	return reconcile.Result{RequeueAfter: refresh}, r.patchStatus(ctx, v, virtualStatus(v, h))
+}
+
+// updateHost carries over what may change on a running pod: labels,
+// annotations and container images.
+func (r *Reconciler) updateHost(ctx context.Context, v, h *corev1.Pod) error {
+	want := h.DeepCopy()
+	want.Labels = translate.HostLabels(v.Labels)
+	want.Annotations = hostAnnotations(v.Annotations)
+	want.Annotations[AnnotationServiceAccount] = v.Spec.ServiceAccountName
+	r.Names.Mark(want, translate.Origin{Kind: "Pod", Namespace: v.Namespace, Name: v.Name, UID: string(v.UID)})
+	for i := range want.Spec.Containers {
+		if i < len(v.Spec.Containers) {
+			want.Spec.Containers[i].Image = v.Spec.Containers[i].Image
+		}
+	}
+	for i := range want.Spec.InitContainers {
+		if i < len(v.Spec.InitContainers) {
+			want.Spec.InitContainers[i].Image = v.Spec.InitContainers[i].Image
+		}
+	}
+	if equality.Semantic.DeepEqual(want.ObjectMeta, h.ObjectMeta) && equality.Semantic.DeepEqual(want.Spec, h.Spec) {
+		return nil
+	}
+	if err := r.Host.Patch(ctx, want, client.MergeFrom(h)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("updating host pod %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// bind assigns the virtual pod to the node the host scheduler chose, after
+// making sure that node exists in the virtual cluster.
+func (r *Reconciler) bind(ctx context.Context, v *corev1.Pod, node string) error {
+	if err := r.Nodes.Ensure(ctx, node); err != nil {
+		return err
+	}
+	b := &corev1.Binding{Target: corev1.ObjectReference{Kind: "Node", Name: node}}
+	b.Name, b.Namespace, b.UID = v.Name, v.Namespace, v.UID
+	if err := r.Virtual.SubResource("binding").Create(ctx, v, b); err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("binding virtual pod to node %s: %w", node, err)
+	}
+	v.Spec.NodeName = node
+	return nil
+}
+
+func (r *Reconciler) patchStatus(ctx context.Context, v *corev1.Pod, want corev1.PodStatus) error {
+	if equality.Semantic.DeepEqual(v.Status, want) {
+		return nil
+	}
+	patched := v.DeepCopy()
+	patched.Status = want
+	if err := r.Virtual.Status().Patch(ctx, patched, client.MergeFrom(v)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("updating virtual pod status: %w", err)
+	}
+	return nil
+}
+
+// env gathers the virtual facts a pod's translation depends on.
+func (r *Reconciler) env(ctx context.Context, v *corev1.Pod) (Env, error) {
+	env := Env{Names: r.Names, ClusterDomain: "cluster.local", APIHost: r.apiServiceIP(ctx)}
+	var svcs corev1.ServiceList
+	if err := r.Virtual.List(ctx, &svcs, client.InNamespace(v.Namespace)); err != nil {
+		return env, fmt.Errorf("listing virtual services: %w", err)
+	}
+	env.Services = svcs.Items
+	dns := &corev1.Service{}
+	if err := r.Virtual.Get(ctx, types.NamespacedName{Namespace: "kube-system", Name: "kube-dns"}, dns); err == nil {
+		if ip := dns.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
+			env.DNSServer = ip
+		}
+	}
+	return env, nil
+}
+
+// apiServiceIP is the ClusterIP of the host Service that serves the virtual
+// API, read once it exists (looked for at most every 30 seconds until then).
+func (r *Reconciler) apiServiceIP(ctx context.Context) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.apiHost != "" || time.Since(r.apiLookedUp) < 30*time.Second {
+		return r.apiHost
+	}
+	r.apiLookedUp = time.Now()
+	svc := &corev1.Service{}
+	key := types.NamespacedName{Namespace: r.Names.HostNamespace, Name: r.Config.ServiceName}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := r.HostReader.Get(ctx, key, svc); err == nil && svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		r.apiHost = svc.Spec.ClusterIP
+	}
+	return r.apiHost
+}
