@@ -1,0 +1,247 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/warren-dev/warren/syncer/translate"
+	"github.com/warren-dev/warren/test/localkube"
+)
+
+const (
+	clusterName   = "demo"
+	hostNamespace = "vc-demo"
+)
+
+// world is the pair of planes every test shares, and the syncer between them.
+type world struct {
+	host, virtual       *localkube.Plane
+	hostC, virtualC     client.Client
+	names               translate.Translator
+	syncerBin, logDir   string
+	syncer              *syncerProcess
+	metricsAddr, health string
+}
+
+var w *world
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	code, err := runWithWorld(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func runWithWorld(m *testing.M) (int, error) {
+	dir, err := os.MkdirTemp("", "warren-syncer-e2e-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "warren-syncer")
+	build := exec.Command("go", "build", "-o", bin, "github.com/warren-dev/warren/cmd/warren-syncer")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return 0, fmt.Errorf("building warren-syncer: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	host, err := localkube.Start(ctx, localkube.Options{ControllerManager: true, Scheduler: true, Nodes: 2})
+	if err != nil {
+		return 0, fmt.Errorf("starting the host plane: %w", err)
+	}
+	defer host.Stop()
+	virtual, err := localkube.Start(ctx, localkube.Options{ControllerManager: true, ServiceCIDR: host.ServiceCIDR})
+	if err != nil {
+		return 0, fmt.Errorf("starting the virtual plane: %w", err)
+	}
+	defer virtual.Stop()
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return 0, err
+	}
+	w = &world{host: host, virtual: virtual, syncerBin: bin, logDir: dir,
+		names: translate.Translator{Cluster: clusterName, HostNamespace: hostNamespace}}
+	if w.hostC, err = client.New(host.Config, client.Options{Scheme: scheme}); err != nil {
+		return 0, err
+	}
+	if w.virtualC, err = client.New(virtual.Config, client.Options{Scheme: scheme}); err != nil {
+		return 0, err
+	}
+	// What the reconciler renders in the host namespace: the namespace and
+	// the Service that serves the virtual API.
+	if err := w.hostC.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hostNamespace}}); err != nil {
+		return 0, err
+	}
+	api := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: clusterName, Namespace: hostNamespace},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443}}}}
+	if err := w.hostC.Create(ctx, api); err != nil {
+		return 0, err
+	}
+	if err := w.startSyncer(); err != nil {
+		return 0, err
+	}
+	defer w.syncer.stop()
+	return m.Run(), nil
+}
+
+// syncerProcess is warren-syncer running as a child process.
+type syncerProcess struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (w *world) startSyncer() error {
+	w.metricsAddr, w.health = freeAddr(), freeAddr()
+	logPath := filepath.Join(w.logDir, "syncer-"+strconv.FormatInt(time.Now().UnixNano(), 10)+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(w.syncerBin,
+		"--name="+clusterName,
+		"--host-namespace="+hostNamespace,
+		"--virtual-kubeconfig="+w.virtual.KubeconfigPath,
+		"--host-kubeconfig="+w.host.KubeconfigPath,
+		"--service-cidr="+w.host.ServiceCIDR,
+		"--pod-security=baseline",
+		"--metrics-bind-address="+w.metricsAddr,
+		"--health-probe-bind-address="+w.health,
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting warren-syncer: %w", err)
+	}
+	p := &syncerProcess{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logFile.Close(); close(p.done) }()
+	w.syncer = p
+	return nil
+}
+
+// stop ends the syncer the way a kubelet does: SIGTERM, then SIGKILL.
+func (p *syncerProcess) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// tail is the end of the syncer's log, for failure messages.
+func (p *syncerProcess) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 6000 {
+		b = b[len(b)-6000:]
+	}
+	return string(b)
+}
+
+func setup(t *testing.T) context.Context {
+	t.Helper()
+	if testing.Short() || w == nil {
+		t.Skip("end-to-end: starts two control planes and the syncer")
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("syncer log (tail):\n%s", w.syncer.tail())
+		}
+	})
+	return t.Context()
+}
+
+// eventually polls check until it reports done, or fails t with what it
+// last said once timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		ok, msg := check()
+		if ok {
+			return
+		}
+		last = msg
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; last: %s", what, timeout, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// namespace creates a fresh virtual namespace for one story.
+func namespace(t *testing.T, ctx context.Context, name string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := w.virtualC.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the default service account", func() (bool, string) {
+		err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: name, Name: "default"}, &corev1.ServiceAccount{})
+		return err == nil, fmt.Sprint(err)
+	})
+	return name
+}
+
+func create(t *testing.T, ctx context.Context, c client.Client, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+}
+
+// hostObjects lists the host objects the syncer made for virtual namespace ns.
+func hostObjects[L client.ObjectList](ctx context.Context, list L, ns string) (L, error) {
+	err := w.hostC.List(ctx, list, client.InNamespace(hostNamespace), client.MatchingLabels{
+		translate.LabelCluster: clusterName, translate.LabelNamespace: ns,
+	})
+	return list, err
+}
+
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
+
+func names[T any](items []T, name func(*T) string) string {
+	var out []string
+	for i := range items {
+		out = append(out, name(&items[i]))
+	}
+	return strings.Join(out, ",")
+}
+

@@ -1,0 +1,167 @@
+// Package syncer wires the per-kind syncers between a virtual control plane
+// and the one host namespace its workloads run in: two API connections, the
+// host cache limited to this cluster's synced objects, leader election,
+// health and metrics.
+//
+// It holds no sync logic of its own; each kind lives in its own package.
+// It must never widen the host cache beyond the host namespace.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer/config"
+	"github.com/warren-dev/warren/syncer/nodes"
+	"github.com/warren-dev/warren/syncer/pods"
+	"github.com/warren-dev/warren/syncer/translate"
+)
+
+// Run syncs until ctx ends.
+func Run(ctx context.Context, cfg *config.Config) error {
+	log := ctrl.Log.WithName("syncer")
+	virtualCfg, err := virtualConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	hostCfg, err := hostConfig(cfg)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("building scheme: %w", err)
+	}
+	names := translate.Translator{Cluster: cfg.Name, HostNamespace: cfg.HostNamespace}
+
+	mgr, err := ctrl.NewManager(virtualCfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsBindAddress},
+		HealthProbeBindAddress:        cfg.HealthProbeBindAddress,
+		LeaderElection:                cfg.LeaderElect,
+		LeaderElectionID:              "warren-syncer",
+		LeaderElectionNamespace:       "kube-system",
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+	})
+	if err != nil {
+		return fmt.Errorf("connecting to the virtual API: %w", err)
+	}
+	host, err := cluster.New(hostCfg, func(o *cluster.Options) {
+		o.Scheme = scheme
+		o.Cache = cache.Options{
+			DefaultNamespaces:    map[string]cache.Config{cfg.HostNamespace: {}},
+			DefaultLabelSelector: labels.SelectorFromSet(names.ManagedSelector()),
+			DefaultTransform:     cache.TransformStripManagedFields(),
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("connecting to the host API: %w", err)
+	}
+	if err := mgr.Add(host); err != nil {
+		return fmt.Errorf("adding the host cluster: %w", err)
+	}
+
+	pair := &clusters.Pair{
+		Config:        cfg,
+		Names:         names,
+		Virtual:       mgr.GetClient(),
+		VirtualReader: mgr.GetAPIReader(),
+		Host:          host.GetClient(),
+		HostReader:    host.GetAPIReader(),
+		HostCluster:   host,
+		Events:        mgr.GetEventRecorder("warren-syncer"),
+	}
+	if err := setup(ctx, mgr, pair); err != nil {
+		return err
+	}
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("adding health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("caches", func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) || !host.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("adding readiness check: %w", err)
+	}
+	log.Info("starting", "cluster", cfg.Name, "hostNamespace", cfg.HostNamespace, "podSecurity", cfg.PodSecurity, "nodes", cfg.Nodes)
+	return mgr.Start(ctx)
+}
+
+// setup registers every per-kind syncer.
+func setup(ctx context.Context, mgr ctrl.Manager, pair *clusters.Pair) error {
+	security, err := pods.NewSecurity(pair.Config.PodSecurity)
+	if err != nil {
+		return err
+	}
+	if err := nodes.IndexPods(ctx, mgr); err != nil {
+		return fmt.Errorf("indexing pods by node: %w", err)
+	}
+	nodeSyncer := &nodes.Syncer{Pair: pair}
+	for name, s := range map[string]interface{ SetupWithManager(ctrl.Manager) error }{
+		"node": nodeSyncer,
+		"pod":  &pods.Reconciler{Pair: pair, Security: security, Nodes: nodeSyncer},
+	} {
+		if err := s.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the %s syncer: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// virtualConfig waits for the kubeconfig the virtual control plane writes
+// when it first starts, then loads it.
+func virtualConfig(ctx context.Context, cfg *config.Config) (*rest.Config, error) {
+	for {
+		if _, err := os.Stat(cfg.VirtualKubeconfig); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the virtual kubeconfig %s: %w", cfg.VirtualKubeconfig, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+	c, err := clientcmd.BuildConfigFromFlags("", cfg.VirtualKubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("loading the virtual kubeconfig %s: %w", cfg.VirtualKubeconfig, err)
+	}
+	c.QPS, c.Burst, c.UserAgent = cfg.VirtualQPS, cfg.VirtualBurst, "warren-syncer"
+	return c, nil
+}
+
+func hostConfig(cfg *config.Config) (*rest.Config, error) {
+	var c *rest.Config
+	var err error
+	if cfg.HostKubeconfig == "" {
+		c, err = rest.InClusterConfig()
+	} else {
+		c, err = clientcmd.BuildConfigFromFlags("", cfg.HostKubeconfig)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading the host API configuration: %w", err)
+	}
+	c.QPS, c.Burst, c.UserAgent = cfg.HostQPS, cfg.HostBurst, "warren-syncer"
+	return c, nil
+}
