@@ -28,8 +28,10 @@ import (
 
 	"github.com/warren-dev/warren/syncer/clusters"
 	"github.com/warren-dev/warren/syncer/config"
+	"github.com/warren-dev/warren/syncer/endpoints"
 	"github.com/warren-dev/warren/syncer/nodes"
 	"github.com/warren-dev/warren/syncer/pods"
+	"github.com/warren-dev/warren/syncer/services"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -120,8 +122,10 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *clusters.Pair) error {
 	}
 	nodeSyncer := &nodes.Syncer{Pair: pair}
 	for name, s := range map[string]interface{ SetupWithManager(ctrl.Manager) error }{
-		"node": nodeSyncer,
-		"pod":  &pods.Reconciler{Pair: pair, Security: security, Nodes: nodeSyncer},
+		"node":          nodeSyncer,
+		"pod":           &pods.Reconciler{Pair: pair, Security: security, Nodes: nodeSyncer},
+		"service":       &services.Syncer{Pair: pair},
+		"endpointslice": &endpoints.Syncer{Pair: pair},
 	} {
 		if err := s.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s syncer: %w", name, err)

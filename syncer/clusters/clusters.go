@@ -121,3 +121,16 @@ func (p *Pair) WatchHost(obj client.Object, kind string) source.Source {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: origin.Namespace, Name: origin.Name}}}
 		}))
 }
+
+// VirtualGone confirms with a live read that the virtual object key no
+// longer exists, so a lagging cache never causes a host twin to be deleted.
+func (p *Pair) VirtualGone(ctx context.Context, key types.NamespacedName, obj client.Object) (bool, error) {
+	err := p.VirtualReader.Get(ctx, key, obj)
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("confirming virtual %T %s is gone: %w", obj, key, err)
+	}
+	return false, nil
+}

@@ -244,4 +244,3 @@ func names[T any](items []T, name func(*T) string) string {
 	}
 	return strings.Join(out, ",")
 }
-

@@ -77,6 +77,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	switch {
 	case v == nil && h != nil:
+		if gone, err := r.VirtualGone(ctx, req.NamespacedName, &corev1.Pod{}); !gone {
+			return reconcile.Result{RequeueAfter: time.Second}, err
+		}
 		return reconcile.Result{}, r.DeleteHost(ctx, "Pod", h)
 	case v == nil:
 		return reconcile.Result{}, nil

@@ -1,0 +1,162 @@
+// Package endpoints copies the EndpointSlices of virtual Services without a
+// selector to the host, where the host's proxies need them. (Services with a
+// selector get their endpoints on each side from that side's controllers:
+// the host's from the host pods, the virtual's from the virtual pods, whose
+// status carries the host pod IPs.)
+//
+// It never copies an endpoint address inside the service CIDR (no chaining
+// into host Services), and never touches a host slice it did not create.
+package endpoints
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer/services"
+	"github.com/warren-dev/warren/syncer/translate"
+)
+
+// Kind is the origin kind of synced EndpointSlices.
+const Kind = "EndpointSlice"
+
+// managedBy tells the host's EndpointSlice controllers to leave our slices be.
+const managedBy = "syncer.warren.dev"
+
+// Syncer reconciles one virtual EndpointSlice per request.
+type Syncer struct {
+	*clusters.Pair
+}
+
+// SetupWithManager registers the endpoint syncer.
+func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("endpointslice").
+		For(&discoveryv1.EndpointSlice{}).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(s.slicesOfService)).
+		WatchesRawSource(s.WatchHost(&discoveryv1.EndpointSlice{}, Kind)).
+		Complete(s)
+}
+
+// slicesOfService requeues a service's slices when its selector changes.
+func (s *Syncer) slicesOfService(ctx context.Context, o client.Object) []reconcile.Request {
+	var slices discoveryv1.EndpointSliceList
+	if err := s.Virtual.List(ctx, &slices, client.InNamespace(o.GetNamespace()),
+		client.MatchingLabels{discoveryv1.LabelServiceName: o.GetName()}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(slices.Items))
+	for _, sl := range slices.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: sl.Namespace, Name: sl.Name}})
+	}
+	return out
+}
+
+// Reconcile syncs one slice, or removes its host twin.
+func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	v := &discoveryv1.EndpointSlice{}
+	if err := s.Virtual.Get(ctx, req.NamespacedName, v); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, err
+		}
+		v = nil
+	}
+	h := &discoveryv1.EndpointSlice{}
+	found, owned, err := s.HostTwin(ctx, Kind, req.Namespace, req.Name, h)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if found && !owned {
+		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+	}
+	wanted, err := s.wanted(ctx, v)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if !wanted {
+		if !found {
+			return reconcile.Result{}, nil
+		}
+		if v == nil {
+			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &discoveryv1.EndpointSlice{}); !gone {
+				return reconcile.Result{RequeueAfter: time.Second}, err
+			}
+		}
+		return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
+	}
+	want := s.hostSlice(v)
+	if !found {
+		if err := s.CreateHost(ctx, Kind, v, want); err != nil && err != clusters.ErrConflict {
+			return reconcile.Result{}, err
+		}
+		return reconcile.Result{}, nil
+	}
+	next := h.DeepCopy()
+	next.Labels, next.Annotations = want.Labels, want.Annotations
+	next.Endpoints, next.Ports = want.Endpoints, want.Ports
+	if equality.Semantic.DeepEqual(next, h) {
+		return reconcile.Result{}, nil
+	}
+	if err := s.Host.Update(ctx, next); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return reconcile.Result{}, fmt.Errorf("updating host endpoint slice %s: %w", h.Name, err)
+	}
+	return reconcile.Result{}, nil
+}
+
+// wanted: the slice belongs to a synced Service without a selector.
+func (s *Syncer) wanted(ctx context.Context, v *discoveryv1.EndpointSlice) (bool, error) {
+	if v == nil || v.DeletionTimestamp != nil {
+		return false, nil
+	}
+	name := v.Labels[discoveryv1.LabelServiceName]
+	if name == "" {
+		return false, nil
+	}
+	svc := &corev1.Service{}
+	if err := s.Virtual.Get(ctx, types.NamespacedName{Namespace: v.Namespace, Name: name}, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	return services.Synced(svc) && len(svc.Spec.Selector) == 0, nil
+}
+
+func (s *Syncer) hostSlice(v *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
+	h := &discoveryv1.EndpointSlice{AddressType: v.AddressType, Ports: v.Ports}
+	h.Name = s.Names.HostName(v.Namespace, v.Name)
+	h.Labels = map[string]string{
+		discoveryv1.LabelServiceName: s.Names.HostName(v.Namespace, v.Labels[discoveryv1.LabelServiceName]),
+		discoveryv1.LabelManagedBy:   managedBy,
+	}
+	h.Annotations = map[string]string{}
+	s.Names.Mark(h, translate.Origin{Kind: Kind, Namespace: v.Namespace, Name: v.Name, UID: string(v.UID)})
+	cidr, _ := netip.ParsePrefix(s.Config.ServiceCIDR)
+	for _, e := range v.Endpoints {
+		var addrs []string
+		for _, a := range e.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil && !cidr.Contains(ip) {
+				addrs = append(addrs, a)
+			}
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		e.Addresses = addrs
+		e.TargetRef = nil
+		h.Endpoints = append(h.Endpoints, e)
+	}
+	return h
+}
