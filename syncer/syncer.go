@@ -15,6 +15,7 @@ import (
 	"os"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -28,11 +29,13 @@ import (
 
 	"github.com/warren-dev/warren/syncer/clusters"
 	"github.com/warren-dev/warren/syncer/config"
+	"github.com/warren-dev/warren/syncer/configs"
 	"github.com/warren-dev/warren/syncer/endpoints"
 	"github.com/warren-dev/warren/syncer/nodes"
 	"github.com/warren-dev/warren/syncer/pods"
 	"github.com/warren-dev/warren/syncer/services"
 	"github.com/warren-dev/warren/syncer/translate"
+	"github.com/warren-dev/warren/syncer/volumes"
 )
 
 // Run syncs until ctx ends.
@@ -120,12 +123,19 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *clusters.Pair) error {
 	if err := nodes.IndexPods(ctx, mgr); err != nil {
 		return fmt.Errorf("indexing pods by node: %w", err)
 	}
+	accepted := func(p *corev1.Pod) bool { return security.Check(p) == "" }
+	if err := configs.IndexPods(ctx, mgr, accepted); err != nil {
+		return fmt.Errorf("indexing pods by configuration: %w", err)
+	}
 	nodeSyncer := &nodes.Syncer{Pair: pair}
 	for name, s := range map[string]interface{ SetupWithManager(ctrl.Manager) error }{
 		"node":          nodeSyncer,
 		"pod":           &pods.Reconciler{Pair: pair, Security: security, Nodes: nodeSyncer},
 		"service":       &services.Syncer{Pair: pair},
 		"endpointslice": &endpoints.Syncer{Pair: pair},
+		"configmap":     configs.ConfigMaps(pair),
+		"secret":        configs.Secrets(pair),
+		"pvc":           &volumes.Syncer{Pair: pair},
 	} {
 		if err := s.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s syncer: %w", name, err)

@@ -209,6 +209,23 @@ func mustItems(t *testing.T, list client.ObjectList) []any {
 	return nil
 }
 
+// objectOf turns an item of mustItems back into an object.
+func objectOf(item any) metav1.Object {
+	switch o := item.(type) {
+	case corev1.Pod:
+		return &o
+	case corev1.Secret:
+		return &o
+	case corev1.ConfigMap:
+		return &o
+	case corev1.Service:
+		return &o
+	case corev1.PersistentVolumeClaim:
+		return &o
+	}
+	return &metav1.ObjectMeta{}
+}
+
 func anySlice[T any](in []T) []any {
 	out := make([]any, len(in))
 	for i := range in {

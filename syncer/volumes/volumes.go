@@ -1,0 +1,186 @@
+// Package volumes syncs PersistentVolumeClaims to the host and brings back
+// what the host decided: once the host claim is bound, the virtual claim is
+// bound to a virtual PersistentVolume of the same name that describes the
+// host volume (the virtual cluster's own volume controller then marks both
+// Bound, as it would for any pre-bound pair).
+//
+// It never reads or writes host PersistentVolumes (they are cluster-scoped),
+// never lets a tenant pick a host volume by name, and never touches a host
+// claim it did not create.
+package volumes
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer/translate"
+)
+
+// Kind is the origin kind of synced claims.
+const Kind = "PersistentVolumeClaim"
+
+// HostVolumeDriver names, in virtual PersistentVolumes, the fact that the
+// data lives in a host volume (the handle is the host volume's name).
+const HostVolumeDriver = "host.warren.dev"
+
+// Syncer reconciles one virtual claim per request.
+type Syncer struct {
+	*clusters.Pair
+}
+
+// SetupWithManager registers the claim syncer.
+func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("persistentvolumeclaim").
+		For(&corev1.PersistentVolumeClaim{}).
+		WatchesRawSource(s.WatchHost(&corev1.PersistentVolumeClaim{}, Kind)).
+		Complete(s)
+}
+
+// Reconcile syncs one claim down and its binding up.
+func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	v := &corev1.PersistentVolumeClaim{}
+	if err := s.Virtual.Get(ctx, req.NamespacedName, v); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, err
+		}
+		v = nil
+	}
+	h := &corev1.PersistentVolumeClaim{}
+	found, owned, err := s.HostTwin(ctx, Kind, req.Namespace, req.Name, h)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if found && !owned {
+		if v != nil {
+			s.Conflict(v, Kind, h.Name)
+		}
+		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+	}
+	if v == nil || v.DeletionTimestamp != nil {
+		if v == nil {
+			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &corev1.PersistentVolumeClaim{}); !gone {
+				return reconcile.Result{RequeueAfter: time.Second}, err
+			}
+			if err := s.removeVirtualVolumes(ctx, req.NamespacedName); err != nil {
+				return reconcile.Result{}, err
+			}
+		}
+		if found {
+			return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
+		}
+		return reconcile.Result{}, nil
+	}
+	if !found {
+		if err := s.CreateHost(ctx, Kind, v, s.hostClaim(v)); err != nil && err != clusters.ErrConflict {
+			return reconcile.Result{}, err
+		}
+		return reconcile.Result{}, nil
+	}
+	if err := s.updateHost(ctx, v, h); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, s.bindUp(ctx, v, h)
+}
+
+func (s *Syncer) hostClaim(v *corev1.PersistentVolumeClaim) *corev1.PersistentVolumeClaim {
+	h := &corev1.PersistentVolumeClaim{}
+	h.Name = s.Names.HostName(v.Namespace, v.Name)
+	h.Labels = translate.HostLabels(v.Labels)
+	s.Names.Mark(h, translate.Origin{Kind: Kind, Namespace: v.Namespace, Name: v.Name, UID: string(v.UID)})
+	h.Spec = corev1.PersistentVolumeClaimSpec{
+		AccessModes: v.Spec.AccessModes,
+		Resources:   v.Spec.Resources,
+		VolumeMode:  v.Spec.VolumeMode,
+	}
+	if s.Config.SyncStorageClasses {
+		h.Spec.StorageClassName = v.Spec.StorageClassName
+	}
+	// Clones and restores only from the tenant's own claims.
+	if ds := v.Spec.DataSource; ds != nil && ds.Kind == "PersistentVolumeClaim" && (ds.APIGroup == nil || *ds.APIGroup == "") {
+		h.Spec.DataSource = &corev1.TypedLocalObjectReference{Kind: ds.Kind, Name: s.Names.HostName(v.Namespace, ds.Name)}
+	}
+	return h
+}
+
+// updateHost carries over a resize request and label changes.
+func (s *Syncer) updateHost(ctx context.Context, v, h *corev1.PersistentVolumeClaim) error {
+	next := h.DeepCopy()
+	next.Labels = translate.HostLabels(v.Labels)
+	s.Names.Mark(next, translate.Origin{Kind: Kind, Namespace: v.Namespace, Name: v.Name, UID: string(v.UID)})
+	next.Spec.Resources.Requests = v.Spec.Resources.Requests
+	if equality.Semantic.DeepEqual(next.ObjectMeta, h.ObjectMeta) && equality.Semantic.DeepEqual(next.Spec, h.Spec) {
+		return nil
+	}
+	if err := s.Host.Patch(ctx, next, client.MergeFrom(h)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("updating host claim %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// bindUp binds the virtual claim to a virtual volume describing the host
+// volume, once the host claim is bound.
+func (s *Syncer) bindUp(ctx context.Context, v, h *corev1.PersistentVolumeClaim) error {
+	volume := h.Spec.VolumeName
+	if h.Status.Phase != corev1.ClaimBound || volume == "" || v.Spec.VolumeName != "" {
+		return nil
+	}
+	pv := &corev1.PersistentVolume{}
+	pv.Name = volume
+	pv.Labels = map[string]string{translate.LabelManagedBy: translate.ManagedByValue, translate.LabelNamespace: v.Namespace}
+	pv.Annotations = map[string]string{translate.AnnotationNamespace: v.Namespace, translate.AnnotationName: v.Name}
+	pv.Spec = corev1.PersistentVolumeSpec{
+		Capacity:                      h.Status.Capacity,
+		AccessModes:                   h.Status.AccessModes,
+		VolumeMode:                    h.Spec.VolumeMode,
+		StorageClassName:              ptrValue(v.Spec.StorageClassName),
+		PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+		ClaimRef:                      &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: v.Namespace, Name: v.Name, UID: v.UID},
+		PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
+			Driver: HostVolumeDriver, VolumeHandle: volume,
+		}},
+	}
+	if err := s.Virtual.Create(ctx, pv); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating virtual volume %s: %w", volume, err)
+	}
+	next := v.DeepCopy()
+	next.Spec.VolumeName = volume
+	if err := s.Virtual.Patch(ctx, next, client.MergeFrom(v)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("binding virtual claim %s/%s to %s: %w", v.Namespace, v.Name, volume, err)
+	}
+	return nil
+}
+
+// removeVirtualVolumes deletes the virtual volumes made for a deleted claim.
+func (s *Syncer) removeVirtualVolumes(ctx context.Context, claim types.NamespacedName) error {
+	var pvs corev1.PersistentVolumeList
+	if err := s.Virtual.List(ctx, &pvs, client.MatchingLabels{translate.LabelManagedBy: translate.ManagedByValue, translate.LabelNamespace: claim.Namespace}); err != nil {
+		return fmt.Errorf("listing virtual volumes: %w", err)
+	}
+	for i := range pvs.Items {
+		pv := &pvs.Items[i]
+		if ref := pv.Spec.ClaimRef; ref != nil && ref.Namespace == claim.Namespace && ref.Name == claim.Name {
+			if err := s.Virtual.Delete(ctx, pv); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deleting virtual volume %s: %w", pv.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func ptrValue(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
