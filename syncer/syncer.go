@@ -31,6 +31,7 @@ import (
 	"github.com/warren-dev/warren/syncer/config"
 	"github.com/warren-dev/warren/syncer/configs"
 	"github.com/warren-dev/warren/syncer/endpoints"
+	"github.com/warren-dev/warren/syncer/namespaces"
 	"github.com/warren-dev/warren/syncer/nodes"
 	"github.com/warren-dev/warren/syncer/pods"
 	"github.com/warren-dev/warren/syncer/services"
@@ -136,6 +137,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *clusters.Pair) error {
 		"configmap":     configs.ConfigMaps(pair),
 		"secret":        configs.Secrets(pair),
 		"pvc":           &volumes.Syncer{Pair: pair},
+		"namespace":     &namespaces.Syncer{Pair: pair, Ingresses: pair.Config.SyncIngresses},
 	} {
 		if err := s.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s syncer: %w", name, err)

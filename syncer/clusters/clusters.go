@@ -134,3 +134,12 @@ func (p *Pair) VirtualGone(ctx context.Context, key types.NamespacedName, obj cl
 	}
 	return false, nil
 }
+
+// Requeue returns a result that retries after d, unless err is set (errors
+// are retried with backoff by the controller).
+func Requeue(d time.Duration, err error) (reconcile.Result, error) {
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: d}, nil
+}

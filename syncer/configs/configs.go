@@ -221,7 +221,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 		if v == nil {
 			if gone, err := s.VirtualGone(ctx, req.NamespacedName, s.ops.new()); !gone {
-				return reconcile.Result{RequeueAfter: time.Second}, err
+				return clusters.Requeue(time.Second, err)
 			}
 		}
 		return reconcile.Result{}, s.DeleteHost(ctx, kind, h)

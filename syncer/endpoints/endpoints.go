@@ -91,7 +91,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 		if v == nil {
 			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &discoveryv1.EndpointSlice{}); !gone {
-				return reconcile.Result{RequeueAfter: time.Second}, err
+				return clusters.Requeue(time.Second, err)
 			}
 		}
 		return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)

@@ -107,12 +107,18 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		return reconcile.Result{}, nil
 	}
 	if !exists {
-		return reconcile.Result{RequeueAfter: heartbeat}, s.create(ctx, name)
+		if err := s.create(ctx, name); err != nil {
+			return reconcile.Result{}, err
+		}
+		return reconcile.Result{RequeueAfter: heartbeat}, nil
 	}
 	if err := s.refresh(ctx, n); err != nil {
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{RequeueAfter: heartbeat}, s.renewLease(ctx, n)
+	if err := s.renewLease(ctx, n); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: heartbeat}, nil
 }
 
 func (s *Syncer) create(ctx context.Context, name string) error {
@@ -128,8 +134,9 @@ func (s *Syncer) create(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("creating virtual node %s: %w", name, err)
 	}
-	n.Status = status
-	if err := s.Virtual.Status().Update(ctx, n); err != nil {
+	patched := n.DeepCopy()
+	patched.Status = status
+	if err := s.Virtual.Status().Patch(ctx, patched, client.MergeFrom(n)); err != nil {
 		return fmt.Errorf("writing virtual node %s status: %w", name, err)
 	}
 	return s.renewLease(ctx, n)
@@ -155,7 +162,7 @@ func (s *Syncer) refresh(ctx context.Context, n *corev1.Node) error {
 			return fmt.Errorf("updating virtual node %s: %w", n.Name, err)
 		}
 	}
-	if err := s.Virtual.Status().Update(ctx, want); err != nil && !apierrors.IsConflict(err) {
+	if err := s.Virtual.Status().Patch(ctx, want, client.MergeFrom(n)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("updating virtual node %s status: %w", n.Name, err)
 	}
 	return nil

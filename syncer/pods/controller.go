@@ -78,7 +78,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	switch {
 	case v == nil && h != nil:
 		if gone, err := r.VirtualGone(ctx, req.NamespacedName, &corev1.Pod{}); !gone {
-			return reconcile.Result{RequeueAfter: time.Second}, err
+			return clusters.Requeue(time.Second, err)
 		}
 		return reconcile.Result{}, r.DeleteHost(ctx, "Pod", h)
 	case v == nil:
@@ -145,7 +145,7 @@ func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Resul
 		return reconcile.Result{}, nil
 	}
 	refresh, err := r.ensureTokens(ctx, v, h)
-	return reconcile.Result{RequeueAfter: refresh}, err
+	return clusters.Requeue(refresh, err)
 }
 
 func (r *Reconciler) update(ctx context.Context, v, h *corev1.Pod) (reconcile.Result, error) {
@@ -161,7 +161,7 @@ func (r *Reconciler) update(ctx context.Context, v, h *corev1.Pod) (reconcile.Re
 			return reconcile.Result{}, err
 		}
 	}
-	return reconcile.Result{RequeueAfter: refresh}, r.patchStatus(ctx, v, virtualStatus(v, h))
+	return clusters.Requeue(refresh, r.patchStatus(ctx, v, virtualStatus(v, h)))
 }
 
 // updateHost carries over what may change on a running pod: labels,

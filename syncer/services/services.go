@@ -77,7 +77,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 		if v == nil {
 			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &corev1.Service{}); !gone {
-				return reconcile.Result{RequeueAfter: time.Second}, err
+				return clusters.Requeue(time.Second, err)
 			}
 		}
 		return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
@@ -194,7 +194,7 @@ func (s *Syncer) alignClusterIP(ctx context.Context, v, h *corev1.Service) (reco
 		next.Spec.ClusterIP, next.Spec.ClusterIPs = "", nil
 		err = s.Virtual.Create(ctx, next)
 		if err == nil {
-			return reconcile.Result{RequeueAfter: time.Second}, s.DeleteHost(ctx, Kind, h)
+			return clusters.Requeue(time.Second, s.DeleteHost(ctx, Kind, h))
 		}
 	}
 	if err != nil {

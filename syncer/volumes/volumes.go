@@ -70,7 +70,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	if v == nil || v.DeletionTimestamp != nil {
 		if v == nil {
 			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &corev1.PersistentVolumeClaim{}); !gone {
-				return reconcile.Result{RequeueAfter: time.Second}, err
+				return clusters.Requeue(time.Second, err)
 			}
 			if err := s.removeVirtualVolumes(ctx, req.NamespacedName); err != nil {
 				return reconcile.Result{}, err
