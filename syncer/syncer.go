@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -25,12 +26,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/warren-dev/warren/syncer/clusters"
 	"github.com/warren-dev/warren/syncer/config"
 	"github.com/warren-dev/warren/syncer/configs"
 	"github.com/warren-dev/warren/syncer/endpoints"
+	"github.com/warren-dev/warren/syncer/initmanifests"
+	"github.com/warren-dev/warren/syncer/kubeconfig"
 	"github.com/warren-dev/warren/syncer/namespaces"
 	"github.com/warren-dev/warren/syncer/nodes"
 	"github.com/warren-dev/warren/syncer/pods"
@@ -96,6 +100,20 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}
 	if err := setup(ctx, mgr, pair); err != nil {
 		return err
+	}
+	for _, r := range []manager.Runnable{
+		&initmanifests.Applier{
+			HostReader: pair.HostReader, Virtual: pair.Virtual, Log: log.WithName("init-manifests"),
+			ConfigMap: types.NamespacedName{Namespace: cfg.HostNamespace, Name: cfg.InitManifests},
+		},
+		&kubeconfig.Exporter{
+			Virtual: virtualCfg, Host: pair.Host, HostReader: pair.HostReader, Names: names,
+			SecretName: cfg.KubeconfigSecret, ServiceName: cfg.ServiceName, Log: log.WithName("kubeconfig"),
+		},
+	} {
+		if err := mgr.Add(r); err != nil {
+			return fmt.Errorf("adding %T: %w", r, err)
+		}
 	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
