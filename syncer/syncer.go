@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -33,6 +34,7 @@ import (
 	"github.com/warren-dev/warren/syncer/config"
 	"github.com/warren-dev/warren/syncer/configs"
 	"github.com/warren-dev/warren/syncer/endpoints"
+	"github.com/warren-dev/warren/syncer/events"
 	"github.com/warren-dev/warren/syncer/initmanifests"
 	"github.com/warren-dev/warren/syncer/kubeconfig"
 	"github.com/warren-dev/warren/syncer/namespaces"
@@ -79,6 +81,8 @@ func Run(ctx context.Context, cfg *config.Config) error {
 			DefaultNamespaces:    map[string]cache.Config{cfg.HostNamespace: {}},
 			DefaultLabelSelector: labels.SelectorFromSet(names.ManagedSelector()),
 			DefaultTransform:     cache.TransformStripManagedFields(),
+			// Events carry no labels of ours; the event syncer filters them.
+			ByObject: map[client.Object]cache.ByObject{&corev1.Event{}: {Label: labels.Everything()}},
 		}
 	})
 	if err != nil {
@@ -155,6 +159,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *clusters.Pair) error {
 		"configmap":     configs.ConfigMaps(pair),
 		"secret":        configs.Secrets(pair),
 		"pvc":           &volumes.Syncer{Pair: pair},
+		"event":         &events.Syncer{Pair: pair},
 		"namespace":     &namespaces.Syncer{Pair: pair, Ingresses: pair.Config.SyncIngresses},
 	} {
 		if err := s.SetupWithManager(mgr); err != nil {

@@ -69,6 +69,22 @@ func TestADeploymentRunsOnTheHost(t *testing.T) {
 		return ok == 3 && len(pods.Items) == 3, fmt.Sprintf("%d of %d running and bound", ok, len(pods.Items))
 	})
 
+	// The host scheduler's word reaches the tenant, in the tenant's names.
+	eventually(t, 30*time.Second, "Scheduled events on the virtual pods", func() (bool, string) {
+		var events corev1.EventList
+		if err := w.virtualC.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, e := range events.Items {
+			if e.Reason == "Scheduled" && e.InvolvedObject.Kind == "Pod" && strings.Contains(e.Message, ns+"/"+e.InvolvedObject.Name) &&
+				!strings.Contains(e.Message, hostNamespace) {
+				n++
+			}
+		}
+		return n == 3, fmt.Sprintf("%d Scheduled events", n)
+	})
+
 	// The host twin is an honest translation: marked with its origin, no
 	// host service-account token, the virtual pod's status mirrored.
 	var vpods corev1.PodList

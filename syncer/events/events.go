@@ -1,0 +1,125 @@
+// Package events copies host Events about synced objects up to the virtual
+// cluster, addressed to the virtual objects and with host names replaced by
+// virtual ones, so tenants see what the host scheduler and kubelets say about
+// their pods, services and claims.
+//
+// It only reads Events in the host namespace, only copies those about the
+// syncer's own twins, and never writes to the host.
+package events
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/warren-dev/warren/syncer/clusters"
+)
+
+// kinds are the involved-object kinds whose events are copied.
+var kinds = map[string]func() client.Object{
+	"Pod":                   func() client.Object { return &corev1.Pod{} },
+	"Service":               func() client.Object { return &corev1.Service{} },
+	"PersistentVolumeClaim": func() client.Object { return &corev1.PersistentVolumeClaim{} },
+}
+
+// Syncer reconciles one host Event per request.
+type Syncer struct {
+	*clusters.Pair
+}
+
+// SetupWithManager registers the event syncer on host Events.
+func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("event").
+		WatchesRawSource(source.Kind(s.HostCluster.GetCache(), &corev1.Event{}, &handler.TypedEnqueueRequestForObject[*corev1.Event]{})).
+		Complete(s)
+}
+
+// Reconcile copies one host Event up, if it is about one of our twins.
+func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	e := &corev1.Event{}
+	if err := s.Host.Get(ctx, req.NamespacedName, e); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	io := e.InvolvedObject
+	newObj, ok := kinds[io.Kind]
+	if !ok || io.Namespace != s.Names.HostNamespace {
+		return reconcile.Result{}, nil
+	}
+	host := newObj()
+	if err := s.Host.Get(ctx, types.NamespacedName{Namespace: io.Namespace, Name: io.Name}, host); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	origin, ok := s.Names.OriginOf(host)
+	if !ok || origin.Kind != io.Kind {
+		return reconcile.Result{}, nil
+	}
+	virtual := newObj()
+	if err := s.Virtual.Get(ctx, types.NamespacedName{Namespace: origin.Namespace, Name: origin.Name}, virtual); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+
+	rewrite := strings.NewReplacer(
+		s.Names.HostNamespace+"/"+io.Name, origin.Namespace+"/"+origin.Name,
+		io.Name, origin.Name,
+	)
+	want := &corev1.Event{
+		InvolvedObject: corev1.ObjectReference{
+			Kind: io.Kind, APIVersion: io.APIVersion, Namespace: origin.Namespace, Name: origin.Name,
+			UID: virtual.GetUID(), FieldPath: io.FieldPath,
+		},
+		Reason:              e.Reason,
+		Message:             rewrite.Replace(e.Message),
+		Type:                e.Type,
+		Source:              e.Source,
+		Count:               e.Count,
+		FirstTimestamp:      e.FirstTimestamp,
+		LastTimestamp:       e.LastTimestamp,
+		EventTime:           e.EventTime,
+		Series:              e.Series,
+		Action:              e.Action,
+		ReportingController: e.ReportingController,
+		ReportingInstance:   e.ReportingInstance,
+	}
+	want.Namespace = origin.Namespace
+	want.Name = eventName(origin.Name, e.Name)
+	err := s.Virtual.Create(ctx, want)
+	if err == nil || !apierrors.IsAlreadyExists(err) {
+		if err != nil {
+			return reconcile.Result{}, fmt.Errorf("creating virtual event: %w", err)
+		}
+		return reconcile.Result{}, nil
+	}
+	existing := &corev1.Event{}
+	if err := s.VirtualReader.Get(ctx, client.ObjectKeyFromObject(want), existing); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if existing.Count == want.Count && existing.Message == want.Message && existing.LastTimestamp.Equal(&want.LastTimestamp) {
+		return reconcile.Result{}, nil
+	}
+	existing.Count, existing.Message, existing.LastTimestamp, existing.Series = want.Count, want.Message, want.LastTimestamp, want.Series
+	if err := s.Virtual.Update(ctx, existing); err != nil && !apierrors.IsConflict(err) {
+		return reconcile.Result{}, fmt.Errorf("updating virtual event: %w", err)
+	}
+	return reconcile.Result{}, nil
+}
+
+// eventName is stable per host event, so repeats update one virtual event.
+func eventName(object, hostEvent string) string {
+	sum := sha256.Sum256([]byte(hostEvent))
+	if len(object) > 200 {
+		object = object[:200]
+	}
+	return strings.TrimRight(object, ".-") + "." + hex.EncodeToString(sum[:])[:16]
+}
