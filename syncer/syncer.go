@@ -35,6 +35,7 @@ import (
 	"github.com/warren-dev/warren/syncer/configs"
 	"github.com/warren-dev/warren/syncer/endpoints"
 	"github.com/warren-dev/warren/syncer/events"
+	"github.com/warren-dev/warren/syncer/ingresses"
 	"github.com/warren-dev/warren/syncer/initmanifests"
 	"github.com/warren-dev/warren/syncer/kubeconfig"
 	"github.com/warren-dev/warren/syncer/namespaces"
@@ -151,7 +152,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *clusters.Pair) error {
 		return fmt.Errorf("indexing pods by configuration: %w", err)
 	}
 	nodeSyncer := &nodes.Syncer{Pair: pair}
-	for name, s := range map[string]interface{ SetupWithManager(ctrl.Manager) error }{
+	syncers := map[string]interface{ SetupWithManager(ctrl.Manager) error }{
 		"node":          nodeSyncer,
 		"pod":           &pods.Reconciler{Pair: pair, Security: security, Nodes: nodeSyncer},
 		"service":       &services.Syncer{Pair: pair},
@@ -161,7 +162,14 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *clusters.Pair) error {
 		"pvc":           &volumes.Syncer{Pair: pair},
 		"event":         &events.Syncer{Pair: pair},
 		"namespace":     &namespaces.Syncer{Pair: pair, Ingresses: pair.Config.SyncIngresses},
-	} {
+	}
+	if pair.Config.SyncIngresses {
+		if err := ingresses.IndexIngresses(ctx, mgr); err != nil {
+			return fmt.Errorf("indexing ingresses: %w", err)
+		}
+		syncers["ingress"] = &ingresses.Syncer{Pair: pair}
+	}
+	for name, s := range syncers {
 		if err := s.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the %s syncer: %w", name, err)
 		}

@@ -1,7 +1,8 @@
 // Package configs copies virtual ConfigMaps and Secrets to the host only
 // while a synced pod uses them (mounts, environment, image pull secrets, the
-// root CA bundle of projected tokens), and removes the copies when the last
-// such pod is gone.
+// root CA bundle of projected tokens) or, with --sync-ingresses, a synced
+// Ingress names them for TLS, and removes the copies when the last user is
+// gone.
 //
 // It never copies an object no accepted pod references, never turns a
 // virtual secret into a host service-account token, and never changes or
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -24,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer/ingresses"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -169,9 +172,22 @@ func Secrets(p *clusters.Pair) *Syncer {
 	}}
 }
 
+// tlsUsers says whether TLS Secrets of synced Ingresses count as used.
+func (s *Syncer) tlsUsers() bool { return s.ops.kind == "Secret" && s.Config.SyncIngresses }
+
 // SetupWithManager registers the syncer.
 func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if s.tlsUsers() {
+		b = b.Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			var out []reconcile.Request
+			for _, name := range ingresses.TLSSecrets(o.(*networkingv1.Ingress)) {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}})
+			}
+			return out
+		}))
+	}
+	return b.
 		Named(map[string]string{"ConfigMap": "configmap", "Secret": "secret"}[s.ops.kind]).
 		For(s.ops.new()).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
@@ -214,6 +230,13 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 			return reconcile.Result{}, fmt.Errorf("listing pods using %s %s: %w", kind, req.NamespacedName, err)
 		}
 		used = len(pods.Items) > 0
+		if !used && s.tlsUsers() {
+			var ings networkingv1.IngressList
+			if err := s.Virtual.List(ctx, &ings, client.InNamespace(req.Namespace), client.MatchingFields{ingresses.SecretIndex: req.Name}); err != nil {
+				return reconcile.Result{}, fmt.Errorf("listing ingresses using %s: %w", req.NamespacedName, err)
+			}
+			used = len(ings.Items) > 0
+		}
 	}
 	if !used {
 		if !found {

@@ -142,6 +142,7 @@ func (w *world) startSyncer() error {
 		"--host-kubeconfig="+w.host.KubeconfigPath,
 		"--service-cidr="+w.host.ServiceCIDR,
 		"--pod-security=baseline",
+		"--sync-ingresses=true",
 		"--metrics-bind-address="+w.metricsAddr,
 		"--health-probe-bind-address="+w.health,
 	)
