@@ -1,0 +1,257 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/warren-dev/warren/syncer/translate"
+)
+
+const (
+	benchPods        = 1000
+	benchConcurrency = 32
+)
+
+// clientset is a fast client for the benchmark's own traffic, the same on
+// both sides so the comparison is fair.
+func clientset(b *testing.B, cfg *rest.Config) kubernetes.Interface {
+	c := rest.CopyConfig(cfg)
+	c.QPS, c.Burst = 1000, 2000
+	cs, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cs
+}
+
+// podTimes records, per pod name, when something was first seen.
+type podTimes struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (p *podTimes) mark(name string) {
+	now := time.Now()
+	p.mu.Lock()
+	if _, ok := p.at[name]; !ok {
+		p.at[name] = now
+	}
+	p.mu.Unlock()
+}
+
+func (p *podTimes) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.at)
+}
+
+func (p *podTimes) get(name string) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.at[name]
+	return t, ok
+}
+
+// watchPods calls seen(pod) for every add and update in namespace ns.
+func watchPods(ctx context.Context, cs kubernetes.Interface, ns string, seen func(*corev1.Pod)) {
+	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
+	inf := f.Core().V1().Pods().Informer()
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { seen(o.(*corev1.Pod)) },
+		UpdateFunc: func(_, o any) { seen(o.(*corev1.Pod)) },
+	})
+	f.Start(ctx.Done())
+	f.WaitForCacheSync(ctx.Done())
+}
+
+func benchPod(ns string, i int) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "load-" + strconv.Itoa(i), Namespace: ns, Labels: map[string]string{"app": "load"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+}
+
+// createPods creates n pods with fixed concurrency and records when each
+// create returned.
+func createPods(b *testing.B, ctx context.Context, cs kubernetes.Interface, ns string, created *podTimes) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range benchConcurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				p := benchPod(ns, i)
+				if _, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+					b.Errorf("creating pod %s: %v", p.Name, err)
+					continue
+				}
+				created.mark(p.Name)
+			}
+		}()
+	}
+	for i := range benchPods {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+}
+
+func waitCount(b *testing.B, what string, t *podTimes, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for t.len() < benchPods {
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: only %d of %d within %s", what, t.len(), benchPods, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[int(float64(len(d)-1)*p)]
+}
+
+// procKB reads a field (VmRSS, VmHWM) of /proc/<pid>/status in KiB.
+func procKB(pid int, field string) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, field+":") {
+			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// BenchmarkThousandPods creates 1,000 pods directly on the host, then the
+// same 1,000 pods in the virtual cluster, each until all are Running where
+// they were created; it reports the ratio (the syncer's overhead), the
+// syncer's peak RSS, the delay from virtual create to host create, and from
+// virtual create to Running in the virtual cluster.
+func BenchmarkThousandPods(b *testing.B) {
+	if testing.Short() || w == nil {
+		b.Skip("starts two control planes and the syncer")
+	}
+	host, virtual := clientset(b, w.host.Config), clientset(b, w.virtual.Config)
+	pid := w.syncer.cmd.Process.Pid
+	for iter := 0; iter < b.N; iter++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		idleRSS := procKB(pid, "VmRSS")
+
+		// Directly on the host.
+		direct := "direct-" + strconv.Itoa(iter)
+		if _, err := host.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: direct}}, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		waitDefaultSA(b, ctx, host, direct)
+		directRunning := &podTimes{at: map[string]time.Time{}}
+		watchPods(ctx, host, direct, func(p *corev1.Pod) {
+			if p.Status.Phase == corev1.PodRunning {
+				directRunning.mark(p.Name)
+			}
+		})
+		start := time.Now()
+		createPods(b, ctx, host, direct, &podTimes{at: map[string]time.Time{}})
+		waitCount(b, "direct pods Running", directRunning, 5*time.Minute)
+		directTook := time.Since(start)
+
+		// Through the virtual cluster.
+		ns := "load-" + strconv.Itoa(iter)
+		if _, err := virtual.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		waitDefaultSA(b, ctx, virtual, ns)
+		created := &podTimes{at: map[string]time.Time{}}
+		onHost := &podTimes{at: map[string]time.Time{}}
+		running := &podTimes{at: map[string]time.Time{}}
+		watchPods(ctx, host, hostNamespace, func(p *corev1.Pod) {
+			if p.Labels[translate.LabelNamespace] == ns {
+				onHost.mark(p.Annotations[translate.AnnotationName])
+			}
+		})
+		watchPods(ctx, virtual, ns, func(p *corev1.Pod) {
+			if p.Status.Phase == corev1.PodRunning {
+				running.mark(p.Name)
+			}
+		})
+		peak := 0.0
+		stopSampling := make(chan struct{})
+		go func() {
+			for {
+				if rss := procKB(pid, "VmRSS"); rss > peak {
+					peak = rss
+				}
+				select {
+				case <-stopSampling:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}()
+		start = time.Now()
+		createPods(b, ctx, virtual, ns, created)
+		waitCount(b, "virtual pods Running", running, 5*time.Minute)
+		virtualTook := time.Since(start)
+		close(stopSampling)
+
+		var toHost, toRunning []time.Duration
+		for i := range benchPods {
+			name := "load-" + strconv.Itoa(i)
+			c, _ := created.get(name)
+			if h, ok := onHost.get(name); ok {
+				toHost = append(toHost, h.Sub(c))
+			}
+			if r, ok := running.get(name); ok {
+				toRunning = append(toRunning, r.Sub(c))
+			}
+		}
+		ratio := virtualTook.Seconds() / directTook.Seconds()
+		b.ReportMetric(directTook.Seconds(), "direct-s")
+		b.ReportMetric(virtualTook.Seconds(), "virtual-s")
+		b.ReportMetric(ratio, "ratio")
+		b.ReportMetric(peak/1024, "peak-rss-MB")
+		b.ReportMetric(float64(percentile(toHost, 0.5).Microseconds())/1000, "to-host-p50-ms")
+		b.ReportMetric(float64(percentile(toHost, 0.99).Microseconds())/1000, "to-host-p99-ms")
+		b.ReportMetric(float64(percentile(toRunning, 0.5).Microseconds())/1000, "to-running-p50-ms")
+		b.ReportMetric(float64(percentile(toRunning, 0.99).Microseconds())/1000, "to-running-p99-ms")
+		fmt.Fprintf(os.Stderr, "bench: %d pods: direct %.2fs, virtual %.2fs, ratio %.2f; syncer RSS idle %.0f MB, peak %.0f MB (VmHWM %.0f MB); "+
+			"create->host p50 %s p99 %s; create->Running p50 %s p99 %s\n",
+			benchPods, directTook.Seconds(), virtualTook.Seconds(), ratio, idleRSS/1024, peak/1024, procKB(pid, "VmHWM")/1024,
+			percentile(toHost, 0.5), percentile(toHost, 0.99), percentile(toRunning, 0.5), percentile(toRunning, 0.99))
+		cancel()
+	}
+}
+
+func waitDefaultSA(b *testing.B, ctx context.Context, cs kubernetes.Interface, ns string) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{}); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("no default service account in %s", ns)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
