@@ -67,6 +67,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsBindAddress},
 		HealthProbeBindAddress:        cfg.HealthProbeBindAddress,
+		PprofBindAddress:              cfg.PprofBindAddress,
 		LeaderElection:                cfg.LeaderElect,
 		LeaderElectionID:              "warren-syncer",
 		LeaderElectionNamespace:       "kube-system",

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -14,7 +15,15 @@ import (
 	"github.com/warren-dev/warren/syncer/config"
 )
 
+// defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set:
+// the syncer's live heap is small (about 25 MB at 1,000 pods), and without a
+// limit the heap grows to twice its live size between collections.
+const defaultMemoryLimit = 64 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	cfg, err := config.Parse(os.Args[1:], os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "warren-syncer:", err)

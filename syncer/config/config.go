@@ -43,6 +43,7 @@ type Config struct {
 	VirtualBurst int
 
 	MetricsBindAddress     string
+	PprofBindAddress       string
 	HealthProbeBindAddress string
 	LeaderElect            bool
 }
@@ -65,12 +66,13 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.StringVar(&c.InitManifests, "init-manifests", "", "ConfigMap in the host namespace with manifests to apply in the virtual cluster (default: <name>-init-manifests)")
 	fs.StringVar(&c.KubeconfigSecret, "kubeconfig-secret", "", "Secret in the host namespace the syncer writes the virtual cluster's kubeconfig to (default: <name>-kubeconfig)")
 	fs.StringVar(&c.ConfigFile, "config", "", "optional YAML file with the same keys as the flags (flags win)")
-	fs.Float32Var(&c.HostQPS, "host-qps", 100, "host API requests per second")
-	fs.IntVar(&c.HostBurst, "host-burst", 200, "host API burst")
-	fs.Float32Var(&c.VirtualQPS, "virtual-qps", 200, "virtual API requests per second")
-	fs.IntVar(&c.VirtualBurst, "virtual-burst", 400, "virtual API burst")
+	fs.Float32Var(&c.HostQPS, "host-qps", 300, "host API requests per second")
+	fs.IntVar(&c.HostBurst, "host-burst", 600, "host API burst")
+	fs.Float32Var(&c.VirtualQPS, "virtual-qps", 1000, "virtual API requests per second")
+	fs.IntVar(&c.VirtualBurst, "virtual-burst", 2000, "virtual API burst")
 	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":8080", "Prometheus metrics address (0 disables)")
 	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "health and readiness probe address (0 disables)")
+	fs.StringVar(&c.PprofBindAddress, "pprof-bind-address", "0", "Go profiling endpoint address (0 disables)")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", true, "elect a leader so two replicas never both write")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

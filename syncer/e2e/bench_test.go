@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -129,6 +131,25 @@ func percentile(d []time.Duration, p float64) time.Duration {
 	return d[int(float64(len(d)-1)*p)]
 }
 
+// cpuSeconds is the CPU time (user+system) the processes used so far.
+func cpuSeconds(pids ...int) float64 {
+	total := 0.0
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseFloat(f[11], 64)
+			s, _ := strconv.ParseFloat(f[12], 64)
+			total += (u + s) / 100 // USER_HZ
+		}
+	}
+	return total
+}
+
 // procKB reads a field (VmRSS, VmHWM) of /proc/<pid>/status in KiB.
 func procKB(pid int, field string) float64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
@@ -171,10 +192,12 @@ func BenchmarkThousandPods(b *testing.B) {
 				directRunning.mark(p.Name)
 			}
 		})
+		cpu0 := cpuSeconds(w.host.PIDs()...)
 		start := time.Now()
 		createPods(b, ctx, host, direct, &podTimes{at: map[string]time.Time{}})
 		waitCount(b, "direct pods Running", directRunning, 5*time.Minute)
 		directTook := time.Since(start)
+		directCPU := cpuSeconds(w.host.PIDs()...) - cpu0
 
 		// Through the virtual cluster.
 		ns := "load-" + strconv.Itoa(iter)
@@ -209,10 +232,12 @@ func BenchmarkThousandPods(b *testing.B) {
 				}
 			}
 		}()
+		hostCPU0, virtualCPU0, syncerCPU0 := cpuSeconds(w.host.PIDs()...), cpuSeconds(w.virtual.PIDs()...), cpuSeconds(pid)
 		start = time.Now()
 		createPods(b, ctx, virtual, ns, created)
 		waitCount(b, "virtual pods Running", running, 5*time.Minute)
 		virtualTook := time.Since(start)
+		hostCPU, virtualCPU, syncerCPU := cpuSeconds(w.host.PIDs()...)-hostCPU0, cpuSeconds(w.virtual.PIDs()...)-virtualCPU0, cpuSeconds(pid)-syncerCPU0
 		close(stopSampling)
 
 		var toHost, toRunning []time.Duration
@@ -239,8 +264,26 @@ func BenchmarkThousandPods(b *testing.B) {
 			"create->host p50 %s p99 %s; create->Running p50 %s p99 %s\n",
 			benchPods, directTook.Seconds(), virtualTook.Seconds(), ratio, idleRSS/1024, peak/1024, procKB(pid, "VmHWM")/1024,
 			percentile(toHost, 0.5), percentile(toHost, 0.99), percentile(toRunning, 0.5), percentile(toRunning, 0.99))
+		fmt.Fprintf(os.Stderr, "bench: CPU seconds: direct run: host plane %.1f; through the syncer: host plane %.1f, virtual plane %.1f, syncer %.1f\n",
+			directCPU, hostCPU, virtualCPU, syncerCPU)
+		if path := os.Getenv("WARREN_BENCH_METRICS"); path != "" {
+			saveMetrics(path)
+		}
 		cancel()
 	}
+}
+
+// saveMetrics keeps the syncer's Prometheus metrics after a run, to see
+// where the time went.
+func saveMetrics(path string) {
+	resp, err := http.Get("http://" + w.metricsAddr + "/metrics")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	_ = os.WriteFile(path, body, 0o644)
+	_ = os.WriteFile(path+".log", []byte(w.syncer.tail()), 0o644)
 }
 
 func waitDefaultSA(b *testing.B, ctx context.Context, cs kubernetes.Interface, ns string) {

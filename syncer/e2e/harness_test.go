@@ -145,6 +145,7 @@ func (w *world) startSyncer() error {
 		"--sync-ingresses=true",
 		"--metrics-bind-address="+w.metricsAddr,
 		"--health-probe-bind-address="+w.health,
+		"--pprof-bind-address="+os.Getenv("WARREN_SYNCER_PPROF"),
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -59,7 +60,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	}
 	host := newObj()
 	if err := s.Host.Get(ctx, types.NamespacedName{Namespace: io.Namespace, Name: io.Name}, host); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
+		return s.retryFresh(e, err)
 	}
 	origin, ok := s.Names.OriginOf(host)
 	if !ok || origin.Kind != io.Kind {
@@ -67,7 +68,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	}
 	virtual := newObj()
 	if err := s.Virtual.Get(ctx, types.NamespacedName{Namespace: origin.Namespace, Name: origin.Name}, virtual); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
+		return s.retryFresh(e, err)
 	}
 
 	rewrite := strings.NewReplacer(
@@ -114,6 +115,25 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	}
 	return reconcile.Result{}, nil
 }
+
+// retryFresh retries a young event whose object is not in a cache yet (the
+// event and object informers are independent); old ones are dropped.
+func (s *Syncer) retryFresh(e *corev1.Event, err error) (reconcile.Result, error) {
+	if !apierrors.IsNotFound(err) {
+		return reconcile.Result{}, err
+	}
+	seen := e.LastTimestamp.Time
+	if seen.IsZero() {
+		seen = e.EventTime.Time
+	}
+	if time.Since(seen) < freshness {
+		return reconcile.Result{RequeueAfter: time.Second}, nil
+	}
+	return reconcile.Result{}, nil
+}
+
+// freshness is how long an event waits for its object to show up.
+const freshness = 30 * time.Second
 
 // eventName is stable per host event, so repeats update one virtual event.
 func eventName(object, hostEvent string) string {

@@ -11,6 +11,7 @@ package nodes
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -43,6 +44,9 @@ const (
 // Syncer reconciles virtual nodes by name.
 type Syncer struct {
 	*clusters.Pair
+
+	mu       sync.Mutex
+	lastBeat map[string]time.Time
 }
 
 // IndexPods registers the spec.nodeName index the syncer relies on.
@@ -86,7 +90,7 @@ func (s *Syncer) Ensure(ctx context.Context, name string) error {
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	name := req.Name
 	var pods corev1.PodList
-	if err := s.Virtual.List(ctx, &pods, client.MatchingFields{PodNodeIndex: name}); err != nil {
+	if err := s.Virtual.List(ctx, &pods, client.MatchingFields{PodNodeIndex: name}, client.UnsafeDisableDeepCopy); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing pods on node %s: %w", name, err)
 	}
 	n := &corev1.Node{}
@@ -112,13 +116,37 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 		return reconcile.Result{RequeueAfter: heartbeat}, nil
 	}
+	// Pod events wake this up often; heartbeat only when one is due.
+	if since := s.sinceBeat(name); since < heartbeat {
+		return reconcile.Result{RequeueAfter: heartbeat - since}, nil
+	}
 	if err := s.refresh(ctx, n); err != nil {
 		return reconcile.Result{}, err
 	}
 	if err := s.renewLease(ctx, n); err != nil {
 		return reconcile.Result{}, err
 	}
+	s.beat(name)
 	return reconcile.Result{RequeueAfter: heartbeat}, nil
+}
+
+func (s *Syncer) sinceBeat(name string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.lastBeat[name]
+	if !ok {
+		return heartbeat
+	}
+	return time.Since(t)
+}
+
+func (s *Syncer) beat(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastBeat == nil {
+		s.lastBeat = map[string]time.Time{}
+	}
+	s.lastBeat[name] = time.Now()
 }
 
 func (s *Syncer) create(ctx context.Context, name string) error {
@@ -154,16 +182,19 @@ func (s *Syncer) refresh(ctx context.Context, n *corev1.Node) error {
 			r.LastTransitionTime = ready.LastTransitionTime
 		}
 	}
-	if equality.Semantic.DeepEqual(want.Status, n.Status) && equality.Semantic.DeepEqual(want.Labels, n.Labels) {
-		return nil
-	}
-	if !equality.Semantic.DeepEqual(want.Labels, n.Labels) {
-		if err := s.Virtual.Patch(ctx, want, client.MergeFrom(n)); err != nil {
-			return fmt.Errorf("updating virtual node %s: %w", n.Name, err)
+	if !equality.Semantic.DeepEqual(want.Status, n.Status) {
+		patched := n.DeepCopy()
+		patched.Status = want.Status
+		if err := s.Virtual.Status().Patch(ctx, patched, client.MergeFrom(n)); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("updating virtual node %s status: %w", n.Name, err)
 		}
 	}
-	if err := s.Virtual.Status().Patch(ctx, want, client.MergeFrom(n)); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("updating virtual node %s status: %w", n.Name, err)
+	if !equality.Semantic.DeepEqual(want.Labels, n.Labels) {
+		patched := n.DeepCopy()
+		patched.Labels = want.Labels
+		if err := s.Virtual.Patch(ctx, patched, client.MergeFrom(n)); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("updating virtual node %s labels: %w", n.Name, err)
+		}
 	}
 	return nil
 }

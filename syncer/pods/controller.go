@@ -42,54 +42,109 @@ type Reconciler struct {
 	apiLookedUp time.Time
 }
 
-// SetupWithManager registers the pod syncer.
+// SetupWithManager registers the pod syncer as two controllers with their
+// own queues: "pod" works on virtual pod events (down: create, update and
+// delete host twins), "pod-status" on host pod events (up: binding and
+// status). A burst of status changes never delays new pods reaching the host.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("pod").
 		For(&corev1.Pod{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 16}).
+		Complete(reconcile.Func(r.Down)); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("pod-status").
 		WatchesRawSource(r.WatchHost(&corev1.Pod{}, "Pod")).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: 16}).
+		Complete(reconcile.Func(r.Up))
 }
 
-// Reconcile brings the host twin and the virtual pod's status in line.
-func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v := &corev1.Pod{}
+// load reads the virtual pod and its host twin (nil when absent). conflict
+// means the host name is held by a pod that is not the twin.
+func (r *Reconciler) load(ctx context.Context, req reconcile.Request) (v, h *corev1.Pod, conflict bool, err error) {
+	v = &corev1.Pod{}
 	if err := r.Virtual.Get(ctx, req.NamespacedName, v); err != nil {
 		if !apierrors.IsNotFound(err) {
-			return reconcile.Result{}, err
+			return nil, nil, false, err
 		}
 		v = nil
 	}
-	h := &corev1.Pod{}
+	h = &corev1.Pod{}
 	found, owned, err := r.HostTwin(ctx, "Pod", req.Namespace, req.Name, h)
 	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if found && !owned {
-		if v != nil {
-			r.Conflict(v, "Pod", h.Name)
-		}
-		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+		return nil, nil, false, err
 	}
 	if !found {
 		h = nil
 	}
+	return v, h, found && !owned, nil
+}
+
+// removeOrphan deletes a host twin whose virtual pod is confirmed gone.
+func (r *Reconciler) removeOrphan(ctx context.Context, req reconcile.Request, h *corev1.Pod) (reconcile.Result, error) {
+	if gone, err := r.VirtualGone(ctx, req.NamespacedName, &corev1.Pod{}); !gone {
+		return clusters.Requeue(time.Second, err)
+	}
+	return reconcile.Result{}, r.DeleteHost(ctx, "Pod", h)
+}
+
+// Down brings the host twin in line with the virtual pod.
+func (r *Reconciler) Down(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	v, h, conflict, err := r.load(ctx, req)
 	switch {
-	case v == nil && h != nil:
-		if gone, err := r.VirtualGone(ctx, req.NamespacedName, &corev1.Pod{}); !gone {
-			return clusters.Requeue(time.Second, err)
+	case err != nil:
+		return reconcile.Result{}, err
+	case conflict:
+		if v != nil {
+			r.Conflict(v, "Pod", r.Names.HostName(req.Namespace, req.Name))
 		}
-		return reconcile.Result{}, r.DeleteHost(ctx, "Pod", h)
+		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+	case v == nil && h != nil:
+		return r.removeOrphan(ctx, req, h)
 	case v == nil:
 		return reconcile.Result{}, nil
 	case v.DeletionTimestamp != nil:
 		return reconcile.Result{}, r.deleting(ctx, v, h)
 	case h == nil:
 		return r.create(ctx, v)
-	default:
-		return r.update(ctx, v, h)
 	}
+	refresh, err := r.ensureTokens(ctx, v, h)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	return clusters.Requeue(refresh, r.updateHost(ctx, v, h))
+}
+
+// Up brings the virtual pod's node and status in line with the host twin.
+func (r *Reconciler) Up(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	v, h, conflict, err := r.load(ctx, req)
+	switch {
+	case err != nil || conflict:
+		return reconcile.Result{}, err
+	case v == nil && h != nil:
+		return r.removeOrphan(ctx, req, h)
+	case v == nil:
+		return reconcile.Result{}, nil
+	case v.DeletionTimestamp != nil:
+		if h == nil {
+			return reconcile.Result{}, r.deleting(ctx, v, nil)
+		}
+		return reconcile.Result{}, nil
+	case h == nil:
+		if v.Spec.NodeName != "" && v.Status.StartTime != nil && v.Status.Phase != corev1.PodSucceeded && v.Status.Phase != corev1.PodFailed {
+			// It ran, and its host twin is gone: the pod failed.
+			return reconcile.Result{}, r.patchStatus(ctx, v, lostStatus(v))
+		}
+		return reconcile.Result{}, nil
+	}
+	if h.Spec.NodeName != "" && v.Spec.NodeName == "" {
+		if err := r.bind(ctx, v, h.Spec.NodeName); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	return reconcile.Result{}, r.patchStatus(ctx, v, virtualStatus(v, h))
 }
 
 // deleting finishes a graceful delete the way a kubelet does: stop the pod
@@ -120,8 +175,7 @@ func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Resul
 	case len(v.Spec.SchedulingGates) > 0:
 		return reconcile.Result{}, nil // a virtual controller still holds it back
 	case v.Spec.NodeName != "" && v.Status.StartTime != nil:
-		// It ran, and its host twin is gone: the pod failed.
-		return reconcile.Result{}, r.patchStatus(ctx, v, lostStatus(v))
+		return reconcile.Result{}, nil // it ran and its twin is gone: Up reports it failed
 	}
 	if reason := r.Security.Check(v); reason != "" {
 		if v.Status.Reason == ReasonPodSecurity {
@@ -141,27 +195,9 @@ func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Resul
 		}
 		return reconcile.Result{}, err
 	}
-	if h.UID == "" { // it already existed: wait for the cache
-		return reconcile.Result{}, nil
-	}
-	refresh, err := r.ensureTokens(ctx, v, h)
-	return clusters.Requeue(refresh, err)
-}
-
-func (r *Reconciler) update(ctx context.Context, v, h *corev1.Pod) (reconcile.Result, error) {
-	refresh, err := r.ensureTokens(ctx, v, h)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if err := r.updateHost(ctx, v, h); err != nil {
-		return reconcile.Result{}, err
-	}
-	if h.Spec.NodeName != "" && v.Spec.NodeName == "" {
-		if err := r.bind(ctx, v, h.Spec.NodeName); err != nil {
-			return reconcile.Result{}, err
-		}
-	}
-	return clusters.Requeue(refresh, r.patchStatus(ctx, v, virtualStatus(v, h)))
+	// Tokens, binding and status follow when the new twin's event arrives;
+	// keeping this path to one request gets pods to the host sooner.
+	return reconcile.Result{}, nil
 }
 
 // updateHost carries over what may change on a running pod: labels,
@@ -207,7 +243,7 @@ func (r *Reconciler) bind(ctx context.Context, v *corev1.Pod, node string) error
 }
 
 func (r *Reconciler) patchStatus(ctx context.Context, v *corev1.Pod, want corev1.PodStatus) error {
-	if equality.Semantic.DeepEqual(v.Status, want) {
+	if sameStatus(v.Status, want) {
 		return nil
 	}
 	patched := v.DeepCopy()
@@ -222,7 +258,7 @@ func (r *Reconciler) patchStatus(ctx context.Context, v *corev1.Pod, want corev1
 func (r *Reconciler) env(ctx context.Context, v *corev1.Pod) (Env, error) {
 	env := Env{Names: r.Names, ClusterDomain: "cluster.local", APIHost: r.apiServiceIP(ctx)}
 	var svcs corev1.ServiceList
-	if err := r.Virtual.List(ctx, &svcs, client.InNamespace(v.Namespace)); err != nil {
+	if err := r.Virtual.List(ctx, &svcs, client.InNamespace(v.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return env, fmt.Errorf("listing virtual services: %w", err)
 	}
 	env.Services = svcs.Items
@@ -252,4 +288,18 @@ func (r *Reconciler) apiServiceIP(ctx context.Context) string {
 		r.apiHost = svc.Spec.ClusterIP
 	}
 	return r.apiHost
+}
+
+// sameStatus compares pod statuses, ignoring condition timestamps when a
+// condition's type, status, reason and message are unchanged (the virtual
+// API stamps its own times, for example when binding sets PodScheduled).
+func sameStatus(have, want corev1.PodStatus) bool {
+	want = *want.DeepCopy()
+	for i := range want.Conditions {
+		w := &want.Conditions[i]
+		if c := findCondition(have.Conditions, w.Type); c != nil && c.Status == w.Status && c.Reason == w.Reason && c.Message == w.Message {
+			w.LastProbeTime, w.LastTransitionTime = c.LastProbeTime, c.LastTransitionTime
+		}
+	}
+	return equality.Semantic.DeepEqual(have, want)
 }
