@@ -18,7 +18,7 @@ import (
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set:
 // the syncer's live heap is small (about 25 MB at 1,000 pods), and without a
 // limit the heap grows to twice its live size between collections.
-const defaultMemoryLimit = 64 << 20
+const defaultMemoryLimit = 48 << 20
 
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
