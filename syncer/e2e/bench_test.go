@@ -23,10 +23,16 @@ import (
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
-const (
-	benchPods        = 1000
-	benchConcurrency = 32
-)
+const benchConcurrency = 32
+
+// benchPods is 1,000 unless WARREN_BENCH_PODS says otherwise (200 compares
+// with vcluster's published run).
+var benchPods = func() int {
+	if n, err := strconv.Atoi(os.Getenv("WARREN_BENCH_PODS")); err == nil && n > 0 {
+		return n
+	}
+	return 1000
+}()
 
 // clientset is a fast client for the benchmark's own traffic, the same on
 // both sides so the comparison is fair.
