@@ -101,10 +101,19 @@ type strictDecoder struct {
 	// allowed restricts the fields accepted at a path (for metadata, where
 	// warren reads only a few of ObjectMeta's fields).
 	allowed map[string][]string
+	// drop holds the value nodes that failed their check; decoding leaves
+	// them out so that the rest of the document can still be validated.
+	drop map[*yaml.Node]bool
 }
 
 func (d *strictDecoder) add(line int, path, format string, args ...any) {
 	d.problems = append(d.problems, problemf(d.file, line, path, format, args...))
+}
+
+// fail reports a problem with node n and leaves n out of decoding.
+func (d *strictDecoder) fail(n *yaml.Node, path, format string, args ...any) {
+	d.drop[n] = true
+	d.add(n.Line, path, format, args...)
 }
 
 func join(path, key string) string {
@@ -177,7 +186,7 @@ func (d *strictDecoder) check(n *yaml.Node, t reflect.Type, path string) {
 	}
 	if reflect.PointerTo(t).Implements(jsonUnmarshaler) {
 		if n.Kind != yaml.ScalarNode {
-			d.add(n.Line, path, "must be a single value, found %s", kindName(n))
+			d.fail(n, path, "must be a single value, found %s", kindName(n))
 			return
 		}
 		raw, err := scalarJSON(n)
@@ -185,14 +194,14 @@ func (d *strictDecoder) check(n *yaml.Node, t reflect.Type, path string) {
 			err = reflect.New(t).Interface().(json.Unmarshaler).UnmarshalJSON(raw)
 		}
 		if err != nil {
-			d.add(n.Line, path, "invalid value %q: %v", n.Value, err)
+			d.fail(n, path, "invalid value %q: %v", n.Value, err)
 		}
 		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			d.add(n.Line, path, "must be a mapping, found %s", kindName(n))
+			d.fail(n, path, "must be a mapping, found %s", kindName(n))
 			return
 		}
 		fields := map[string]reflect.Type{}
@@ -210,13 +219,13 @@ func (d *strictDecoder) check(n *yaml.Node, t reflect.Type, path string) {
 		}, fields)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			d.add(n.Line, path, "must be a mapping, found %s", kindName(n))
+			d.fail(n, path, "must be a mapping, found %s", kindName(n))
 			return
 		}
 		d.checkMapping(n, path, func(string) (reflect.Type, bool) { return t.Elem(), true }, nil)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.add(n.Line, path, "must be a list, found %s", kindName(n))
+			d.fail(n, path, "must be a list, found %s", kindName(n))
 			return
 		}
 		for i, item := range n.Content {
@@ -226,20 +235,20 @@ func (d *strictDecoder) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-			d.add(n.Line, path, "must be a string, found %s (quote it if it is meant as text)", kindName(n))
+			d.fail(n, path, "must be a string, found %s (quote it if it is meant as text)", kindName(n))
 		}
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
-			d.add(n.Line, path, "must be true or false, found %s", kindName(n))
+			d.fail(n, path, "must be true or false, found %s", kindName(n))
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-			d.add(n.Line, path, "must be an integer, found %s", kindName(n))
+			d.fail(n, path, "must be an integer, found %s", kindName(n))
 			return
 		}
 		if _, err := strconv.ParseInt(n.Value, 0, 32); err != nil && t.Size() <= 4 {
-			d.add(n.Line, path, "integer %s is out of range", n.Value)
+			d.fail(n, path, "integer %s is out of range", n.Value)
 		}
 	}
 }
@@ -249,15 +258,18 @@ func (d *strictDecoder) checkMapping(n *yaml.Node, path string, typeOf func(stri
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
+			d.drop[v] = true
 			d.add(k.Line, path, "keys must be plain strings, found %s", kindName(k))
 			continue
 		}
 		if k.Value == "<<" {
+			d.drop[v] = true
 			d.add(k.Line, path, "YAML merge keys (<<) are not supported; write the fields out")
 			continue
 		}
 		p := join(path, k.Value)
 		if first, dup := seen[k.Value]; dup {
+			d.drop[v] = true
 			d.add(k.Line, p, "set twice (first on line %d)", first)
 			continue
 		}
@@ -265,6 +277,7 @@ func (d *strictDecoder) checkMapping(n *yaml.Node, path string, typeOf func(stri
 		d.lines[p] = k.Line
 		ft, ok := typeOf(k.Value)
 		if !ok {
+			d.drop[v] = true
 			d.add(k.Line, p, "unknown field%s", suggest(k.Value, known))
 			continue
 		}
@@ -317,15 +330,15 @@ func scalarJSON(n *yaml.Node) ([]byte, error) {
 }
 
 // toJSON converts a checked node tree to JSON.
-func toJSON(n *yaml.Node) ([]byte, error) {
+func toJSON(n *yaml.Node, drop map[*yaml.Node]bool) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := writeJSON(&buf, n, 0); err != nil {
+	if err := writeJSON(&buf, n, drop, 0); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-func writeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
+func writeJSON(buf *bytes.Buffer, n *yaml.Node, drop map[*yaml.Node]bool, depth int) error {
 	if depth > 100 {
 		return fmt.Errorf("nesting deeper than 100 levels")
 	}
@@ -335,25 +348,35 @@ func writeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 	switch n.Kind {
 	case yaml.MappingNode:
 		buf.WriteByte('{')
+		first := true
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if i > 0 {
+			if drop[n.Content[i+1]] {
+				continue
+			}
+			if !first {
 				buf.WriteByte(',')
 			}
+			first = false
 			k, _ := json.Marshal(n.Content[i].Value)
 			buf.Write(k)
 			buf.WriteByte(':')
-			if err := writeJSON(buf, n.Content[i+1], depth+1); err != nil {
+			if err := writeJSON(buf, n.Content[i+1], drop, depth+1); err != nil {
 				return err
 			}
 		}
 		buf.WriteByte('}')
 	case yaml.SequenceNode:
 		buf.WriteByte('[')
-		for i, c := range n.Content {
-			if i > 0 {
+		first := true
+		for _, c := range n.Content {
+			if drop[c] {
+				continue
+			}
+			if !first {
 				buf.WriteByte(',')
 			}
-			if err := writeJSON(buf, c, depth+1); err != nil {
+			first = false
+			if err := writeJSON(buf, c, drop, depth+1); err != nil {
 				return err
 			}
 		}
@@ -368,22 +391,20 @@ func writeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 	return nil
 }
 
-// decodeStrict checks node against out's type and, when it is clean, decodes
-// it into out. It returns the field line index and the problems found.
+// decodeStrict checks node against out's type and decodes into out every
+// field that passed its check, so the document can still be validated. It
+// returns the field line index and the problems found.
 func decodeStrict(file string, node *yaml.Node, out any, allowed map[string][]string) (map[string]int, []Problem) {
-	d := &strictDecoder{file: file, lines: map[string]int{}, allowed: allowed}
+	d := &strictDecoder{file: file, lines: map[string]int{}, allowed: allowed, drop: map[*yaml.Node]bool{}}
 	d.check(node, reflect.TypeOf(out).Elem(), "")
-	if len(d.problems) > 0 {
-		return d.lines, d.problems
-	}
-	raw, err := toJSON(node)
+	raw, err := toJSON(node, d.drop)
 	if err == nil {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		err = dec.Decode(out)
 	}
 	if err != nil {
-		return d.lines, []Problem{problemf(file, node.Line, "document", "cannot decode: %v", err)}
+		d.problems = append(d.problems, problemf(file, node.Line, "document", "cannot decode: %v", err))
 	}
-	return d.lines, nil
+	return d.lines, d.problems
 }

@@ -262,7 +262,7 @@ func (l *loader) parse(file string, data []byte, wantKind string) {
 			vc := &v1alpha1.VirtualCluster{}
 			lines, ps := decodeStrict(file, doc, vc, withStatusForbidden())
 			src.lines = lines
-			ps = append(ps, validateCluster(vc, src)...)
+			ps = append(ps, besides(ps, validateCluster(vc, src))...)
 			l.problems = append(l.problems, ps...)
 			if len(ps) == 0 {
 				vc.Default()
@@ -272,7 +272,7 @@ func (l *loader) parse(file string, data []byte, wantKind string) {
 			p := &v1alpha1.TenantPolicy{}
 			lines, ps := decodeStrict(file, doc, p, metadataFields)
 			src.lines = lines
-			ps = append(ps, validatePolicy(p, src)...)
+			ps = append(ps, besides(ps, validatePolicy(p, src))...)
 			l.problems = append(l.problems, ps...)
 			if len(ps) == 0 {
 				p.Default()
@@ -280,6 +280,26 @@ func (l *loader) parse(file string, data []byte, wantKind string) {
 			}
 		}
 	}
+}
+
+// besides drops validation problems about fields that already have a
+// decoding problem (a mistyped field was left out, so it would also look
+// missing).
+func besides(decoding, validation []Problem) []Problem {
+	var out []Problem
+	for _, v := range validation {
+		covered := false
+		for _, d := range decoding {
+			if v.Field == d.Field || strings.HasPrefix(v.Field, d.Field+".") || strings.HasPrefix(v.Field, d.Field+"[") || d.Field == "document" {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // withStatusForbidden restricts a definition's top level to the fields a
