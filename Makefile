@@ -24,7 +24,7 @@ tools:
 	@$(TOOLS_BUILD) >/dev/null
 
 generate: tools
-	$(TOOLS_DIR)/controller-gen object paths=./reconciler/api/... 
+	$(TOOLS_DIR)/controller-gen object paths=./reconciler/api/...
 	$(TOOLS_DIR)/controller-gen crd paths=./reconciler/api/... output:crd:artifacts:config=config/crd/bases
 
 # Unit, integration and end-to-end tests. Tests that need a real control plane
