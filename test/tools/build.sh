@@ -52,11 +52,27 @@ ldflags_for() {
   esac
 }
 
+# kwok refuses to start without stages; use the ones its own module ships:
+# node initialize, node heartbeat with lease, pod ready, complete and delete.
+copy_kwok_stages() {
+  local src
+  src=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
+  local f out="$dir/kwok-stages.yaml.tmp"
+  : >"$out"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    printf -- '---\n' >>"$out"
+    cat "$src/$f" >>"$out"
+  done
+  mv "$out" "$dir/kwok-stages.yaml"
+}
+
 mkdir -p "$dir"
 missing=()
 for t in "${tools[@]}"; do
   IFS='|' read -r name _ _ _ <<<"$t"
   [ -x "$dir/$name" ] || missing+=("$t")
+  if [ "$name" = kwok ] && [ -x "$dir/$name" ] && [ ! -f "$dir/kwok-stages.yaml" ]; then copy_kwok_stages; fi
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "tools up to date in $dir" >&2
@@ -85,6 +101,7 @@ for t in "${missing[@]}"; do
     exit $status
   fi
   mv "$dir/$name.tmp" "$dir/$name"
+  if [ "$name" = kwok ]; then copy_kwok_stages; fi
   echo "  done in $(($(date +%s) - start))s" >&2
 done
 echo "$dir"

@@ -1,0 +1,72 @@
+package pki
+
+import (
+	"crypto/x509"
+	"net"
+	"strings"
+	"testing"
+)
+
+func TestBundleSurvivesASecretRoundTrip(t *testing.T) {
+	b, err := Generate("team-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := FromSecretData(b.SecretData())
+	if err != nil {
+		t.Fatalf("reading the bundle back: %v", err)
+	}
+	if string(back.ClientCA.CertPEM) != string(b.ClientCA.CertPEM) || string(back.ServiceAccountKey) != string(b.ServiceAccountKey) {
+		t.Fatal("round trip changed the bundle")
+	}
+	cert, err := back.ServerCA.Certificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Subject.CommonName != "team-a-server-ca" || !cert.IsCA {
+		t.Fatalf("server CA: got CN %q, IsCA %v", cert.Subject.CommonName, cert.IsCA)
+	}
+}
+
+func TestIssuedCertificatesVerifyAgainstTheirCA(t *testing.T) {
+	b, err := Generate("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := b.ServerCA.Issue(CertRequest{CommonName: "kube-apiserver", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := b.ClientCA.Issue(CertRequest{CommonName: "alice", Organizations: []string{"team-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func(ca, leaf KeyPair, usage x509.ExtKeyUsage, dns string) error {
+		caCert, _ := ca.Certificate()
+		leafCert, _ := leaf.Certificate()
+		pool := x509.NewCertPool()
+		pool.AddCert(caCert)
+		_, err := leafCert.Verify(x509.VerifyOptions{Roots: pool, DNSName: dns, KeyUsages: []x509.ExtKeyUsage{usage}})
+		return err
+	}
+	if err := verify(b.ServerCA, serving, x509.ExtKeyUsageServerAuth, "localhost"); err != nil {
+		t.Fatalf("serving certificate: %v", err)
+	}
+	if err := verify(b.ClientCA, client, x509.ExtKeyUsageClientAuth, ""); err != nil {
+		t.Fatalf("client certificate: %v", err)
+	}
+	if err := verify(b.ServerCA, client, x509.ExtKeyUsageClientAuth, ""); err == nil {
+		t.Fatal("a client certificate verified against the wrong CA")
+	}
+}
+
+func TestMismatchedKeyIsRejected(t *testing.T) {
+	a, _ := Generate("a")
+	other, _ := Generate("b")
+	data := a.SecretData()
+	data[ClientCAKeyKey] = other.ClientCA.KeyPEM
+	_, err := FromSecretData(data)
+	if err == nil || !strings.Contains(err.Error(), "client CA") {
+		t.Fatalf("want an error naming the client CA, got %v", err)
+	}
+}

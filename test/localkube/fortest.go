@@ -1,0 +1,25 @@
+package localkube
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// ForTest starts a plane for t and stops it when t ends; it fails t if the
+// plane does not come up.
+func ForTest(t testing.TB, o Options) *Plane {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p, err := Start(ctx, o)
+	if err != nil {
+		t.Fatalf("starting a local control plane: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Errorf("stopping the local control plane: %v", err)
+		}
+	})
+	return p
+}
