@@ -91,7 +91,8 @@ type GitRef struct {
 	// +optional
 	Tag string `json:"tag,omitempty"`
 
-	// Commit SHA-1 to check out. With a branch, the commit must be on it.
+	// Commit SHA-1 to check out. With a branch too, the revision is named
+	// after the branch; the commit is not checked to be on it.
 	// +kubebuilder:validation:Pattern="^[0-9a-f]{40}$"
 	// +optional
 	Commit string `json:"commit,omitempty"`
