@@ -465,3 +465,43 @@ func TestRestartWithoutInventoryConverges(t *testing.T) {
 		t.Fatalf("after convergence: changes %v, untracked %v", again.Changes, again.Untracked)
 	}
 }
+
+// A label warren set on a StatefulSet is changed by hand (metadata only: the
+// generation stays): it is still found and set back. A controller writing
+// a Service's status is not drift: nothing is written for it.
+func TestMetadataEditIsDriftButStatusIsNot(t *testing.T) {
+	f := newFixture(t, "meta")
+	ns := "meta-a"
+	docs := []string{namespace(ns), statefulSet(ns, "api"), service(ns, "api")}
+	f.apply(docs...)
+
+	sts, err := f.kube.AppsV1().StatefulSets(ns).Get(f.ctx, "api", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts.Labels[ManagedByLabel] = "someone-else"
+	if _, err := f.kube.AppsV1().StatefulSets(ns).Update(f.ctx, sts, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := f.kube.CoreV1().Services(ns).Get(f.ctx, "api", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Status.Conditions = []metav1.Condition{{Type: "Probed", Status: metav1.ConditionTrue, Reason: "Test", LastTransitionTime: metav1.Now()}}
+	if _, err := f.kube.CoreV1().Services(ns).UpdateStatus(f.ctx, svc, metav1.UpdateOptions{FieldManager: "some-controller"}); err != nil {
+		t.Fatal(err)
+	}
+
+	res := f.apply(docs...)
+	got := actions(res)
+	if got["StatefulSet/meta-a/api"] != Configured || got["Service/meta-a/api"] != Unchanged || res.Written() != 1 {
+		t.Fatalf("changes %v; want the StatefulSet configured and nothing else", res.Changes)
+	}
+	sts, err = f.kube.AppsV1().StatefulSets(ns).Get(f.ctx, "api", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sts.Labels[ManagedByLabel] != ManagedByValue {
+		t.Fatalf("label not set back: %v", sts.Labels)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -150,14 +149,34 @@ func digest(u *unstructured.Unstructured) (string, error) {
 	return hex.EncodeToString(sum[:12]), nil
 }
 
-// observed is what tells, from a list, whether anyone wrote to an object
-// since warren did: its generation where the kind keeps one (status updates
-// do not change it), else its resourceVersion.
+// observed is what tells, from a list, whether anyone but a status writer
+// changed an object since warren applied it: a hash of its managedFields
+// entries for the main resource (each write records its manager and time
+// there; status updates are kept under their subresource and left out, so
+// a controller reporting status does not count as drift). Objects without
+// managed fields fall back to their resourceVersion.
 func observed(m metav1.Object) string {
-	if g := m.GetGeneration(); g > 0 {
-		return "g" + strconv.FormatInt(g, 10)
+	h := sha256.New()
+	n := 0
+	for _, mf := range m.GetManagedFields() {
+		if mf.Subresource != "" {
+			continue
+		}
+		n++
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00", mf.Manager, mf.Operation, mf.APIVersion)
+		if mf.Time != nil {
+			fmt.Fprintf(h, "%d", mf.Time.Unix())
+		}
+		h.Write([]byte{0})
+		if mf.FieldsV1 != nil {
+			h.Write(mf.FieldsV1.Raw)
+		}
+		h.Write([]byte{0})
 	}
-	return "rv" + m.GetResourceVersion()
+	if n == 0 {
+		return "rv" + m.GetResourceVersion()
+	}
+	return "mf" + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 const waitInterval = 500 * time.Millisecond

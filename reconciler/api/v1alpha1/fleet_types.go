@@ -166,10 +166,10 @@ type ResourceRef struct {
 	// +optional
 	Digest string `json:"d,omitempty"`
 
-	// Observed is what the live object looked like right after warren's
-	// apply: `g<generation>` for kinds with a generation, else
-	// `rv<resourceVersion>`. A different value on a later list means
-	// someone else changed it.
+	// Observed is a short hash of the live object's managedFields entries
+	// (status subresource left out) right after warren's apply, or `rv<n>`
+	// when it has none. A different value on a later list means someone
+	// other than a status writer changed it.
 	// +optional
 	Observed string `json:"o,omitempty"`
 }
