@@ -169,11 +169,17 @@ func Cluster(in Input, o Options) (*Output, error) {
 	}
 	out := &Output{Cluster: vc.Name}
 	for _, r := range rm.Resources() {
-		m, err := r.Map()
+		// Through JSON, not r.Map(): kyaml's maps hold Go ints, which
+		// unstructured objects (and their DeepCopy) do not accept.
+		data, err := r.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", vc.Name, err)
 		}
-		out.Objects = append(out.Objects, &unstructured.Unstructured{Object: m})
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(data); err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", vc.Name, err)
+		}
+		out.Objects = append(out.Objects, obj)
 	}
 	sortObjects(out.Objects)
 	return out, nil
