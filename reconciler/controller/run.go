@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fluxcd/pkg/runtime/events"
 	fluxcontroller "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/events"
 	"github.com/fluxcd/pkg/runtime/leaderelection"
 	"github.com/fluxcd/pkg/runtime/metrics"
 	"github.com/fluxcd/pkg/runtime/probes"
