@@ -169,11 +169,16 @@ func Cluster(in Input, o Options) (*Output, error) {
 	}
 	out := &Output{Cluster: vc.Name}
 	for _, r := range rm.Resources() {
-		m, err := r.Map()
+		// Through JSON, so that numbers are int64 as client-go expects.
+		b, err := r.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", vc.Name, err)
 		}
-		out.Objects = append(out.Objects, &unstructured.Unstructured{Object: m})
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(b); err != nil {
+			return nil, fmt.Errorf("cluster %s: %s: %w", vc.Name, r.CurId(), err)
+		}
+		out.Objects = append(out.Objects, obj)
 	}
 	sortObjects(out.Objects)
 	return out, nil
