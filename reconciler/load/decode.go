@@ -104,10 +104,25 @@ type strictDecoder struct {
 	// drop holds the value nodes that failed their check; decoding leaves
 	// them out so that the rest of the document can still be validated.
 	drop map[*yaml.Node]bool
+	// visited counts nodes checked, aliases expanded, to stop documents
+	// whose aliases multiply into millions of nodes.
+	visited  int
+	tooLarge bool
 }
 
+// maxNodes bounds the nodes of one document, aliases expanded.
+const maxNodes = 100000
+
+// maxProblems bounds the problems reported for one document.
+const maxProblems = 50
+
 func (d *strictDecoder) add(line int, path, format string, args ...any) {
-	d.problems = append(d.problems, problemf(d.file, line, path, format, args...))
+	switch {
+	case len(d.problems) < maxProblems:
+		d.problems = append(d.problems, problemf(d.file, line, path, format, args...))
+	case len(d.problems) == maxProblems:
+		d.problems = append(d.problems, problemf(d.file, line, "document", "more than %d problems; fix these first", maxProblems))
+	}
 }
 
 // fail reports a problem with node n and leaves n out of decoding.
@@ -175,6 +190,14 @@ func jsonFields(t reflect.Type, into map[string]reflect.Type) {
 
 // check walks node n against type t at path.
 func (d *strictDecoder) check(n *yaml.Node, t reflect.Type, path string) {
+	d.visited++
+	if d.visited > maxNodes {
+		if !d.tooLarge {
+			d.tooLarge = true
+			d.add(n.Line, "document", "more than %d values once YAML aliases are expanded", maxNodes)
+		}
+		return
+	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -267,7 +290,11 @@ func (d *strictDecoder) checkMapping(n *yaml.Node, path string, typeOf func(stri
 			d.add(k.Line, path, "YAML merge keys (<<) are not supported; write the fields out")
 			continue
 		}
-		p := join(path, k.Value)
+		name := k.Value
+		if name == "" {
+			name = `""`
+		}
+		p := join(path, name)
 		if first, dup := seen[k.Value]; dup {
 			d.drop[v] = true
 			d.add(k.Line, p, "set twice (first on line %d)", first)
@@ -397,6 +424,9 @@ func writeJSON(buf *bytes.Buffer, n *yaml.Node, drop map[*yaml.Node]bool, depth 
 func decodeStrict(file string, node *yaml.Node, out any, allowed map[string][]string) (map[string]int, []Problem) {
 	d := &strictDecoder{file: file, lines: map[string]int{}, allowed: allowed, drop: map[*yaml.Node]bool{}}
 	d.check(node, reflect.TypeOf(out).Elem(), "")
+	if d.tooLarge {
+		return d.lines, d.problems
+	}
 	raw, err := toJSON(node, d.drop)
 	if err == nil {
 		dec := json.NewDecoder(bytes.NewReader(raw))

@@ -194,3 +194,55 @@ func TestDefinitionsCannotSetStatus(t *testing.T) {
 		t.Fatalf("problems: %v", problems)
 	}
 }
+
+// Timestamps and quantities may be written the way YAML users write them.
+func TestTimestampsAndQuantities(t *testing.T) {
+	root := t.TempDir()
+	fleettest.Write(t, root, fleettest.Files{
+		"policies/p.yaml": fleettest.Policy,
+		"clusters/a.yaml": fleettest.Cluster("a") + "  expiresAt: 2026-12-24T00:00:00Z\n  resources:\n    cpu: 1.5\n    pods: 10\n",
+		"clusters/b.yaml": fleettest.Cluster("b") + "  expiresAt: next tuesday\n  resources:\n    memory: lots\n",
+	})
+	repo, problems, err := load.Dir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := repo.Cluster("a")
+	if !ok || a.Object.Spec.ExpiresAt == nil || a.Object.Spec.ExpiresAt.Year() != 2026 || a.Object.Spec.Resources.CPU.String() != "1500m" {
+		t.Fatalf("cluster a: %+v", a.Object)
+	}
+	fields := map[string]bool{}
+	for _, p := range problems {
+		fields[p.File+" "+p.Field] = true
+	}
+	if len(problems) != 2 || !fields["clusters/b.yaml spec.expiresAt"] || !fields["clusters/b.yaml spec.resources.memory"] {
+		t.Fatalf("problems:\n%s", load.Problems(problems).Error())
+	}
+}
+
+// YAML aliases that multiply into millions of values are refused, quickly.
+func TestAliasBombIsRefused(t *testing.T) {
+	many := func(alias string) string {
+		return "[" + strings.TrimSuffix(strings.Repeat("*"+alias+", ", 400), ", ") + "]"
+	}
+	doc := fleettest.Cluster("a") + `  x:
+    s: &s {kind: Group, name: g}
+    subjects: &subjects ` + many("s") + `
+    g: &g {clusterRole: view, subjects: *subjects}
+  access: ` + many("g") + "\n"
+	root := t.TempDir()
+	fleettest.Write(t, root, fleettest.Files{"clusters/a.yaml": doc})
+	_, problems, err := load.Dir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range problems {
+		if p.Field == "document" && strings.Contains(p.Message, "aliases are expanded") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("problems:\n%s", load.Problems(problems).Error())
+	}
+}

@@ -209,8 +209,8 @@ func validatePolicy(p *v1alpha1.TenantPolicy, src Source) []Problem {
 		for j, r := range g.ClusterRoles {
 			c.pattern(fmt.Sprintf("%s.clusterRoles[%d]", f, j), r)
 		}
-		if len(g.Subjects) == 0 {
-			c.add(f+".subjects", "required: at least one subject")
+		if len(g.Subjects) == 0 && len(s.Subjects) == 0 {
+			c.add(f+".subjects", "required: at least one subject (or spec.subjects, which an allowance without subjects refers to)")
 		}
 		for j, sub := range g.Subjects {
 			c.subject(fmt.Sprintf("%s.subjects[%d]", f, j), sub, true)

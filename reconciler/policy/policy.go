@@ -159,7 +159,7 @@ func (j *judge) fields() {
 	}
 
 	for i, g := range s.Access {
-		j.grant(i, g, ps.Grants)
+		j.grant(i, g, ps.Grants, ps.Subjects)
 	}
 
 	if k := s.Kubeconfig; k != nil && !matchAny(ps.KubeconfigNamespaces, k.Namespace) {
@@ -242,7 +242,7 @@ func subjectAllowed(allowed []v1alpha1.Subject, s v1alpha1.Subject) bool {
 	return false
 }
 
-func (j *judge) grant(i int, g v1alpha1.AccessGrant, allowances []v1alpha1.GrantAllowance) {
+func (j *judge) grant(i int, g v1alpha1.AccessGrant, allowances []v1alpha1.GrantAllowance, tenantSubjects []v1alpha1.Subject) {
 	field := fmt.Sprintf("spec.access[%d]", i)
 	var forRole []v1alpha1.GrantAllowance
 	for _, a := range allowances {
@@ -261,7 +261,11 @@ func (j *judge) grant(i int, g v1alpha1.AccessGrant, allowances []v1alpha1.Grant
 	for k, s := range g.Subjects {
 		ok := false
 		for _, a := range forRole {
-			if subjectAllowed(a.Subjects, s) {
+			allowed := a.Subjects
+			if len(allowed) == 0 {
+				allowed = tenantSubjects
+			}
+			if subjectAllowed(allowed, s) {
 				ok = true
 				break
 			}

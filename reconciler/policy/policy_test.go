@@ -225,3 +225,33 @@ func TestDeniedExample(t *testing.T) {
 		}
 	}
 }
+
+// A grant allowance without subjects lets a cluster grant the role to the
+// tenant's own people, and to no one else.
+func TestGrantsDefaultToTheTenantsSubjects(t *testing.T) {
+	pol := `apiVersion: warren.dev/v1alpha1
+kind: TenantPolicy
+metadata:
+  name: own-people
+spec:
+  tenant: team-a
+  subjects: [{kind: Group, name: team-a}]
+  maxClusters: 2
+  grants:
+  - clusterRoles: [admin]
+`
+	grant := func(name, group string) string {
+		return fleettest.Cluster(name) + "  access:\n  - clusterRole: admin\n    subjects: [{kind: Group, name: " + group + "}]\n"
+	}
+	admitted, problems := admit(t, fleettest.Files{
+		"policies/p.yaml": pol,
+		"clusters/a.yaml": grant("a", "team-a"),
+		"clusters/b.yaml": grant("b", "strangers"),
+	}, policy.Options{})
+	if len(admitted) != 1 || admitted[0].Cluster.Name() != "a" {
+		t.Errorf("admitted %v, want a", admitted)
+	}
+	if len(problems) != 1 || problems[0].File != "clusters/b.yaml" || problems[0].Field != "spec.access[0].subjects[0]" {
+		t.Fatalf("problems:\n%s", load.Problems(problems).Error())
+	}
+}

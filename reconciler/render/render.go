@@ -169,15 +169,14 @@ func Cluster(in Input, o Options) (*Output, error) {
 	}
 	out := &Output{Cluster: vc.Name}
 	for _, r := range rm.Resources() {
-		// Through JSON, not r.Map(): kyaml's maps hold Go ints, which
-		// unstructured objects (and their DeepCopy) do not accept.
-		data, err := r.MarshalJSON()
+		// Through JSON, so that numbers are int64 as client-go expects.
+		b, err := r.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", vc.Name, err)
 		}
 		obj := &unstructured.Unstructured{}
-		if err := obj.UnmarshalJSON(data); err != nil {
-			return nil, fmt.Errorf("cluster %s: %w", vc.Name, err)
+		if err := obj.UnmarshalJSON(b); err != nil {
+			return nil, fmt.Errorf("cluster %s: %s: %w", vc.Name, r.CurId(), err)
 		}
 		out.Objects = append(out.Objects, obj)
 	}

@@ -22,7 +22,8 @@ type TenantPolicySpec struct {
 	// +kubebuilder:validation:MinLength=1
 	Tenant string `json:"tenant"`
 
-	// Subjects are the tenant's people (groups and users).
+	// Subjects are the tenant's people (groups and users). A grant
+	// allowance without subjects of its own allows granting to these.
 	// +optional
 	// +listType=atomic
 	Subjects []Subject `json:"subjects,omitempty"`
@@ -116,14 +117,16 @@ type ExposeAllowance struct {
 }
 
 // GrantAllowance allows binding any of ClusterRoles to any of Subjects.
-// Subject names may be glob patterns.
+// Role and subject names may be glob patterns.
 type GrantAllowance struct {
 	// +kubebuilder:validation:MinItems=1
 	// +listType=atomic
 	ClusterRoles []string `json:"clusterRoles"`
-	// +kubebuilder:validation:MinItems=1
+	// Subjects may be granted the roles; empty means the policy's own
+	// subjects (the tenant's people).
+	// +optional
 	// +listType=atomic
-	Subjects []Subject `json:"subjects"`
+	Subjects []Subject `json:"subjects,omitempty"`
 }
 
 // TenantPolicy is a document in a fleet repository's policies/ folder. It is

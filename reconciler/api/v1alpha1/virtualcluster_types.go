@@ -59,6 +59,7 @@ type VirtualClusterSpec struct {
 
 	// Distro is k3s (the default) or k8s.
 	// +optional
+	// +kubebuilder:default=k3s
 	Distro Distro `json:"distro,omitempty"`
 
 	// Version is the Kubernetes version, vMAJOR.MINOR.PATCH, optionally with
@@ -123,6 +124,7 @@ type SyncSpec struct {
 	StorageClasses bool `json:"storageClasses,omitempty"`
 	// Nodes is fake (the default) or real.
 	// +optional
+	// +kubebuilder:default=fake
 	Nodes NodeMode `json:"nodes,omitempty"`
 }
 
@@ -130,6 +132,7 @@ type SyncSpec struct {
 type ExposeSpec struct {
 	// Type is ClusterIP (the default), NodePort, LoadBalancer or Ingress.
 	// +optional
+	// +kubebuilder:default=ClusterIP
 	Type ExposeType `json:"type,omitempty"`
 	// Host is the ingress host name; required when Type is Ingress.
 	// +optional
@@ -215,6 +218,7 @@ type VirtualClusterStatus struct {
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52",message="a cluster name may have at most 52 characters, leaving room for the host names derived from it"
 type VirtualCluster struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
