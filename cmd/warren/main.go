@@ -1,5 +1,5 @@
 // Command warren is the fleet repository's command line: validate, render
-// and plan (see package internal/cli).
+// and plan (see package internal/cli), and demo (package internal/demo).
 package main
 
 import (
@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, demoCommand()))
 }

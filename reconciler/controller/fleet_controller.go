@@ -196,12 +196,14 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 	inventory, conflicts, applyErr := r.applyClusters(ctx, applier, p, previous)
 	fleet.Status.Inventory = inventory
 
+	// Report before pruning: waiting for a removed cluster's namespace to
+	// go can take a while, and the others' status should not wait for it.
+	if err := r.reportClusters(ctx, p, conflicts); err != nil {
+		log.Error(err, "updating VirtualCluster status")
+	}
 	var pruneErr error
 	if applyErr == nil {
 		pruneErr = r.prune(ctx, applier, p, previous, inventory)
-	}
-	if err := r.reportClusters(ctx, p, conflicts); err != nil {
-		log.Error(err, "updating VirtualCluster status")
 	}
 
 	fleet.Status.AdmittedClusters = len(p.loaded.admitted)
