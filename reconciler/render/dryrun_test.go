@@ -26,7 +26,9 @@ import (
 // fleet and a repository switching on every component are applied with a
 // server-side dry run to a local control plane whose service CIDR is the
 // one render was given. Namespaces are created for real first, because a
-// dry-run namespace does not exist for the objects inside it.
+// dry-run namespace does not exist for the objects inside it. The control
+// plane pod each StatefulSet would create is dry-run too, so Pod Security
+// admission judges it at the level the policy sets on its namespace.
 func TestRenderedObjectsAreAcceptedByARealAPIServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a local control plane")
@@ -56,7 +58,32 @@ func TestRenderedObjectsAreAcceptedByARealAPIServer(t *testing.T) {
 		a.apply(ctx, t, obj, true)
 		kinds[obj.GetKind()]++
 	}
-	for _, kind := range []string{"StatefulSet", "Service", "Role", "RoleBinding", "ServiceAccount", "ConfigMap",
+	// Pods need their ServiceAccount to exist.
+	for _, obj := range objects {
+		if obj.GetKind() == "ServiceAccount" {
+			a.apply(ctx, t, obj, false)
+		}
+	}
+	for _, obj := range objects {
+		if obj.GetKind() != "StatefulSet" {
+			continue
+		}
+		template, _, _ := unstructured.NestedMap(obj.Object, "spec", "template")
+		pod := &unstructured.Unstructured{Object: template}
+		pod.SetAPIVersion("v1")
+		pod.SetKind("Pod")
+		pod.SetName(obj.GetName() + "-0")
+		pod.SetNamespace(obj.GetNamespace())
+		// The StatefulSet controller adds the claim's volume.
+		volumes, _, _ := unstructured.NestedSlice(pod.Object, "spec", "volumes")
+		volumes = append(volumes, map[string]any{"name": "data", "persistentVolumeClaim": map[string]any{"claimName": "data-" + obj.GetName() + "-0"}})
+		if err := unstructured.SetNestedSlice(pod.Object, volumes, "spec", "volumes"); err != nil {
+			t.Fatal(err)
+		}
+		a.apply(ctx, t, pod, true)
+		kinds["Pod"]++
+	}
+	for _, kind := range []string{"Pod", "StatefulSet", "Service", "Role", "RoleBinding", "ServiceAccount", "ConfigMap",
 		"ResourceQuota", "LimitRange", "NetworkPolicy", "Ingress", "ClusterRole", "ClusterRoleBinding"} {
 		if kinds[kind] == 0 {
 			t.Errorf("no %s was dry-run applied; the test no longer covers it", kind)
