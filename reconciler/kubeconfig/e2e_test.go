@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,35 +62,22 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 	virtual := localkube.ForTest(t, localkube.Options{PKI: bundle, ControllerManager: true})
 	grantAccess(ctx, t, virtual, "apps", "edit", "team-a")
 
-	// Credentials for the identity the policy grants, kept on the host.
+	// Each reconcile: fetch the sealing key and hash key, publish the cluster
+	// given the file now in Git.
 	id := Identity{User: "tenant:team-a", Groups: []string{"team-a"}}
-	stored, err := LoadCredentials(ctx, hostClient, "vc-alpha", "alpha-tenant-credentials")
-	if err != nil || stored != nil {
-		t.Fatalf("before first publish: %v, %v", stored, err)
+	cluster := Cluster{
+		Name:          "alpha",
+		HostNamespace: "vc-alpha",
+		PKI:           bundle,
+		Identity:      id,
+		Server:        virtual.Config.Host,
+		Target:        Target{Namespace: "team-a", Name: "alpha-kubeconfig"},
+		Labels:        map[string]string{"warren.dev/cluster": "alpha"},
 	}
-	creds, change, err := EnsureCredentials(bundle.ClientCA, stored, id, 0, time.Now())
-	if err != nil || change != CredentialsNew {
-		t.Fatalf("issuing: %v, %q", err, change)
-	}
-	if err := StoreCredentials(ctx, hostClient, "vc-alpha", "alpha-tenant-credentials", map[string]string{"warren.dev/cluster": "alpha"}, nil, creds); err != nil {
-		t.Fatal(err)
-	}
-
-	publish := func(previous []byte) SealResult {
+	clock := time.Now()
+	publish := func(previous []byte) Publication {
 		t.Helper()
-		stored, err := LoadCredentials(ctx, hostClient, "vc-alpha", "alpha-tenant-credentials")
-		if err != nil {
-			t.Fatal(err)
-		}
-		creds, _, err := EnsureCredentials(bundle.ClientCA, stored, id, 0, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		plain, err := Build(Config{ClusterName: "alpha", Server: virtual.Config.Host, ServerCA: bundle.ServerCA.CertPEM, User: id.User, Credentials: creds})
-		if err != nil {
-			t.Fatal(err)
-		}
-		key, err := FetchSealingKey(ctx, hostClient, CertificateSource{Controller: &ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName}}, time.Now())
+		key, err := FetchSealingKey(ctx, hostClient, CertificateSource{Controller: &ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName}}, clock)
 		if err != nil {
 			t.Fatalf("fetching the sealing certificate through the service proxy: %v", err)
 		}
@@ -97,17 +85,29 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := Seal(SealRequest{Cluster: "alpha", Target: Target{Namespace: "team-a", Name: "alpha-kubeconfig"}, Kubeconfig: plain, SealingKey: key, HashKey: hashKey, Previous: previous})
+		p := &Publisher{Client: hostClient, SealingKey: key, HashKey: hashKey, Now: func() time.Time { return clock }}
+		out, err := p.Publish(ctx, "", cluster, previous)
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertNoPlaintext(t, res.File, plain)
-		return res
+		if out.Path != "kubeconfigs/alpha.yaml" {
+			t.Fatalf("path %q", out.Path)
+		}
+		creds, err := LoadCredentials(ctx, hostClient, "vc-alpha", CredentialsSecretName("alpha"))
+		if err != nil || creds == nil {
+			t.Fatalf("credentials not kept on the host: %v", err)
+		}
+		plain, err := Build(Config{ClusterName: "alpha", Server: cluster.Server, ServerCA: bundle.ServerCA.CertPEM, User: id.User, Credentials: *creds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertNoPlaintext(t, out.File, plain)
+		return out
 	}
 
 	first := publish(nil)
-	if first.Change != NewFile {
-		t.Fatalf("first publish: %q", first.Change)
+	if first.Change != NewFile || first.Credentials != CredentialsNew || first.Reason() != "new cluster" {
+		t.Fatalf("first publish: %q, %q", first.Change, first.Credentials)
 	}
 	for i := range 10 {
 		again := publish(first.File)
@@ -115,11 +115,14 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 			t.Fatalf("reconcile %d with nothing changed: change %q, same bytes %v", i, again.Change, bytes.Equal(again.File, first.File))
 		}
 	}
+	if msg := CommitMessage([]Publication{publish(first.File)}, nil); msg != "" {
+		t.Fatalf("nothing changed, yet a commit message: %q", msg)
+	}
 
 	// Applying the file to the host, as Flux or Argo CD would.
 	applyFile(ctx, t, host, first.File, "")
 	unsealed := waitForSecret(ctx, t, hostClient, controller, "team-a", "alpha-kubeconfig")
-	if unsealed.Labels["warren.dev/cluster"] != "alpha" {
+	if unsealed.Labels[ClusterLabel] != "alpha" {
 		t.Errorf("unsealed Secret labels %v", unsealed.Labels)
 	}
 
@@ -173,16 +176,23 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 		}
 	}
 
-	// A renewal (here: the identity changed) makes a new file.
-	rotated, change, err := EnsureCredentials(bundle.ClientCA, &creds, Identity{User: id.User, Groups: []string{"team-a", "team-a-admins"}}, 0, time.Now())
-	if err != nil || change != CredentialsIdentityChanged {
-		t.Fatalf("identity change: %v, %q", err, change)
+	// Two thirds into the certificate's life, the next reconcile renews it.
+	clock = clock.Add(61 * 24 * time.Hour)
+	renewed := publish(first.File)
+	if renewed.Change != ContentChanged || renewed.Credentials != CredentialsRenewed || renewed.Reason() != "renewal" {
+		t.Fatalf("after 61 days: change %q, credentials %q", renewed.Change, renewed.Credentials)
 	}
-	if err := StoreCredentials(ctx, hostClient, "vc-alpha", "alpha-tenant-credentials", nil, nil, rotated); err != nil {
-		t.Fatal(err)
+	// The new certificate was issued on the real clock; back on it, the
+	// renewed file stays as it is.
+	clock = time.Now()
+	if again := publish(renewed.File); again.Change != Unchanged {
+		t.Fatalf("right after renewal: change %q", again.Change)
 	}
-	if res := publish(first.File); res.Change != ContentChanged {
-		t.Errorf("after new credentials: change %q", res.Change)
+	msg := CommitMessage([]Publication{renewed}, []string{"beta"})
+	for _, want := range []string{"alpha (kubeconfigs/alpha.yaml): renewal", "beta: cluster removed"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("commit message lacks %q:\n%s", want, msg)
+		}
 	}
 }
 

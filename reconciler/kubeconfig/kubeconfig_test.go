@@ -197,7 +197,7 @@ func TestSealedFileUnsealsOnlyAsItsTargetAndHidesEveryCredential(t *testing.T) {
 	if sealed.Scope() != ssv1alpha1.StrictScope || sealed.Namespace != "team-a" || sealed.Name != "alpha-kubeconfig" {
 		t.Fatalf("scope %v, %s/%s", sealed.Scope(), sealed.Namespace, sealed.Name)
 	}
-	if sealed.Spec.Template.Labels["warren.dev/cluster"] != "alpha" || sealed.Labels["app.kubernetes.io/managed-by"] != "warren" {
+	if sealed.Spec.Template.Labels[ClusterLabel] != "alpha" || sealed.Labels[ClusterLabel] != "alpha" || sealed.Labels["warren.dev/cluster"] != "" {
 		t.Errorf("labels %v / template %v", sealed.Labels, sealed.Spec.Template.Labels)
 	}
 	fp, _ := sscrypto.PublicKeyFingerprint(&priv.PublicKey)

@@ -38,9 +38,14 @@ const (
 	// was sealed with, so a rotated sealing key is noticed.
 	SealingKeyAnnotation = "warren.dev/sealing-key"
 
+	// ClusterLabel names the virtual cluster on the SealedSecret and the
+	// Secret it unseals into. It is not warren.dev/cluster on purpose: these
+	// objects are applied by whatever syncs the repository (Flux, Argo CD),
+	// and warren's prune sweep of a cluster's objects must not touch them.
+	ClusterLabel = "warren.dev/kubeconfig-of"
+
 	managedByLabel = "app.kubernetes.io/managed-by"
 	managedBy      = "warren"
-	clusterLabel   = "warren.dev/cluster"
 
 	hashPrefix = "hmac-sha256:"
 )
@@ -207,9 +212,9 @@ func compare(previous []byte, t Target, fingerprint, sum string) Change {
 }
 
 func seal(req SealRequest, sum string) ([]byte, error) {
-	labels := map[string]string{managedByLabel: managedBy}
+	labels := map[string]string{}
 	if req.Cluster != "" {
-		labels[clusterLabel] = req.Cluster
+		labels[ClusterLabel] = req.Cluster
 	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: req.Target.Namespace, Name: req.Target.Name, Labels: labels},
