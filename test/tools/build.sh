@@ -22,9 +22,11 @@ tools=(
 if [ -d "$here/controller-gen" ]; then tools+=("controller-gen|controller-gen|sigs.k8s.io/controller-tools/cmd/controller-gen|"); fi
 if [ -d "$here/sealed-secrets" ]; then tools+=("sealed-secrets-controller|sealed-secrets|github.com/bitnami-labs/sealed-secrets/cmd/controller|"); fi
 
-# The cache key is a hash of everything that decides what gets built, so a
-# change to any wrapper module lands in a fresh directory.
-key=$(cd "$here" && cat build.sh $(find . -name go.mod -o -name go.sum | sort) | sha256sum | cut -c1-12)
+# Bump when a change to this script changes what ends up in the cache.
+recipe=1
+# The cache key is a hash of the recipe and every wrapper module, so a new
+# version of any tool lands in a fresh directory.
+key=$(cd "$here" && { echo "recipe $recipe"; cat $(find . -name go.mod -o -name go.sum | sort); } | sha256sum | cut -c1-12)
 dir="${WARREN_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/warren/tools/$key}"
 
 if [ "${1:-}" = "--dir" ]; then
@@ -78,6 +80,12 @@ copy_sealed_secrets_crd() {
 }
 
 mkdir -p "$dir"
+# One build at a time per cache dir: a second `make tools` waits for the first.
+exec 9>"$dir/.lock"
+if ! flock -n 9; then
+  echo "another build of the tools is running into $dir; waiting for it" >&2
+  flock 9
+fi
 missing=()
 for t in "${tools[@]}"; do
   IFS='|' read -r name _ _ _ <<<"$t"
