@@ -328,3 +328,40 @@ func TestNoSealingCertificateMeansNoFile(t *testing.T) {
 		}
 	}
 }
+
+func TestOnlyFilesOfRemovedClustersAreStale(t *testing.T) {
+	files := []string{
+		"kubeconfigs/alpha.yaml",
+		"kubeconfigs/beta.yaml",
+		"kubeconfigs/README.md",
+		"kubeconfigs/kustomization.yaml",
+		"kubeconfigs/nested/gamma.yaml",
+		"clusters/beta.yaml",
+	}
+	got := StaleFiles("", files, map[string]bool{"alpha": true})
+	if strings.Join(got, ",") != "kubeconfigs/beta.yaml" {
+		t.Fatalf("stale %v", got)
+	}
+	if got := StaleFiles("out/kc", []string{"out/kc/a.yaml", "kubeconfigs/b.yaml"}, nil); strings.Join(got, ",") != "out/kc/a.yaml" {
+		t.Fatalf("stale under a configured dir %v", got)
+	}
+}
+
+func TestCommitMessageSaysWhatChangedAndWhy(t *testing.T) {
+	if msg := CommitMessage([]Publication{{Cluster: "a", Change: Unchanged}}, nil); msg != "" {
+		t.Fatalf("no change, message %q", msg)
+	}
+	one := CommitMessage([]Publication{{Cluster: "a", Path: "kubeconfigs/a.yaml", Change: NewFile, Credentials: CredentialsNew}}, nil)
+	if !strings.HasPrefix(one, "kubeconfigs: a (kubeconfigs/a.yaml): new cluster\n") {
+		t.Fatalf("message %q", one)
+	}
+	many := CommitMessage([]Publication{
+		{Cluster: "a", Path: "kubeconfigs/a.yaml", Change: ContentChanged, Credentials: CredentialsRenewed},
+		{Cluster: "b", Path: "kubeconfigs/b.yaml", Change: SealingKeyRotated},
+	}, []string{"c"})
+	for _, want := range []string{"update 3 cluster(s)", "a (kubeconfigs/a.yaml): renewal", "b (kubeconfigs/b.yaml): sealing key rotated", "c: cluster removed"} {
+		if !strings.Contains(many, want) {
+			t.Errorf("message lacks %q:\n%s", want, many)
+		}
+	}
+}

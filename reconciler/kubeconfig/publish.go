@@ -161,3 +161,43 @@ func CommitMessage(changed []Publication, removed []string) string {
 func IsSealingUnavailable(err error) bool {
 	return errors.Is(err, ErrNoSealingCertificate) || errors.Is(err, ErrSealingCertificateExpired)
 }
+
+// The VirtualCluster condition a caller sets from a Publication, and its reasons.
+const (
+	ConditionPublished = "KubeconfigPublished"
+
+	// ReasonPublished: the file is in Git at the commit the message names.
+	ReasonPublished = "Published"
+	// ReasonSealingUnavailable: no usable sealing certificate (missing or
+	// expired); nothing was written.
+	ReasonSealingUnavailable = "SealingCertificateUnavailable"
+	// ReasonPushPending: the file is committed locally, its push not yet accepted.
+	ReasonPushPending = "PushPending"
+	// ReasonPushRejected: the remote refused the push; the message says why.
+	ReasonPushRejected = "PushRejected"
+	// ReasonFailed: any other failure to make the file.
+	ReasonFailed = "PublishFailed"
+)
+
+// StaleFiles lists the kubeconfig files under dir (DefaultDir when empty)
+// among files (repository paths) whose cluster is not in keep: the files of
+// clusters removed from the repository, to delete in the same commit.
+// Anything else under dir (a README, a kustomization.yaml) is left alone.
+func StaleFiles(dir string, files []string, keep map[string]bool) []string {
+	if dir == "" {
+		dir = DefaultDir
+	}
+	var stale []string
+	for _, f := range files {
+		cluster, ok := strings.CutSuffix(strings.TrimPrefix(f, dir+"/"), ".yaml")
+		if !ok || strings.Contains(cluster, "/") || cluster == "kustomization" || keep[cluster] {
+			continue
+		}
+		if FilePath(dir, cluster) != f {
+			continue
+		}
+		stale = append(stale, f)
+	}
+	sort.Strings(stale)
+	return stale
+}

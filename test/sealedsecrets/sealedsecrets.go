@@ -400,6 +400,9 @@ func installCRD(ctx context.Context, plane *localkube.Plane, path string) error 
 // Secrets it unseals in every namespace.
 func grantRights(ctx context.Context, client kubernetes.Interface, namespace string) error {
 	name := binaryName
+	// Cluster-wide names carry the namespace, so two controllers on one
+	// plane each get their own binding.
+	clusterName := binaryName + "-" + namespace
 	steps := []struct {
 		what string
 		do   func() error
@@ -412,9 +415,9 @@ func grantRights(ctx context.Context, client kubernetes.Interface, namespace str
 			_, err := client.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 			return err
 		}},
-		{"ClusterRole " + name, func() error {
+		{"ClusterRole " + clusterName, func() error {
 			_, err := client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
-				ObjectMeta: metav1.ObjectMeta{Name: name},
+				ObjectMeta: metav1.ObjectMeta{Name: clusterName},
 				Rules: []rbacv1.PolicyRule{
 					// Watch SealedSecrets everywhere and report on them.
 					{APIGroups: []string{"bitnami.com"}, Resources: []string{"sealedsecrets"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
@@ -427,10 +430,10 @@ func grantRights(ctx context.Context, client kubernetes.Interface, namespace str
 			}, metav1.CreateOptions{})
 			return err
 		}},
-		{"ClusterRoleBinding " + name, func() error {
+		{"ClusterRoleBinding " + clusterName, func() error {
 			_, err := client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: name},
-				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+				ObjectMeta: metav1.ObjectMeta{Name: clusterName},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterName},
 				Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: namespace, Name: name}},
 			}, metav1.CreateOptions{})
 			return err
