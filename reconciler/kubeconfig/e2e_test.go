@@ -188,6 +188,36 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 	if again := publish(renewed.File); again.Change != Unchanged {
 		t.Fatalf("right after renewal: change %q", again.Change)
 	}
+	// The host's sealing key is rotated: the next reconcile reseals, and the
+	// controller unseals the new file into the same Secret.
+	if _, err := controller.RotateKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	resealed := publish(renewed.File)
+	if resealed.Change != SealingKeyRotated || resealed.Reason() != "sealing key rotated" {
+		t.Fatalf("after key rotation: change %q", resealed.Change)
+	}
+	applyFile(ctx, t, host, resealed.File, "")
+	current, err := LoadCredentials(ctx, hostClient, "vc-alpha", CredentialsSecretName("alpha"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Build(Config{ClusterName: "alpha", Server: cluster.Server, ServerCA: bundle.ServerCA.CertPEM, User: id.User, Credentials: *current})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		s, err := hostClient.CoreV1().Secrets("team-a").Get(ctx, "alpha-kubeconfig", metav1.GetOptions{})
+		if err == nil && bytes.Equal(s.Data[SecretKey], want) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the controller did not unseal the resealed file; its log is %s", controller.LogPath)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
 	msg := CommitMessage([]Publication{renewed}, []string{"beta"})
 	for _, want := range []string{"alpha (kubeconfigs/alpha.yaml): renewal", "beta: cluster removed"} {
 		if !strings.Contains(msg, want) {
@@ -203,7 +233,7 @@ func TestSealingCertificateSourcesFailClearlyAndNeverFallBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	host := localkube.ForTest(t, localkube.Options{})
-	controller := sealedsecrets.ForTest(t, host, sealedsecrets.Options{})
+	controller := sealedsecrets.ForTest(t, host, sealedsecrets.Options{KeyTTL: time.Hour})
 	client := kubernetes.NewForConfigOrDie(host.Config)
 	certPEM, err := controller.CertificatePEM(ctx)
 	if err != nil {
@@ -264,6 +294,12 @@ func TestSealingCertificateSourcesFailClearlyAndNeverFallBack(t *testing.T) {
 		if !errors.Is(err, tc.want) || key != nil {
 			t.Errorf("%s: got %v, want an error wrapping %q", name, err, tc.want)
 		}
+	}
+
+	// Two hours on, the controller's one-hour certificate has expired: a
+	// clear error, no key to seal with.
+	if key, err := FetchSealingKey(ctx, client, CertificateSource{Controller: &ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName}}, now.Add(2*time.Hour)); !errors.Is(err, ErrSealingCertificateExpired) || key != nil || !IsSealingUnavailable(err) {
+		t.Errorf("expired controller certificate: %v", err)
 	}
 
 	// The hash key: created once, then the same; a foreign Secret is never adopted.

@@ -75,6 +75,9 @@ type Options struct {
 	// KeySize is the RSA sealing key's size; 2048 when zero (the
 	// controller's own default, 4096, costs seconds of CPU per start).
 	KeySize int
+	// KeyTTL is how long its sealing certificates are valid; the
+	// controller's default (ten years) when zero.
+	KeyTTL time.Duration
 	// ToolsDir holds the binary and CRD; $WARREN_TOOLS_DIR, or the
 	// repository's tools cache, when empty.
 	ToolsDir string
@@ -196,12 +199,17 @@ func Start(ctx context.Context, plane *localkube.Plane, o Options) (_ *Controlle
 		}
 	}
 
-	if err := c.start(binary, runDir, apiHost, apiPort, []string{
+	args := []string{
 		"--listen-addr=" + net.JoinHostPort(ip.String(), strconv.Itoa(listenPort)),
 		"--listen-metrics-addr=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)),
 		"--key-size=" + strconv.Itoa(o.KeySize),
+		// Rotation only when a test asks for it (RotateKey).
 		"--key-renew-period=0",
-	}); err != nil {
+	}
+	if o.KeyTTL > 0 {
+		args = append(args, "--key-ttl="+o.KeyTTL.String())
+	}
+	if err := c.start(binary, runDir, apiHost, apiPort, args); err != nil {
 		return nil, err
 	}
 	if err := publishService(ctx, client, o.Namespace, o.ServiceName, ip, listenPort); err != nil {
@@ -307,6 +315,33 @@ func (c *Controller) CertificatePEM(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("GET %s/v1/cert.pem: %s", c.URL, resp.Status)
 	}
 	return body, nil
+}
+
+// RotateKey makes the controller generate a new sealing key, as its
+// SIGUSR1 handler does, and returns the new certificate once it is served.
+// Older keys stay with the controller, so what they sealed still unseals.
+func (c *Controller) RotateKey(ctx context.Context) ([]byte, error) {
+	before, err := c.CertificatePEM(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Kill(c.PID(), syscall.SIGUSR1); err != nil {
+		return nil, fmt.Errorf("asking the sealed-secrets controller for a new key: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		if after, err := c.CertificatePEM(ctx); err == nil && !bytes.Equal(after, before) {
+			return after, nil
+		}
+		select {
+		case <-c.done:
+			return nil, c.failure("exited while rotating its key")
+		case <-ctx.Done():
+			return nil, c.failure("did not serve a new certificate within 60s of SIGUSR1")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // PID is the controller's process id.
