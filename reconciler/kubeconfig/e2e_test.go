@@ -75,6 +75,7 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 		Labels:        map[string]string{"warren.dev/cluster": "alpha"},
 	}
 	clock := time.Now()
+	publisher := &Publisher{Client: hostClient, Now: func() time.Time { return clock }}
 	publish := func(previous []byte) Publication {
 		t.Helper()
 		key, err := FetchSealingKey(ctx, hostClient, CertificateSource{Controller: &ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName}}, clock)
@@ -85,8 +86,8 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &Publisher{Client: hostClient, SealingKey: key, HashKey: hashKey, Now: func() time.Time { return clock }}
-		out, err := p.Publish(ctx, "", cluster, previous)
+		publisher.SealingKey, publisher.HashKey = key, hashKey
+		out, err := publisher.Publish(ctx, "", cluster, previous)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,15 +24,17 @@ var tenant = Identity{User: "tenant:team-a", Groups: []string{"team-a-devs", "te
 
 func newBundle(t *testing.T) *pki.Bundle {
 	t.Helper()
-	b, err := pki.Generate("test")
+	b, err := newBundleB()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
+func newBundleB() (*pki.Bundle, error) { return pki.Generate("test") }
+
 // sealingPair is a sealed-secrets key pair made by sealed-secrets' own code.
-func sealingPair(t *testing.T, validFor time.Duration) (*rsa.PrivateKey, []byte) {
+func sealingPair(t testing.TB, validFor time.Duration) (*rsa.PrivateKey, []byte) {
 	t.Helper()
 	key, cert, err := sscrypto.GeneratePrivateKeyAndCert(2048, validFor, "sealed-secrets-test")
 	if err != nil {

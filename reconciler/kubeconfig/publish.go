@@ -2,10 +2,14 @@ package kubeconfig
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,15 +52,34 @@ type Cluster struct {
 	Owners []metav1.OwnerReference
 }
 
-// Publisher turns Ready clusters into kubeconfig files. One Publisher serves
-// one reconcile: fetch the sealing key and hash key once, then Publish each
-// cluster.
+// Publisher turns Ready clusters into kubeconfig files. Keep one for the
+// life of the reconciler; each reconcile sets SealingKey and HashKey (fetched
+// once), then calls Publish for each cluster.
+//
+// It remembers, per cluster, the inputs and file of its last unchanged
+// result, so a reconcile where nothing changed costs a hash per cluster: no
+// API call, no kubeconfig build, no parse of the file. The memory is
+// rechecked in full at the certificate's renewal time and at least every
+// recheckInterval.
 type Publisher struct {
 	Client     kubernetes.Interface
 	SealingKey *SealingKey
 	HashKey    []byte
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	mu        sync.Mutex
+	unchanged map[string]remembered
+}
+
+// recheckInterval bounds how long a remembered "unchanged" is trusted, so a
+// credentials Secret changed behind warren's back is noticed.
+const recheckInterval = 10 * time.Minute
+
+type remembered struct {
+	inputs    [sha256.Size]byte
+	renewAt   time.Time
+	checkedAt time.Time
 }
 
 // Publication is one cluster's file and why it changed.
@@ -100,6 +123,11 @@ func (pub *Publisher) Publish(ctx context.Context, dir string, c Cluster, previo
 	if pub.Now != nil {
 		now = pub.Now
 	}
+	inputs := pub.inputsOf(dir, c, previous)
+	if pub.stillUnchanged(c.Name, inputs, now()) {
+		out.File, out.Change = previous, Unchanged
+		return out, nil
+	}
 	secretName := CredentialsSecretName(c.Name)
 	current, err := LoadCredentials(ctx, pub.Client, c.HostNamespace, secretName)
 	if err != nil {
@@ -124,7 +152,65 @@ func (pub *Publisher) Publish(ctx context.Context, dir string, c Cluster, previo
 		return out, fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
 	out.File, out.Change = res.File, res.Change
+	if res.Change == Unchanged {
+		if cert, err := creds.Certificate(); err == nil {
+			pub.remember(c.Name, remembered{inputs: inputs, renewAt: RenewalTime(cert), checkedAt: now()})
+		}
+	}
 	return out, nil
+}
+
+// inputsOf hashes everything that decides a cluster's file, but the tenant
+// credentials kept on the host (covered by renewAt and recheckInterval).
+func (pub *Publisher) inputsOf(dir string, c Cluster, previous []byte) [sha256.Size]byte {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	groups := slices.Clone(c.Identity.Groups)
+	slices.Sort(groups)
+	for _, s := range []string{dir, c.Name, c.HostNamespace, c.Identity.User, strings.Join(groups, "\x00"), c.Lifetime.String(), c.Server, c.Target.Namespace, c.Target.Name, pub.SealingKey.Fingerprint} {
+		field([]byte(s))
+	}
+	field(c.PKI.ClientCA.CertPEM)
+	field(c.PKI.ServerCA.CertPEM)
+	hashKeySum := sha256.Sum256(pub.HashKey)
+	field(hashKeySum[:])
+	field(previous)
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+func (pub *Publisher) stillUnchanged(cluster string, inputs [sha256.Size]byte, now time.Time) bool {
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	r, ok := pub.unchanged[cluster]
+	if !ok || r.inputs != inputs || !now.Before(r.renewAt) || now.Sub(r.checkedAt) >= recheckInterval || now.Before(r.checkedAt) {
+		delete(pub.unchanged, cluster)
+		return false
+	}
+	return true
+}
+
+func (pub *Publisher) remember(cluster string, r remembered) {
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	if pub.unchanged == nil {
+		pub.unchanged = map[string]remembered{}
+	}
+	pub.unchanged[cluster] = r
+}
+
+// Forget drops what the Publisher remembers about a cluster (call it when
+// the cluster is removed).
+func (pub *Publisher) Forget(cluster string) {
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	delete(pub.unchanged, cluster)
 }
 
 // Removed is the reason given for deleting a pruned cluster's file.
