@@ -367,3 +367,22 @@ func TestCommitMessageSaysWhatChangedAndWhy(t *testing.T) {
 		}
 	}
 }
+
+func TestOneReconcileIsOneSetOfChanges(t *testing.T) {
+	pubs := []Publication{
+		{Cluster: "a", Path: "kubeconfigs/a.yaml", File: []byte("a"), Change: NewFile},
+		{Cluster: "b", Path: "kubeconfigs/b.yaml", File: []byte("b"), Change: Unchanged},
+	}
+	ch := Collect(pubs, []string{"kubeconfigs/c.yaml"})
+	if ch.Empty() || len(ch.Write) != 1 || string(ch.Write["kubeconfigs/a.yaml"]) != "a" || strings.Join(ch.Remove, ",") != "kubeconfigs/c.yaml" {
+		t.Fatalf("changes %+v", ch)
+	}
+	for _, want := range []string{"a (kubeconfigs/a.yaml): new cluster", "c: cluster removed"} {
+		if !strings.Contains(ch.Message, want) {
+			t.Errorf("message lacks %q:\n%s", want, ch.Message)
+		}
+	}
+	if quiet := Collect(pubs[1:], nil); !quiet.Empty() || quiet.Message != "" {
+		t.Fatalf("nothing changed, yet %+v", quiet)
+	}
+}

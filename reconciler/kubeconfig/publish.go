@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -286,4 +287,40 @@ func StaleFiles(dir string, files []string, keep map[string]bool) []string {
 	}
 	sort.Strings(stale)
 	return stale
+}
+
+// Changes is everything one reconcile changes in the repository: one commit.
+// The caller writes, removes and commits it with its Git client (and, on a
+// non-fast-forward push, applies the same Changes again on the new head).
+type Changes struct {
+	// Write maps repository paths to their new content.
+	Write map[string][]byte
+	// Remove lists repository paths to delete.
+	Remove []string
+	// Message is the commit message; it holds no credential material.
+	Message string
+}
+
+// Empty says there is nothing to commit.
+func (c Changes) Empty() bool { return len(c.Write) == 0 && len(c.Remove) == 0 }
+
+// Collect gathers the changed publications and the stale files (from
+// StaleFiles) of one reconcile into one set of Changes.
+func Collect(pubs []Publication, stale []string) Changes {
+	out := Changes{Write: map[string][]byte{}}
+	var changed []Publication
+	for _, p := range pubs {
+		if p.Change == Unchanged {
+			continue
+		}
+		out.Write[p.Path] = p.File
+		changed = append(changed, p)
+	}
+	removed := make([]string, 0, len(stale))
+	for _, f := range stale {
+		out.Remove = append(out.Remove, f)
+		removed = append(removed, strings.TrimSuffix(path.Base(f), ".yaml"))
+	}
+	out.Message = CommitMessage(changed, removed)
+	return out
 }
