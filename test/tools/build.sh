@@ -73,6 +73,16 @@ copy_kwok_stages() {
   cp "$src/volume/fast/storage-class.yaml" "$dir/kwok-storage-class.yaml"
 }
 
+# The sealed-secrets controller does not install its CRD; tests apply the one
+# its own module ships, kept beside the binary so it always matches it.
+copy_sealed_secrets_crd() {
+  local src
+  src=$(cd "$here/sealed-secrets" && go list -m -f '{{.Dir}}' github.com/bitnami-labs/sealed-secrets)/helm/sealed-secrets/crds/bitnami.com_sealedsecrets.yaml
+  cp "$src" "$dir/sealed-secrets-crd.yaml.tmp"
+  chmod 0644 "$dir/sealed-secrets-crd.yaml.tmp"
+  mv "$dir/sealed-secrets-crd.yaml.tmp" "$dir/sealed-secrets-crd.yaml"
+}
+
 mkdir -p "$dir"
 # One build at a time per cache dir: a second `make tools` waits for the first.
 exec 9>"$dir/.lock"
@@ -85,6 +95,7 @@ for t in "${tools[@]}"; do
   IFS='|' read -r name _ _ _ <<<"$t"
   [ -x "$dir/$name" ] || missing+=("$t")
   if [ "$name" = kwok ] && [ -x "$dir/$name" ] && { [ ! -f "$dir/kwok-stages.yaml" ] || [ ! -f "$dir/kwok-storage-class.yaml" ]; }; then copy_kwok_stages; fi
+  if [ "$name" = sealed-secrets-controller ] && [ -x "$dir/$name" ] && [ ! -f "$dir/sealed-secrets-crd.yaml" ]; then copy_sealed_secrets_crd; fi
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "tools up to date in $dir" >&2
@@ -114,6 +125,7 @@ for t in "${missing[@]}"; do
   fi
   mv "$dir/$name.tmp" "$dir/$name"
   if [ "$name" = kwok ]; then copy_kwok_stages; fi
+  if [ "$name" = sealed-secrets-controller ]; then copy_sealed_secrets_crd; fi
   echo "  done in $(($(date +%s) - start))s" >&2
 done
 echo "$dir"
