@@ -11,6 +11,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/metrics"
 	"github.com/fluxcd/pkg/runtime/probes"
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -57,6 +58,11 @@ func Scheme() *runtime.Scheme {
 
 // Run starts the Fleet and readiness controllers and blocks until ctx ends.
 func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logger) error {
+	if log.GetSink() == nil {
+		// logr.Discard() has no sink, and Flux's event recorder asks the
+		// sink for its level: give it one that drops everything.
+		log = funcr.New(func(string, string) {}, funcr.Options{})
+	}
 	scheme := Scheme()
 	managed := labels.SelectorFromSet(labels.Set{apply.ManagedByLabel: apply.ManagedByValue})
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{

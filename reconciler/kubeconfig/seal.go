@@ -72,6 +72,9 @@ type SealingKey struct {
 // certificate outside its validity period.
 var ErrSealingCertificateExpired = errors.New("sealing certificate is not valid now")
 
+// clockSkew is how far a sealing certificate's start may lie in the future.
+const clockSkew = 5 * time.Minute
+
 // ParseSealingCertificate reads a PEM sealing certificate and checks that it
 // holds an RSA key and is valid at now.
 func ParseSealingCertificate(pemBytes []byte, now time.Time) (*SealingKey, error) {
@@ -87,7 +90,9 @@ func ParseSealingCertificate(pemBytes []byte, now time.Time) (*SealingKey, error
 	if now.After(c.NotAfter) {
 		return nil, fmt.Errorf("sealing certificate %q expired at %s: %w", c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339), ErrSealingCertificateExpired)
 	}
-	if now.Before(c.NotBefore) {
+	// A certificate the controller made a moment ago may start a fraction
+	// of a second ahead of this clock (or another host's): allow for skew.
+	if now.Add(clockSkew).Before(c.NotBefore) {
 		return nil, fmt.Errorf("sealing certificate %q is valid only from %s: %w", c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339), ErrSealingCertificateExpired)
 	}
 	fp, err := sscrypto.PublicKeyFingerprint(pub)
