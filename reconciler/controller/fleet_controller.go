@@ -136,10 +136,16 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		ctrl.LoggerFrom(ctx).Info("suspended; nothing done")
 		return ctrl.Result{}, nil
 	}
-	if err := r.reconcile(ctx, fleet); err != nil {
+	nextExpiry, err := r.reconcile(ctx, fleet)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: fleet.GetRequeueAfter()}, nil
+	after := fleet.GetRequeueAfter()
+	if nextExpiry > 0 && nextExpiry < after {
+		// A preview cluster expires before the next poll: come back then.
+		after = nextExpiry
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
 }
 
 // plan is one reconcile's view of a Fleet: what Git asks for and what the
@@ -161,7 +167,9 @@ type plan struct {
 	pruneBlocked string
 }
 
-func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) error {
+// reconcile runs the pipeline once. It returns how long until the next
+// admitted cluster expires (zero for none).
+func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) (time.Duration, error) {
 	log := ctrl.LoggerFrom(ctx)
 	timeout := fleet.GetTimeout().Duration
 	fetchCtx, cancel := context.WithTimeout(ctx, timeout)
@@ -171,7 +179,7 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 	if err != nil {
 		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonGitFailed, "%s", err)
 		r.event(fleet, corev1.EventTypeWarning, ReasonGitFailed, err.Error())
-		return err
+		return 0, err
 	}
 	if snap.Revision != fleet.Status.LastAttemptedRevision {
 		conditions.MarkReconciling(fleet, ReasonProgressing, "reconciling revision %s", snap.Revision)
@@ -180,17 +188,18 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 
 	p := &plan{fleet: fleet, revision: snap.Revision}
 	if p.existing, err = r.existingClusters(ctx, fleet); err != nil {
-		return err
+		return 0, err
 	}
 	if p.loaded, err = r.load(fleet, snap, p.existing); err != nil {
 		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonLoadFailed, "%s", err)
-		return err
+		return 0, err
 	}
-	r.classify(p, time.Now())
+	now := time.Now()
+	r.classify(p, now)
 
 	applier, err := apply.New(r.ApplyClient, apply.Owner{Namespace: fleet.Namespace, Name: fleet.Name}, apply.Options{})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	previous := fleet.Status.Inventory
 	inventory, conflicts, applyErr := r.applyClusters(ctx, applier, p, previous)
@@ -212,7 +221,20 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 	if applyErr == nil && pruneErr == nil {
 		fleet.Status.LastAppliedRevision = snap.Revision
 	}
-	return errors.Join(applyErr, pruneErr)
+	return untilNextExpiry(p, now), errors.Join(applyErr, pruneErr)
+}
+
+// untilNextExpiry is how long until the first desired cluster expires.
+func untilNextExpiry(p *plan, now time.Time) time.Duration {
+	var next time.Duration
+	for _, a := range p.desired {
+		if exp := a.Cluster.Object.Spec.ExpiresAt; exp != nil {
+			if d := exp.Sub(now); next == 0 || d < next {
+				next = d
+			}
+		}
+	}
+	return next
 }
 
 // fetch brings the Fleet's repository up to date.
