@@ -1,6 +1,8 @@
 // Package gitserver gives tests real Git repositories: bare repositories made
 // and committed to with the git CLI, served over smart HTTP by
-// `git http-backend` behind net/http/cgi, and reachable by file:// too.
+// `git http-backend` behind net/http/cgi, over SSH by the real
+// git-upload-pack/git-receive-pack behind golang.org/x/crypto/ssh, and
+// reachable by file:// too.
 //
 // It exists for tests only. It never fakes the Git protocol: every fetch and
 // push a test makes goes through real git programs.
@@ -9,6 +11,7 @@ package gitserver
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -270,3 +273,5 @@ func RunGit(ctx context.Context, dir string, args ...string) (string, error) {
 	}
 	return strings.TrimSpace(stdout.String()), nil
 }
+
+func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }
