@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,4 +238,38 @@ func TestCheckoutIsBoundedAndHasNoLinks(t *testing.T) {
 	if _, err := small.Fetch(ctx, Ref{Branch: "main"}); err == nil || !strings.Contains(err.Error(), "big.yaml") {
 		t.Fatalf("want an error naming big.yaml over the size limit, got %v", err)
 	}
+}
+
+// After the first fetch, a fetch downloads only what the new commit adds:
+// a large file already fetched is not sent again.
+func TestFetchIsIncremental(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	repo := gitserver.NewRepo(t, root, "fleet")
+	big := make([]byte, 0, 2<<20)
+	for i := 0; len(big) < 2<<20; i++ {
+		big = append(big, []byte(fmt.Sprintf("line %d of an incompressible-ish file %x\n", i, i*7919))...)
+	}
+	repo.CommitFiles(t, "big", map[string]string{"templates/big.yaml": string(big)})
+	srv := gitserver.Start(t, root, gitserver.Options{})
+	src := open(t, srv.URL("fleet"), nil)
+	if _, err := src.Fetch(ctx, Ref{Branch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	first := srv.BytesSent()
+
+	repo.CommitFiles(t, "small", map[string]string{"clusters/a.yaml": "name: a\n"})
+	before := srv.BytesSent()
+	snap, err := src.Fetch(ctx, Ref{Branch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := srv.BytesSent() - before
+	if second*10 > first {
+		t.Fatalf("second fetch sent %d bytes, first %d: not incremental", second, first)
+	}
+	if got := readFile(t, snap, "templates/big.yaml"); len(got) != len(big) {
+		t.Fatalf("big file in second checkout has %d bytes, want %d", len(got), len(big))
+	}
+	t.Logf("first fetch %d bytes, second %d bytes", first, second)
 }

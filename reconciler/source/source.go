@@ -265,10 +265,18 @@ func (r *Repository) fetch(ctx context.Context, ref Ref) (string, plumbing.Hash,
 	if err := spec.Validate(); err != nil {
 		return "", plumbing.ZeroHash, fmt.Errorf("source: ref: %w", err)
 	}
+	// The first fetch of a ref is shallow (depth 1). Later ones ask for
+	// everything new since the commit we hold, without a depth: with a
+	// depth, upload-pack sends the whole tree again even though we have
+	// most of it.
+	depth := 1
+	if _, err := r.repo.Reference(local, false); err == nil {
+		depth = 0
+	}
 	err := r.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: remoteName,
 		RefSpecs:   []config.RefSpec{spec},
-		Depth:      1,
+		Depth:      depth,
 		Auth:       r.auth,
 		Tags:       git.NoTags,
 		Force:      true,

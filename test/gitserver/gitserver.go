@@ -149,7 +149,23 @@ type Server struct {
 	addr     string
 	srv      *http.Server
 	requests atomic.Int64
+	sent     atomic.Int64
 }
+
+// countingWriter counts the bytes of response bodies.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+// BytesSent counts the response body bytes served so far.
+func (s *Server) BytesSent() int64 { return s.sent.Load() }
 
 // Start serves root at http://127.0.0.1:<port>/ until the test ends.
 func Start(t testing.TB, root string, opts Options) *Server {
@@ -164,6 +180,7 @@ func Start(t testing.TB, root string, opts Options) *Server {
 			"GIT_CONFIG_NOSYSTEM=1",
 			"GIT_CONFIG_GLOBAL=/dev/null",
 		},
+		InheritEnv: []string{"GIT_TRACE_PACKET"}, // set it to a file to see the protocol
 	}
 	s := &Server{root: root, opts: opts}
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -176,7 +193,7 @@ func Start(t testing.TB, root string, opts Options) *Server {
 				return
 			}
 		}
-		backend.ServeHTTP(w, req)
+		backend.ServeHTTP(countingWriter{ResponseWriter: w, n: &s.sent}, req)
 	})
 	if err := s.listen("127.0.0.1:0"); err != nil {
 		t.Fatalf("gitserver: %v", err)
