@@ -143,7 +143,7 @@ func TestFetchTagAndCommit(t *testing.T) {
 	}
 }
 
-// Over smart HTTP with basic auth: the right credentials fetch; wrong ones
+// Over smart HTTPS with basic auth: the right credentials fetch; wrong ones
 // and a stopped server fail with an error that shows no secret, and the last
 // good checkout stays intact and current; the fetch recovers when the
 // server returns.
@@ -152,10 +152,11 @@ func TestFetchHTTPAuthAndUnreachableKeepsLastGood(t *testing.T) {
 	root := t.TempDir()
 	repo := gitserver.NewRepo(t, root, "fleet")
 	first := repo.CommitFiles(t, "one", map[string]string{"clusters/a.yaml": "name: a\n"})
-	srv := gitserver.Start(t, root, gitserver.Options{Username: "warren", Password: "t0ken-value"})
+	srv := gitserver.Start(t, root, gitserver.Options{Username: "warren", Password: "t0ken-value", TLS: true})
+	ca := srv.CACertPEM()
 
 	cache := t.TempDir()
-	src, err := Open(Options{URL: srv.URL("fleet"), CacheDir: cache, Auth: &Auth{Username: "warren", Password: "t0ken-value"}})
+	src, err := Open(Options{URL: srv.URL("fleet"), CacheDir: cache, Auth: &Auth{Username: "warren", Password: "t0ken-value", CABundle: ca}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func TestFetchHTTPAuthAndUnreachableKeepsLastGood(t *testing.T) {
 		t.Fatalf("commit %s, want %s", good.Commit, first)
 	}
 
-	wrong, err := Open(Options{URL: srv.URL("fleet"), CacheDir: cache, Auth: &Auth{Username: "warren", Password: "wrong-secret"}})
+	wrong, err := Open(Options{URL: srv.URL("fleet"), CacheDir: cache, Auth: &Auth{Username: "warren", Password: "wrong-secret", CABundle: ca}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,4 +273,29 @@ func TestFetchIsIncremental(t *testing.T) {
 		t.Fatalf("big file in second checkout has %d bytes, want %d", len(got), len(big))
 	}
 	t.Logf("first fetch %d bytes, second %d bytes", first, second)
+}
+
+// TLS is always verified: an https remote with a certificate nobody vouched
+// for is refused, and credentials are never sent over plain http.
+func TestTLSVerifiedAndNoCredentialsInTheClear(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	repo := gitserver.NewRepo(t, root, "fleet")
+	repo.CommitFiles(t, "init", map[string]string{"README": "x\n"})
+
+	tlsSrv := gitserver.Start(t, root, gitserver.Options{TLS: true})
+	if _, err := open(t, tlsSrv.URL("fleet"), nil).Fetch(ctx, Ref{Branch: "main"}); err == nil {
+		t.Fatal("fetched from an https server whose certificate is not trusted")
+	} else if !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("error does not mention the certificate: %v", err)
+	}
+	if _, err := open(t, tlsSrv.URL("fleet"), &Auth{CABundle: tlsSrv.CACertPEM()}).Fetch(ctx, Ref{Branch: "main"}); err != nil {
+		t.Fatalf("fetch trusting the server's CA: %v", err)
+	}
+
+	plain := gitserver.Start(t, root, gitserver.Options{})
+	_, err := Open(Options{URL: plain.URL("fleet"), CacheDir: t.TempDir(), Auth: &Auth{Username: "u", Password: "p"}})
+	if err == nil || !strings.Contains(err.Error(), "https") {
+		t.Fatalf("credentials over plain http: got %v, want a refusal", err)
+	}
 }

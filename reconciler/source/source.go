@@ -100,6 +100,7 @@ type Repository struct {
 	mu         sync.Mutex
 	url        string
 	auth       transport.AuthMethod
+	caBundle   []byte
 	cacheDir   string
 	limits     Limits
 	repo       *git.Repository
@@ -140,6 +141,7 @@ func Open(o Options) (*Repository, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source: %s: %w", redact(remoteURL), err)
 	}
+	r.caBundle = o.Auth.caBundle()
 	r.repo, err = openOrInitBare(filepath.Join(o.CacheDir, "git"), remoteURL)
 	if err != nil {
 		return nil, fmt.Errorf("source: %s: %w", redact(remoteURL), err)
@@ -278,6 +280,7 @@ func (r *Repository) fetch(ctx context.Context, ref Ref) (string, plumbing.Hash,
 		RefSpecs:   []config.RefSpec{spec},
 		Depth:      depth,
 		Auth:       r.auth,
+		CABundle:   r.caBundle,
 		Tags:       git.NoTags,
 		Force:      true,
 	})
@@ -323,7 +326,7 @@ func (r *Repository) defaultBranch(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("source: %w", err)
 	}
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: r.auth})
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: r.auth, CABundle: r.caBundle})
 	if err != nil {
 		return "", r.remoteError("list refs", err)
 	}

@@ -11,9 +11,16 @@ package gitserver
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -136,6 +143,9 @@ type Options struct {
 	// every request.
 	Username string
 	Password string
+	// TLS serves https with a fresh self-signed certificate for 127.0.0.1;
+	// clients trust it through CACertPEM.
+	TLS bool
 }
 
 // Server serves every bare repository under a root directory over Git's
@@ -144,6 +154,9 @@ type Server struct {
 	root    string
 	opts    Options
 	handler http.Handler
+
+	tlsConfig *tls.Config
+	caPEM     []byte
 
 	mu       sync.Mutex
 	addr     string
@@ -195,6 +208,14 @@ func Start(t testing.TB, root string, opts Options) *Server {
 		}
 		backend.ServeHTTP(countingWriter{ResponseWriter: w, n: &s.sent}, req)
 	})
+	if opts.TLS {
+		cert, caPEM, err := selfSignedCert()
+		if err != nil {
+			t.Fatalf("gitserver: %v", err)
+		}
+		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.caPEM = caPEM
+	}
 	if err := s.listen("127.0.0.1:0"); err != nil {
 		t.Fatalf("gitserver: %v", err)
 	}
@@ -206,7 +227,39 @@ func Start(t testing.TB, root string, opts Options) *Server {
 func (s *Server) URL(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return "http://" + s.addr + "/" + name + ".git"
+	scheme := "http"
+	if s.tlsConfig != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + s.addr + "/" + name + ".git"
+}
+
+// CACertPEM is the certificate a TLS server presents, for clients to trust;
+// nil without TLS.
+func (s *Server) CACertPEM() []byte { return s.caPEM }
+
+func selfSignedCert() (tls.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "gitserver"},
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 // Requests counts the HTTP requests served so far (rejected ones included).
@@ -242,6 +295,9 @@ func (s *Server) listen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if s.tlsConfig != nil {
+		ln = tls.NewListener(ln, s.tlsConfig)
 	}
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()

@@ -28,7 +28,7 @@ const (
 // fleet of virtual cluster definitions, and how often to reconcile it.
 type FleetSpec struct {
 	// URL of the Git repository: https://, ssh://, file:// or a local path.
-	// +kubebuilder:validation:Pattern="^(https?://|ssh://|git@|file://|/)"
+	// +kubebuilder:validation:Pattern="^(https?://|ssh://|file://|/|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)"
 	// +required
 	URL string `json:"url"`
 
@@ -46,7 +46,7 @@ type FleetSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +optional
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// Timeout bounds one fetch and one apply. Defaults to the interval.
 	// +kubebuilder:validation:Type=string
@@ -56,10 +56,11 @@ type FleetSpec struct {
 
 	// SecretRef names a Secret in the Fleet's namespace with the credentials
 	// for the repository. For https: `username` and `password` (basic auth;
-	// a token goes in `password`), or `bearerToken`. For ssh: `identity` (the
-	// private key, PEM or OpenSSH format), optional `password` (the key's
-	// passphrase) and `known_hosts`, which is required: warren never skips
-	// the host key check.
+	// a token goes in `password`), or `bearerToken`, and optionally `ca.crt`
+	// to trust a private CA (credentials are never sent over plain http).
+	// For ssh: `identity` (the private key, PEM or OpenSSH format), optional
+	// `password` (the key's passphrase) and `known_hosts`, which is
+	// required: warren never skips the host key check.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
 
@@ -217,10 +218,10 @@ func (in *Fleet) SetConditions(conditions []metav1.Condition) {
 
 // GetInterval returns the poll interval, one minute when unset.
 func (in *Fleet) GetInterval() metav1.Duration {
-	if in.Spec.Interval.Duration <= 0 {
+	if in.Spec.Interval == nil || in.Spec.Interval.Duration <= 0 {
 		return metav1.Duration{Duration: defaultFleetInterval}
 	}
-	return in.Spec.Interval
+	return *in.Spec.Interval
 }
 
 // GetRequeueAfter returns how long to wait before the next poll.
