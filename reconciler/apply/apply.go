@@ -20,6 +20,7 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -120,7 +121,8 @@ type Conflict struct {
 
 func (c Conflict) String() string { return c.Object.String() + ": " + c.Reason }
 
-// Result is the outcome of one Apply.
+// Result is the outcome of one Apply. Apply returns it even with an error
+// (unless the error came before anything was written).
 type Result struct {
 	// Inventory is what the Fleet owns after this apply: every object it
 	// applied or found unchanged, plus, after an error, every object of the
@@ -128,6 +130,10 @@ type Result struct {
 	Inventory *Inventory
 	Changes   []Change
 	Conflicts []Conflict
+	// Failures are the clusters whose objects could not all be applied.
+	// Their previous inventory entries are kept, so nothing of theirs is
+	// pruned because of the failure.
+	Failures []ClusterFailure
 	// Untracked are objects that carry this Fleet's labels, are of a kind
 	// being applied, and are neither rendered nor in the previous
 	// inventory: left over by an apply whose inventory was never recorded
@@ -188,90 +194,187 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 		}
 	}
 	sortEntries(res.Untracked)
+
 	var (
-		toApply []desiredObject
-		kept    []Entry
+		toApply   []desiredObject
+		unclaimed []desiredObject
+		kept      []Entry
 	)
 	for _, d := range desired {
 		l, ours := live[d.id]
-		if ours {
-			if e, ok := prev[d.id]; ok && e.Digest == d.digest && e.Observed == observed(l) && e.Version == d.ref.Version {
-				kept = append(kept, e)
-				res.Changes = append(res.Changes, Change{Object: d.ref, Action: Unchanged})
-				continue
-			}
+		switch {
+		case !ours:
+			unclaimed = append(unclaimed, d)
+		case isUnchanged(prev, d, l):
+			kept = append(kept, prev[d.id])
+			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Unchanged})
+		default:
 			toApply = append(toApply, d)
-			continue
 		}
-		conflict, err := a.foreign(ctx, d)
-		if err != nil {
-			return nil, err
-		}
-		if conflict != nil {
-			res.Conflicts = append(res.Conflicts, *conflict)
+	}
+	conflicts, err := a.checkUnclaimed(ctx, unclaimed)
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range unclaimed {
+		if conflicts[i] != nil {
+			res.Conflicts = append(res.Conflicts, *conflicts[i])
 			continue
 		}
 		toApply = append(toApply, d)
 	}
 
-	var applyErr error
-	if len(toApply) > 0 {
-		objs := make([]*unstructured.Unstructured, 0, len(toApply))
-		for _, d := range toApply {
-			objs = append(objs, d.obj.DeepCopy())
-		}
-		opts := ssa.DefaultApplyOptions()
-		opts.WaitTimeout = a.opts.WaitTimeout
-		cs, err := a.manager.ApplyAllStaged(ctx, objs, opts)
-		if err != nil {
-			applyErr = fmt.Errorf("apply: %w", err)
-		}
-		if cs != nil {
-			actions := map[string]ssa.Action{}
-			for _, e := range cs.Entries {
-				actions[e.ObjMetadata.String()] = e.Action
-			}
-			for _, d := range toApply {
-				action, ok := actions[d.id]
-				if !ok {
-					continue
-				}
-				switch action {
-				case ssa.CreatedAction:
-					res.Changes = append(res.Changes, Change{Object: d.ref, Action: Created})
-				case ssa.ConfiguredAction:
-					res.Changes = append(res.Changes, Change{Object: d.ref, Action: Configured})
-				default:
-					res.Changes = append(res.Changes, Change{Object: d.ref, Action: Unchanged})
-				}
-			}
+	actions, failures := a.applyObjects(ctx, toApply)
+	res.Failures = failures
+	failed := map[string]bool{}
+	for _, f := range failures {
+		failed[f.Cluster] = true
+	}
+	for _, d := range toApply {
+		switch actions[d.id] {
+		case ssa.CreatedAction:
+			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Created})
+		case ssa.ConfiguredAction:
+			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Configured})
+		case ssa.UnchangedAction:
+			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Unchanged})
 		}
 	}
 
 	// Record what each applied object looks like now, so the next Apply can
 	// tell a later hand edit from warren's own write.
-	after, err := a.listOwned(ctx, kindsOf(toApply))
-	if err != nil && applyErr == nil {
-		applyErr = err
-	}
+	after, listErr := a.listOwned(ctx, kindsOf(toApply))
 	entries := kept
 	for _, d := range toApply {
 		l, ok := after[d.id]
 		if !ok {
 			continue
 		}
-		e := Entry{ID: d.id, Version: d.ref.Version, Cluster: d.obj.GetLabels()[ClusterLabel], Digest: d.digest, Observed: observed(l)}
-		if applyErr != nil {
-			e.Digest = "" // not known to be applied: check it again next time
+		cluster := d.obj.GetLabels()[ClusterLabel]
+		e := Entry{ID: d.id, Version: d.ref.Version, Cluster: cluster, Digest: d.digest, Observed: observed(l)}
+		if failed[cluster] {
+			e.Digest = "" // not known to be applied in full: check it again next time
 		}
 		entries = append(entries, e)
 	}
 	inv := Entries(entries)
-	if applyErr != nil {
-		inv = Merge(inv, previous)
+	// Whatever a failed cluster owned before stays in the inventory, so a
+	// prune after a failed apply deletes none of it.
+	var keep []Entry
+	if previous != nil {
+		for _, e := range previous.Entries {
+			if listErr != nil || failed[e.Cluster] {
+				keep = append(keep, e)
+			}
+		}
 	}
-	res.Inventory = inv
-	return res, applyErr
+	res.Inventory = Merge(inv, Entries(keep))
+
+	var errs []error
+	for _, f := range failures {
+		errs = append(errs, f)
+	}
+	if listErr != nil {
+		errs = append(errs, listErr)
+	}
+	if len(errs) > 0 {
+		return res, fmt.Errorf("apply: %w", errors.Join(errs...))
+	}
+	return res, nil
+}
+
+// isUnchanged reports whether a listed object is exactly as warren last
+// applied it and the rendering has not changed since.
+func isUnchanged(prev map[string]Entry, d desiredObject, live liveObject) bool {
+	e, ok := prev[d.id]
+	return ok && e.Digest == d.digest && e.Version == d.ref.Version && e.Observed == observed(live)
+}
+
+// ClusterFailure is a virtual cluster whose objects could not all be
+// applied; the other clusters of the Fleet are not held back by it.
+type ClusterFailure struct {
+	// Cluster is the warren.dev/cluster label of the objects, empty for
+	// objects without one.
+	Cluster string
+	Err     error
+}
+
+func (f ClusterFailure) Error() string {
+	if f.Cluster == "" {
+		return f.Err.Error()
+	}
+	return "cluster " + f.Cluster + ": " + f.Err.Error()
+}
+
+func (f ClusterFailure) Unwrap() error { return f.Err }
+
+// checkUnclaimed looks up, a few at a time, the objects to be applied that
+// are not in this Fleet's lists; conflicts[i] is set for each one that
+// exists and is not this Fleet's.
+func (a *Applier) checkUnclaimed(ctx context.Context, ds []desiredObject) ([]*Conflict, error) {
+	conflicts := make([]*Conflict, len(ds))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(a.opts.Concurrency)
+	for i, d := range ds {
+		g.Go(func() error {
+			c, err := a.foreign(gctx, d)
+			conflicts[i] = c
+			return err
+		})
+	}
+	return conflicts, g.Wait()
+}
+
+// applyObjects applies ds with ssa in stages. If the batch fails, it tries
+// again cluster by cluster, so one broken cluster names itself and does not
+// hold back the rest. It returns the action for each object ID it applied.
+func (a *Applier) applyObjects(ctx context.Context, ds []desiredObject) (map[string]ssa.Action, []ClusterFailure) {
+	actions := map[string]ssa.Action{}
+	if len(ds) == 0 {
+		return actions, nil
+	}
+	run := func(group []desiredObject) error {
+		objs := make([]*unstructured.Unstructured, 0, len(group))
+		for _, d := range group {
+			objs = append(objs, d.obj.DeepCopy())
+		}
+		opts := ssa.DefaultApplyOptions()
+		opts.WaitTimeout = a.opts.WaitTimeout
+		opts.WaitInterval = waitInterval
+		cs, err := a.manager.ApplyAllStaged(ctx, objs, opts)
+		if cs != nil {
+			for _, e := range cs.Entries {
+				actions[e.ObjMetadata.String()] = e.Action
+			}
+		}
+		return err
+	}
+	err := run(ds)
+	if err == nil {
+		return actions, nil
+	}
+	if ctx.Err() != nil {
+		return actions, []ClusterFailure{{Err: err}}
+	}
+	groups := map[string][]desiredObject{}
+	var order []string
+	for _, d := range ds {
+		c := d.obj.GetLabels()[ClusterLabel]
+		if _, ok := groups[c]; !ok {
+			order = append(order, c)
+		}
+		groups[c] = append(groups[c], d)
+	}
+	if len(groups) == 1 {
+		return actions, []ClusterFailure{{Cluster: order[0], Err: err}}
+	}
+	var failures []ClusterFailure
+	for _, c := range order {
+		if err := run(groups[c]); err != nil {
+			failures = append(failures, ClusterFailure{Cluster: c, Err: err})
+		}
+	}
+	return actions, failures
 }
 
 // prepare labels copies of the objects as this Fleet's and digests them.

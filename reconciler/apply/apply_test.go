@@ -505,3 +505,32 @@ func TestMetadataEditIsDriftButStatusIsNot(t *testing.T) {
 		t.Fatalf("label not set back: %v", sts.Labels)
 	}
 }
+
+// One cluster renders an object the API server refuses: that cluster is
+// named in the failures and keeps what it had (nothing of it would be
+// pruned); the other cluster is applied all the same.
+func TestABrokenClusterDoesNotHoldBackTheOthers(t *testing.T) {
+	f := newFixture(t, "isolate")
+	f.apply(namespace("iso-good"), namespace("iso-bad"), configMap("iso-bad", "settings", "1"))
+	before := f.inv
+
+	badService := "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: iso-bad\n  labels: {warren.dev/cluster: iso-bad}\nspec:\n  ports: [{port: 99999}]\n"
+	res, err := f.applier.Apply(f.ctx, objects(t,
+		namespace("iso-good"), configMap("iso-good", "settings", "1"),
+		namespace("iso-bad"), configMap("iso-bad", "settings", "2"), badService), before)
+	if err == nil {
+		t.Fatal("apply with an invalid Service succeeded")
+	}
+	if len(res.Failures) != 1 || res.Failures[0].Cluster != "iso-bad" || !strings.Contains(err.Error(), "iso-bad") {
+		t.Fatalf("failures %v (error %v), want only iso-bad", res.Failures, err)
+	}
+	if v, _ := f.configMapValue("iso-good", "settings"); v != "1" {
+		t.Fatalf("the good cluster was not applied: %q", v)
+	}
+	if stale := Stale(before, res.Inventory); len(stale) != 0 {
+		t.Fatalf("a failed apply would prune %v", stale)
+	}
+	if len(ForCluster(res.Inventory, "iso-good")) != 2 {
+		t.Fatalf("inventory of iso-good: %v", ForCluster(res.Inventory, "iso-good"))
+	}
+}
