@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
@@ -308,28 +310,91 @@ func (f ClusterFailure) Error() string {
 
 func (f ClusterFailure) Unwrap() error { return f.Err }
 
-// checkUnclaimed looks up, a few at a time, the objects to be applied that
-// are not in this Fleet's lists; conflicts[i] is set for each one that
-// exists and is not this Fleet's.
+// listInsteadOfGet is how many objects of one kind make checkUnclaimed
+// list the kind (metadata only, in pages) rather than get them one by one.
+const listInsteadOfGet = 20
+
+// checkUnclaimed looks up the objects to be applied that are not in this
+// Fleet's lists; conflicts[i] is set for each one that exists and is not
+// this Fleet's. A kind with few such objects is looked up object by object,
+// a few at a time; a kind with many (a cold start) is listed once.
 func (a *Applier) checkUnclaimed(ctx context.Context, ds []desiredObject) ([]*Conflict, error) {
 	conflicts := make([]*Conflict, len(ds))
+	byKind := map[schema.GroupVersionKind][]int{}
+	for i, d := range ds {
+		gvk := d.ref.GroupVersionKind()
+		byKind[gvk] = append(byKind[gvk], i)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(a.opts.Concurrency)
-	for i, d := range ds {
+	for gvk, idx := range byKind {
+		if len(idx) < listInsteadOfGet {
+			for _, i := range idx {
+				g.Go(func() error {
+					c, err := a.foreign(gctx, ds[i])
+					conflicts[i] = c
+					return err
+				})
+			}
+			continue
+		}
 		g.Go(func() error {
-			c, err := a.foreign(gctx, d)
-			conflicts[i] = c
-			return err
+			existing, err := a.listAll(gctx, gvk)
+			if err != nil {
+				return err
+			}
+			for _, i := range idx {
+				if live, ok := existing[ds[i].id]; ok {
+					if reason := a.ownershipProblem(live); reason != "" {
+						conflicts[i] = &Conflict{Object: ds[i].ref, Reason: reason}
+					}
+				}
+			}
+			return nil
 		})
 	}
 	return conflicts, g.Wait()
 }
 
-// applyObjects applies ds with ssa in stages. If the batch fails, it tries
-// again cluster by cluster, so one broken cluster names itself and does not
-// hold back the rest. It returns the action for each object ID it applied.
+// listAll lists the metadata of every object of one kind, page by page.
+func (a *Applier) listAll(ctx context.Context, gvk schema.GroupVersionKind) (map[string]*metav1.PartialObjectMetadata, error) {
+	out := map[string]*metav1.PartialObjectMetadata{}
+	cont := ""
+	for {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		err := a.client.List(ctx, list, client.Limit(1000), client.Continue(cont))
+		if meta.IsNoMatchError(err) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("apply: list %s: %w", gvk.Kind, err)
+		}
+		for i := range list.Items {
+			item := &list.Items[i]
+			ref := ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: item.Namespace, Name: item.Name}
+			out[ref.id()] = item
+		}
+		cont = list.Continue
+		if cont == "" {
+			return out, nil
+		}
+	}
+}
+
+// applyObjects applies ds with ssa: first the namespaces, CRDs and other
+// cluster-wide definitions of all clusters (waiting until they are ready),
+// then the objects that belong to no cluster, then the clusters' objects in
+// a few concurrent batches, as ssa writes one object at a time within a
+// batch. A batch that fails is tried again
+// cluster by cluster, so one broken cluster names itself and does not hold
+// back the rest. It returns the action for each object ID it applied.
 func (a *Applier) applyObjects(ctx context.Context, ds []desiredObject) (map[string]ssa.Action, []ClusterFailure) {
-	actions := map[string]ssa.Action{}
+	var (
+		mu       sync.Mutex
+		actions  = map[string]ssa.Action{}
+		failures []ClusterFailure
+	)
 	if len(ds) == 0 {
 		return actions, nil
 	}
@@ -343,37 +408,98 @@ func (a *Applier) applyObjects(ctx context.Context, ds []desiredObject) (map[str
 		opts.WaitInterval = waitInterval
 		cs, err := a.manager.ApplyAllStaged(ctx, objs, opts)
 		if cs != nil {
+			mu.Lock()
 			for _, e := range cs.Entries {
 				actions[e.ObjMetadata.String()] = e.Action
 			}
+			mu.Unlock()
 		}
 		return err
 	}
-	err := run(ds)
-	if err == nil {
-		return actions, nil
+	// runBatch applies the clusters of one batch together, then one by one
+	// if that fails.
+	runBatch := func(clusters []string, groups map[string][]desiredObject) {
+		var all []desiredObject
+		for _, c := range clusters {
+			all = append(all, groups[c]...)
+		}
+		err := run(all)
+		if err == nil {
+			return
+		}
+		var fs []ClusterFailure
+		if len(clusters) == 1 || ctx.Err() != nil {
+			for _, c := range clusters {
+				fs = append(fs, ClusterFailure{Cluster: c, Err: err})
+			}
+		} else {
+			for _, c := range clusters {
+				if err := run(groups[c]); err != nil {
+					fs = append(fs, ClusterFailure{Cluster: c, Err: err})
+				}
+			}
+		}
+		mu.Lock()
+		failures = append(failures, fs...)
+		mu.Unlock()
 	}
-	if ctx.Err() != nil {
-		return actions, []ClusterFailure{{Err: err}}
-	}
-	groups := map[string][]desiredObject{}
-	var order []string
+
+	// Namespaces, CRDs and other cluster-wide definitions of every cluster
+	// go first, together, so nothing later waits for a definition that is
+	// in another batch.
+	var defs, rest []desiredObject
 	for _, d := range ds {
-		c := d.obj.GetLabels()[ClusterLabel]
-		if _, ok := groups[c]; !ok {
-			order = append(order, c)
-		}
-		groups[c] = append(groups[c], d)
-	}
-	if len(groups) == 1 {
-		return actions, []ClusterFailure{{Cluster: order[0], Err: err}}
-	}
-	var failures []ClusterFailure
-	for _, c := range order {
-		if err := run(groups[c]); err != nil {
-			failures = append(failures, ClusterFailure{Cluster: c, Err: err})
+		if ssautils.IsClusterDefinition(d.obj) || ssautils.IsClassDefinition(d.obj) {
+			defs = append(defs, d)
+		} else {
+			rest = append(rest, d)
 		}
 	}
+	group := func(ds []desiredObject) (map[string][]desiredObject, []string) {
+		groups := map[string][]desiredObject{}
+		var clusters []string
+		for _, d := range ds {
+			c := d.obj.GetLabels()[ClusterLabel]
+			if _, ok := groups[c]; !ok {
+				clusters = append(clusters, c)
+			}
+			groups[c] = append(groups[c], d)
+		}
+		return groups, clusters
+	}
+	// concurrently spreads clusters over a few batches run side by side.
+	concurrently := func(clusters []string, groups map[string][]desiredObject) {
+		if len(clusters) == 0 {
+			return
+		}
+		batches := make([][]string, min(a.opts.Concurrency, len(clusters)))
+		for i, c := range clusters {
+			batches[i%len(batches)] = append(batches[i%len(batches)], c)
+		}
+		var wg sync.WaitGroup
+		for _, batch := range batches {
+			wg.Go(func() { runBatch(batch, groups) })
+		}
+		wg.Wait()
+	}
+	// Definitions without a cluster (a shared CRD) first, then the
+	// clusters' own (their namespaces), each batch waiting for its own.
+	defGroups, defClusters := group(defs)
+	if len(defGroups[""]) > 0 {
+		runBatch([]string{""}, defGroups)
+	}
+	concurrently(slices.DeleteFunc(defClusters, func(c string) bool { return c == "" }), defGroups)
+
+	failed := map[string]bool{}
+	for _, f := range failures {
+		failed[f.Cluster] = true
+	}
+	groups, all := group(rest)
+	if len(groups[""]) > 0 && !failed[""] {
+		runBatch([]string{""}, groups) // objects of no cluster: before the clusters
+	}
+	concurrently(slices.DeleteFunc(all, func(c string) bool { return c == "" || failed[c] }), groups)
+	slices.SortFunc(failures, func(x, y ClusterFailure) int { return strings.Compare(x.Cluster, y.Cluster) })
 	return actions, failures
 }
 

@@ -83,7 +83,7 @@ func (f *fixture) apply(docs ...string) *Result {
 	return res
 }
 
-func objects(t *testing.T, docs ...string) []*unstructured.Unstructured {
+func objects(t testing.TB, docs ...string) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
 	for _, d := range docs {
@@ -153,7 +153,7 @@ func actions(res *Result) map[string]Action {
 // writeRequests sums apiserver_request_total for every verb that writes
 // (anything but GET, LIST and WATCH, dry runs included) on the given
 // resources, read from the API server's own /metrics.
-func writeRequests(t *testing.T, resources ...string) float64 {
+func writeRequests(t testing.TB, resources ...string) float64 {
 	t.Helper()
 	body, err := kubernetes.NewForConfigOrDie(host.Config).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(t.Context())
 	if err != nil {
@@ -532,5 +532,36 @@ func TestABrokenClusterDoesNotHoldBackTheOthers(t *testing.T) {
 	}
 	if len(ForCluster(res.Inventory, "iso-good")) != 2 {
 		t.Fatalf("inventory of iso-good: %v", ForCluster(res.Inventory, "iso-good"))
+	}
+}
+
+// A cold start with many objects of one kind looks them up with a list
+// instead of one get each; a foreign object among them is still found.
+func TestForeignObjectFoundAmongManyNew(t *testing.T) {
+	f := newFixture(t, "many")
+	ns := "many-a"
+	f.apply(namespace(ns))
+	if _, err := f.kube.CoreV1().ConfigMaps(ns).Create(f.ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "cm-07", Namespace: ns, Labels: map[string]string{"kustomize.toolkit.fluxcd.io/name": "apps"}},
+		Data:       map[string]string{"value": "theirs"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	docs := []string{namespace(ns)}
+	for i := range 2 * listInsteadOfGet {
+		docs = append(docs, configMap(ns, fmt.Sprintf("cm-%02d", i), "ours"))
+	}
+	res, err := f.applier.Apply(f.ctx, objects(t, docs...), f.inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Conflicts) != 1 || res.Conflicts[0].Object.Name != "cm-07" || !strings.Contains(res.Conflicts[0].Reason, "Flux") {
+		t.Fatalf("conflicts %v, want cm-07 managed by Flux", res.Conflicts)
+	}
+	if v, _ := f.configMapValue(ns, "cm-07"); v != "theirs" {
+		t.Fatalf("foreign cm-07 overwritten: %q", v)
+	}
+	if res.Written() != 2*listInsteadOfGet-1 {
+		t.Fatalf("wrote %d, want %d", res.Written(), 2*listInsteadOfGet-1)
 	}
 }
