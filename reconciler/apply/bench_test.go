@@ -2,6 +2,9 @@ package apply
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +79,26 @@ func BenchmarkFleetOf500Clusters(b *testing.B) {
 		b.ReportMetric(cold.Seconds(), "cold-s")
 		b.ReportMetric(noop.Seconds(), "noop-s")
 		b.ReportMetric(writes, "noop-writes")
-		b.Logf("%d objects: cold apply %v, no-op %v with %v writes", len(objs), cold, noop, writes)
+		b.ReportMetric(peakRSSMiB(), "peak-rss-MiB")
+		b.Logf("%d objects: cold apply %v, no-op %v with %v writes; peak RSS of the test process %.0f MiB",
+			len(objs), cold, noop, writes, peakRSSMiB())
 	}
+}
+
+// peakRSSMiB is this process's peak resident set (VmHWM), which excludes
+// the control plane's own processes.
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			if err == nil {
+				return kb / 1024
+			}
+		}
+	}
+	return 0
 }
