@@ -64,7 +64,9 @@ func (o Owner) Labels() map[string]string {
 
 // Options tune an Applier.
 type Options struct {
-	// Concurrency of ssa's dry-run drift checks; default 4.
+	// Concurrency is how many clusters' batches apply side by side, how
+	// many dry runs each batch runs at once, and how many ownership
+	// lookups run at once; default 4.
 	Concurrency int
 	// WaitTimeout bounds the wait for namespaces and CRDs to be ready
 	// before the objects that need them; default 60s.
@@ -116,8 +118,8 @@ type Change struct {
 // exists and is not this Fleet's.
 type Conflict struct {
 	Object ObjectRef
-	// Reason says who holds it, e.g. "managed by Flux Kustomization
-	// apps/infra" or "owned by Fleet team-b/fleet".
+	// Reason says who holds it, e.g. "managed by Flux (name=apps,
+	// namespace=flux-system)" or "owned by Fleet team-b/fleet".
 	Reason string
 }
 
@@ -127,8 +129,9 @@ func (c Conflict) String() string { return c.Object.String() + ": " + c.Reason }
 // (unless the error came before anything was written).
 type Result struct {
 	// Inventory is what the Fleet owns after this apply: every object it
-	// applied or found unchanged, plus, after an error, every object of the
-	// previous inventory (nothing is forgotten, so nothing is orphaned).
+	// applied or found unchanged, plus the previous entries of every
+	// cluster that failed (all previous entries if the final list failed),
+	// so nothing is forgotten and nothing is pruned because of a failure.
 	Inventory *Inventory
 	Changes   []Change
 	Conflicts []Conflict

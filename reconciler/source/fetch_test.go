@@ -299,3 +299,38 @@ func TestTLSVerifiedAndNoCredentialsInTheClear(t *testing.T) {
 		t.Fatalf("credentials over plain http: got %v, want a refusal", err)
 	}
 }
+
+// The Fleet's URL changes to another repository: the cache starts afresh
+// and the new repository's tip is checked out, shallow.
+func TestURLChangeStartsTheCacheAfresh(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	one := gitserver.NewRepo(t, root, "one")
+	one.CommitFiles(t, "one", map[string]string{"who": "one\n"})
+	two := gitserver.NewRepo(t, root, "two")
+	two.CommitFiles(t, "two-old", map[string]string{"who": "two-old\n"})
+	head := two.CommitFiles(t, "two", map[string]string{"who": "two\n"})
+
+	cache := t.TempDir()
+	first, err := Open(Options{URL: one.FileURL(), CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Fetch(ctx, Ref{Branch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Open(Options{URL: two.FileURL(), CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := second.Fetch(ctx, Ref{Branch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Commit != head || readFile(t, snap, "who") != "two\n" {
+		t.Fatalf("after the URL change: %s with who=%q", snap.Commit, readFile(t, snap, "who"))
+	}
+	if shallow, _ := second.repo.Storer.Shallow(); len(shallow) != 1 {
+		t.Fatalf("cache for the new URL is not shallow: %v", shallow)
+	}
+}

@@ -177,24 +177,38 @@ func redact(raw string) string {
 	return u.String()
 }
 
+// openOrInitBare opens the cache repository, starting it afresh when it
+// was made for another URL: its history would only mislead the fetch
+// negotiation with the new remote.
 func openOrInitBare(dir, remoteURL string) (*git.Repository, error) {
 	repo, err := git.PlainOpen(dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.PlainInit(dir, true)
+	if err == nil {
+		cfg, cerr := repo.Config()
+		if cerr != nil {
+			return nil, fmt.Errorf("read cache repository config: %w", cerr)
+		}
+		if have, ok := cfg.Remotes[remoteName]; ok && slices.Equal(have.URLs, []string{remoteURL}) {
+			return repo, nil
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("reset cache repository: %w", err)
+		}
+		err = git.ErrRepositoryNotExists
 	}
-	if err != nil {
+	if !errors.Is(err, git.ErrRepositoryNotExists) {
 		return nil, fmt.Errorf("open cache repository: %w", err)
+	}
+	repo, err = git.PlainInit(dir, true)
+	if err != nil {
+		return nil, fmt.Errorf("create cache repository: %w", err)
 	}
 	cfg, err := repo.Config()
 	if err != nil {
 		return nil, fmt.Errorf("read cache repository config: %w", err)
 	}
-	want := &config.RemoteConfig{Name: remoteName, URLs: []string{remoteURL}}
-	if have, ok := cfg.Remotes[remoteName]; !ok || !slices.Equal(have.URLs, want.URLs) {
-		cfg.Remotes[remoteName] = want
-		if err := repo.SetConfig(cfg); err != nil {
-			return nil, fmt.Errorf("write cache repository config: %w", err)
-		}
+	cfg.Remotes[remoteName] = &config.RemoteConfig{Name: remoteName, URLs: []string{remoteURL}}
+	if err := repo.SetConfig(cfg); err != nil {
+		return nil, fmt.Errorf("write cache repository config: %w", err)
 	}
 	return repo, nil
 }
