@@ -3,6 +3,7 @@ package apply
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -564,4 +565,55 @@ func TestForeignObjectFoundAmongManyNew(t *testing.T) {
 	if res.Written() != 2*listInsteadOfGet-1 {
 		t.Fatalf("wrote %d, want %d", res.Written(), 2*listInsteadOfGet-1)
 	}
+}
+
+// A cluster's PKI Secret is made once, applied with the cluster's objects
+// and never regenerated: later reconciles return the same CAs; once it is
+// lost it is an error, not a new CA; a foreign Secret of that name is a
+// conflict.
+func TestPKISecretIsMadeOnceAndNeverRegenerated(t *testing.T) {
+	f := newFixture(t, "pki")
+	ns := "pki-a"
+	secret, bundle, err := f.applier.PKISecret(f.ctx, ns, "pki-a", f.inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.apply(namespace(ns), toYAML(t, secret))
+
+	again, bundle2, err := f.applier.PKISecret(f.ctx, ns, "pki-a", f.inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(bundle2.ServerCA.CertPEM) != string(bundle.ServerCA.CertPEM) {
+		t.Fatal("the PKI was regenerated")
+	}
+	if res := f.apply(namespace(ns), toYAML(t, again)); res.Written() != 0 {
+		t.Fatalf("re-applying the same PKI Secret wrote %v", res.Changes)
+	}
+
+	if err := f.kube.CoreV1().Secrets(ns).Delete(f.ctx, PKISecretName("pki-a"), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.applier.PKISecret(f.ctx, ns, "pki-a", f.inv); err == nil || !strings.Contains(err.Error(), "restore") {
+		t.Fatalf("lost PKI Secret: got %v, want an error asking to restore it", err)
+	}
+
+	if _, err := f.kube.CoreV1().Secrets(ns).Create(f.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: PKISecretName("other"), Namespace: ns},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var conflict *ConflictError
+	if _, _, err := f.applier.PKISecret(f.ctx, ns, "other", f.inv); !errors.As(err, &conflict) {
+		t.Fatalf("foreign PKI Secret: got %v, want a ConflictError", err)
+	}
+}
+
+func toYAML(t testing.TB, u *unstructured.Unstructured) string {
+	t.Helper()
+	b, err := yaml.Marshal(u.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
