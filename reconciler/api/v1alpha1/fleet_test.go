@@ -12,6 +12,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -79,15 +80,20 @@ func TestFleetCRDDefaultsAndValidation(t *testing.T) {
 		t.Fatalf("Fleet CRD never served: %v", err)
 	}
 
-	fleet := &v1alpha1.Fleet{
-		ObjectMeta: metav1.ObjectMeta{Name: "team-a", Namespace: "default"},
-		Spec:       v1alpha1.FleetSpec{URL: "https://git.example.test/team-a/fleet.git"},
+	// As a user writes it in YAML: no interval, no prune.
+	fleet := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte("apiVersion: warren.dev/v1alpha1\nkind: Fleet\nmetadata: {name: team-a, namespace: default}\nspec: {url: 'https://git.example.test/team-a/fleet.git'}\n"), &fleet.Object); err != nil {
+		t.Fatal(err)
 	}
 	if err := c.Create(ctx, fleet); err != nil {
 		t.Fatal(err)
 	}
-	if fleet.Spec.Interval == nil || fleet.Spec.Interval.Duration != time.Minute || fleet.Spec.Prune == nil || !*fleet.Spec.Prune {
-		t.Fatalf("server defaults: interval %v prune %v", fleet.Spec.Interval, fleet.Spec.Prune)
+	got := &v1alpha1.Fleet{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "team-a"}, got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.Interval.Duration != time.Minute || got.Spec.Prune == nil || !*got.Spec.Prune {
+		t.Fatalf("server defaults: interval %v prune %v", got.Spec.Interval, got.Spec.Prune)
 	}
 
 	bad := &v1alpha1.Fleet{

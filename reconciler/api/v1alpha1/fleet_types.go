@@ -41,12 +41,13 @@ type FleetSpec struct {
 	// +optional
 	Path string `json:"path,omitempty"`
 
-	// Interval between two polls of the repository.
+	// Interval between two polls of the repository. A zero value (as a Go
+	// client sends when it leaves the field unset) means the default too.
 	// +kubebuilder:default="1m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +optional
-	Interval *metav1.Duration `json:"interval,omitempty"`
+	Interval metav1.Duration `json:"interval,omitempty"`
 
 	// Timeout bounds one fetch and one apply. Defaults to the interval.
 	// +kubebuilder:validation:Type=string
@@ -218,10 +219,10 @@ func (in *Fleet) SetConditions(conditions []metav1.Condition) {
 
 // GetInterval returns the poll interval, one minute when unset.
 func (in *Fleet) GetInterval() metav1.Duration {
-	if in.Spec.Interval == nil || in.Spec.Interval.Duration <= 0 {
+	if in.Spec.Interval.Duration <= 0 {
 		return metav1.Duration{Duration: defaultFleetInterval}
 	}
-	return *in.Spec.Interval
+	return in.Spec.Interval
 }
 
 // GetRequeueAfter returns how long to wait before the next poll.

@@ -77,11 +77,7 @@ func (in *FleetSpec) DeepCopyInto(out *FleetSpec) {
 		*out = new(GitRef)
 		**out = **in
 	}
-	if in.Interval != nil {
-		in, out := &in.Interval, &out.Interval
-		*out = new(v1.Duration)
-		**out = **in
-	}
+	out.Interval = in.Interval
 	if in.Timeout != nil {
 		in, out := &in.Timeout, &out.Timeout
 		*out = new(v1.Duration)
