@@ -200,14 +200,46 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 	}
 	sortEntries(res.Untracked)
 
+	// Nothing is written into a namespace that is someone else's: a
+	// Namespace among the objects that is a conflict takes everything
+	// rendered into it along.
+	foreignNamespaces := map[string]bool{}
+	checkedNamespaces := map[string]bool{}
+	for _, d := range desired {
+		if !isNamespace(d.ref) {
+			continue
+		}
+		if _, ours := live[d.id]; ours {
+			continue
+		}
+		conflict, err := a.foreign(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		checkedNamespaces[d.id] = true
+		if conflict != nil {
+			foreignNamespaces[d.ref.Name] = true
+			res.Conflicts = append(res.Conflicts, *conflict)
+		}
+	}
+
 	var (
 		toApply   []desiredObject
 		unclaimed []desiredObject
 		kept      []Entry
 	)
 	for _, d := range desired {
+		if isNamespace(d.ref) && foreignNamespaces[d.ref.Name] {
+			continue // reported above
+		}
+		if foreignNamespaces[d.ref.Namespace] {
+			res.Conflicts = append(res.Conflicts, Conflict{Object: d.ref, Reason: "in namespace " + d.ref.Namespace + ", which is not this Fleet's"})
+			continue
+		}
 		l, ours := live[d.id]
 		switch {
+		case !ours && checkedNamespaces[d.id]:
+			toApply = append(toApply, d) // looked up above: free
 		case !ours:
 			unclaimed = append(unclaimed, d)
 		case isUnchanged(prev, d, l):
@@ -287,6 +319,8 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 	}
 	return res, nil
 }
+
+func isNamespace(r ObjectRef) bool { return r.Group == "" && r.Kind == "Namespace" }
 
 // isUnchanged reports whether a listed object is exactly as warren last
 // applied it and the rendering has not changed since.
