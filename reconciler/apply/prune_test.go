@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -86,5 +87,25 @@ func TestPrunedClusterLeavesNothingBehind(t *testing.T) {
 		if key := u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName(); !have[key] {
 			t.Errorf("alpha's %s is gone", key)
 		}
+	}
+}
+
+// An object already gone when the prune reaches it (its namespace was
+// deleted first, or someone deleted it) counts as deleted, not as a failure.
+func TestPruneOfAnObjectAlreadyGone(t *testing.T) {
+	f := newFixture(t, "gone")
+	ns := "gone-a"
+	f.apply(namespace(ns), configMap(ns, "one", "1"), configMap(ns, "two", "2"))
+	previous := f.inv
+	f.apply(namespace(ns))
+	if err := f.kube.CoreV1().ConfigMaps(ns).Delete(f.ctx, "one", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.applier.Prune(f.ctx, Stale(previous, f.inv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Deleted) != 2 || len(res.Skipped) != 0 {
+		t.Fatalf("deleted %v, skipped %v; want both ConfigMaps deleted", res.Deleted, res.Skipped)
 	}
 }
