@@ -208,6 +208,7 @@ func (r *Repository) pushOnce(ctx context.Context, c Commit) (*PushResult, error
 		RemoteName: remoteName,
 		RefSpecs:   []config.RefSpec{spec},
 		Auth:       r.auth,
+		CABundle:   r.caBundle,
 	})
 	switch {
 	case err == nil:
