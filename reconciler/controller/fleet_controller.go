@@ -165,6 +165,9 @@ type plan struct {
 	removed []string
 	// pruneBlocked says why removals are held back, if they are.
 	pruneBlocked string
+	// failed are admitted clusters this reconcile could not render or
+	// apply; they keep what they had, and say why.
+	failed map[string]string
 }
 
 // reconcile runs the pipeline once. It returns how long until the next
@@ -405,6 +408,7 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 
 	var objects []*unstructuredObject
 	clusterOf := map[string]string{} // ObjectRef.String() → cluster
+	p.failed = map[string]string{}
 	for _, name := range names {
 		if blocked[name] {
 			continue
@@ -413,9 +417,21 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 		if err != nil {
 			return keep(previous, vcResult), conflicts, err
 		}
-		rendered, err := r.renders.get(p.desired[name], p.loaded.repo, r.Render, r.Version, uid)
-		if err != nil {
-			return keep(previous, vcResult), conflicts, fmt.Errorf("rendering cluster %s: %w", name, err)
+		rendered, err := r.renders.get(p.desired[name], p.loaded.repo, r.Render, r.Version, uid, func(namespace, cluster string) (*unstructuredObject, error) {
+			secret, _, err := applier.PKISecret(ctx, namespace, cluster, previous)
+			return secret, err
+		})
+		var conflict *apply.ConflictError
+		switch {
+		case errors.As(err, &conflict):
+			conflicts = append(conflicts, conflict.Conflict)
+			blocked[name] = true
+			continue
+		case err != nil:
+			// This cluster stays as last applied; the others go on.
+			p.failed[name] = err.Error()
+			blocked[name] = true
+			continue
 		}
 		for _, o := range rendered {
 			clusterOf[refOf(o).String()] = name
@@ -440,13 +456,9 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 		}
 	}
 	for _, name := range names {
-		if blocked[name] || (!changed[name] && p.existing[name] != nil) {
-			continue
+		if !blocked[name] && changed[name] {
+			r.event(p.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, p.revision))
 		}
-		if err := r.ensurePKI(ctx, p.desired[name], p.loaded.repo); err != nil {
-			return inventory, conflicts, err
-		}
-		r.event(p.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, p.revision))
 	}
 	return inventory, conflicts, nil
 }
@@ -465,6 +477,9 @@ func keep(previous *apply.Inventory, res *apply.Result) *apply.Inventory {
 func keptEntries(previous *apply.Inventory, p *plan) *apply.Inventory {
 	var entries []apply.Entry
 	for name := range p.kept {
+		entries = append(entries, apply.ForCluster(previous, name)...)
+	}
+	for name := range p.failed {
 		entries = append(entries, apply.ForCluster(previous, name)...)
 	}
 	return apply.Entries(entries)
@@ -550,6 +565,8 @@ func (r *FleetReconciler) summarise(p *plan, conflicts []apply.Conflict, applyEr
 		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonApplyFailed, "revision %s: %s", p.revision, applyErr)
 	case pruneErr != nil:
 		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonPruneFailed, "revision %s: %s", p.revision, pruneErr)
+	case len(p.failed) > 0:
+		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonApplyFailed, "revision %s: %s", p.revision, summariseFailures(p.failed))
 	case len(p.loaded.problems) > 0:
 		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonValidationFailed, "revision %s: %s", p.revision, summariseProblems(p.loaded.problems))
 	case len(conflicts) > 0:
@@ -574,6 +591,14 @@ func summariseProblems(problems []load.Problem) string {
 		parts = append(parts, pr.String())
 	}
 	return fmt.Sprintf("%d problem(s): %s", len(problems), strings.Join(parts, "; "))
+}
+
+func summariseFailures(failed map[string]string) string {
+	parts := make([]string, 0, len(failed))
+	for _, name := range sortedKeys(failed) {
+		parts = append(parts, name+": "+failed[name])
+	}
+	return fmt.Sprintf("%d cluster(s) kept as last applied: %s", len(failed), joinLimited(parts))
 }
 
 func summariseConflicts(conflicts []apply.Conflict) string {
