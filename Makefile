@@ -17,14 +17,16 @@ TEST_TIMEOUT ?= 25m
 
 all: build
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
 
 tools:
 	@$(TOOLS_BUILD) >/dev/null
 
 generate: tools
-	$(TOOLS_DIR)/controller-gen object paths=./reconciler/api/... 
+	$(TOOLS_DIR)/controller-gen object paths=./reconciler/api/...
 	$(TOOLS_DIR)/controller-gen crd paths=./reconciler/api/... output:crd:artifacts:config=config/crd/bases
 
 # Unit, integration and end-to-end tests. Tests that need a real control plane

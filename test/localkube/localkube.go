@@ -5,7 +5,8 @@
 // temporary data dir; Stop ends them all and removes it.
 //
 // There is no container runtime on warren's machines: kwok marks pods Running
-// on its fake nodes without starting any container.
+// on its fake nodes without starting any container, and provisions volumes
+// for claims of its default StorageClass (kwok-volume) without any storage.
 //
 // The binaries come from the tools cache that `make tools` builds
 // (test/tools/build.sh); this package never downloads or builds anything.
@@ -25,12 +26,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
 
 	"github.com/warren-dev/warren/reconciler/pki"
 )
@@ -94,7 +97,7 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 		needed = append(needed, "kube-scheduler")
 	}
 	if o.Nodes > 0 {
-		needed = append(needed, "kwok", "kwok-stages.yaml")
+		needed = append(needed, "kwok", "kwok-stages.yaml", "kwok-storage-class.yaml")
 	}
 	for _, name := range needed {
 		if _, err := os.Stat(filepath.Join(tools, name)); err != nil {
@@ -106,11 +109,9 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 	if cidr == "" {
 		cidr = DefaultServiceCIDR
 	}
-	prefix, err := netip.ParsePrefix(cidr)
-	if err != nil {
+	if _, err := netip.ParsePrefix(cidr); err != nil {
 		return nil, fmt.Errorf("service CIDR %q: %w", cidr, err)
 	}
-	serviceIP := net.IP(prefix.Masked().Addr().Next().AsSlice())
 
 	bundle := o.PKI
 	if bundle == nil {
@@ -148,7 +149,7 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 	}
 	server := "https://127.0.0.1:" + strconv.Itoa(apiPort)
 
-	f, err := writeCertificates(dir, bundle, server, serviceIP)
+	f, err := writeCertificates(dir, bundle, server, cidr)
 	if err != nil {
 		return nil, err
 	}
@@ -269,6 +270,19 @@ func (p *Plane) startNodes(ctx context.Context, client kubernetes.Interface, too
 	)
 	if err != nil {
 		return err
+	}
+	// kwok's own default StorageClass: claims of it are provisioned and
+	// bound by kwok's volume stages, so StatefulSets with claims run.
+	scYAML, err := os.ReadFile(filepath.Join(tools, "kwok-storage-class.yaml"))
+	if err != nil {
+		return err
+	}
+	var sc storagev1.StorageClass
+	if err := yaml.UnmarshalStrict(scYAML, &sc); err != nil {
+		return fmt.Errorf("reading kwok's StorageClass: %w", err)
+	}
+	if _, err := client.StorageV1().StorageClasses().Create(ctx, &sc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating kwok's StorageClass: %w", err)
 	}
 	for i := range n {
 		if _, err := client.CoreV1().Nodes().Create(ctx, fakeNode(i), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {

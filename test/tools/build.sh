@@ -22,9 +22,11 @@ tools=(
 if [ -d "$here/controller-gen" ]; then tools+=("controller-gen|controller-gen|sigs.k8s.io/controller-tools/cmd/controller-gen|"); fi
 if [ -d "$here/sealed-secrets" ]; then tools+=("sealed-secrets-controller|sealed-secrets|github.com/bitnami-labs/sealed-secrets/cmd/controller|"); fi
 
-# The cache key is a hash of everything that decides what gets built, so a
-# change to any wrapper module lands in a fresh directory.
-key=$(cd "$here" && cat build.sh $(find . -name go.mod -o -name go.sum | sort) | sha256sum | cut -c1-12)
+# Bump when a change to this script changes what ends up in the cache.
+recipe=2
+# The cache key is a hash of the recipe and every wrapper module, so a new
+# version of any tool lands in a fresh directory.
+key=$(cd "$here" && { echo "recipe $recipe"; cat $(find . -name go.mod -o -name go.sum | sort); } | sha256sum | cut -c1-12)
 dir="${WARREN_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/warren/tools/$key}"
 
 if [ "${1:-}" = "--dir" ]; then
@@ -53,26 +55,47 @@ ldflags_for() {
 }
 
 # kwok refuses to start without stages; use the ones its own module ships:
-# node initialize, node heartbeat with lease, pod ready, complete and delete.
+# node initialize, node heartbeat with lease, pod ready, complete and delete,
+# and volume provisioning, binding and deletion (for PVCs of the kwok-volume
+# StorageClass, which the local planes make their default).
 copy_kwok_stages() {
   local src
   src=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
   local f out="$dir/kwok-stages.yaml.tmp"
   : >"$out"
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml \
+    volume/fast/pvc-provision.yaml volume/fast/pv-bind.yaml volume/fast/pvc-delete.yaml volume/fast/pv-delete.yaml; do
     printf -- '---\n' >>"$out"
     cat "$src/$f" >>"$out"
   done
   mv "$out" "$dir/kwok-stages.yaml"
+  cp "$src/volume/fast/storage-class.yaml" "$dir/kwok-storage-class.yaml"
+}
+
+# The sealed-secrets controller does not install its CRD; tests apply the one
+# its own module ships, kept beside the binary so it always matches it.
+copy_sealed_secrets_crd() {
+  local src
+  src=$(cd "$here/sealed-secrets" && go list -m -f '{{.Dir}}' github.com/bitnami-labs/sealed-secrets)/helm/sealed-secrets/crds/bitnami.com_sealedsecrets.yaml
+  cp "$src" "$dir/sealed-secrets-crd.yaml.tmp"
+  chmod 0644 "$dir/sealed-secrets-crd.yaml.tmp"
+  mv "$dir/sealed-secrets-crd.yaml.tmp" "$dir/sealed-secrets-crd.yaml"
 }
 
 mkdir -p "$dir"
+# One build at a time per cache dir: a second `make tools` waits for the first.
+exec 9>"$dir/.lock"
+if ! flock -n 9; then
+  echo "another build of the tools is running into $dir; waiting for it" >&2
+  flock 9
+fi
 missing=()
 for t in "${tools[@]}"; do
   IFS='|' read -r name _ _ _ <<<"$t"
   [ -x "$dir/$name" ] || missing+=("$t")
-  if [ "$name" = kwok ] && [ -x "$dir/$name" ] && [ ! -f "$dir/kwok-stages.yaml" ]; then copy_kwok_stages; fi
+  if [ "$name" = kwok ] && [ -x "$dir/$name" ] && { [ ! -f "$dir/kwok-stages.yaml" ] || [ ! -f "$dir/kwok-storage-class.yaml" ]; }; then copy_kwok_stages; fi
+  if [ "$name" = sealed-secrets-controller ] && [ -x "$dir/$name" ] && [ ! -f "$dir/sealed-secrets-crd.yaml" ]; then copy_sealed_secrets_crd; fi
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "tools up to date in $dir" >&2
@@ -102,6 +125,7 @@ for t in "${missing[@]}"; do
   fi
   mv "$dir/$name.tmp" "$dir/$name"
   if [ "$name" = kwok ]; then copy_kwok_stages; fi
+  if [ "$name" = sealed-secrets-controller ]; then copy_sealed_secrets_crd; fi
   echo "  done in $(($(date +%s) - start))s" >&2
 done
 echo "$dir"

@@ -1,0 +1,48 @@
+// Command warren-reconciler reconciles Fleets: it polls each Fleet's Git
+// repository and makes the host hold exactly the virtual clusters it admits.
+package main
+
+import (
+	goflag "flag"
+	"fmt"
+	"os"
+
+	fluxclient "github.com/fluxcd/pkg/runtime/client"
+	"github.com/fluxcd/pkg/runtime/logger"
+	flag "github.com/spf13/pflag"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/warren-dev/warren/reconciler/controller"
+)
+
+// version is set at build time.
+var version = "dev"
+
+func main() {
+	cfg := controller.Config{Version: version, LeaderElection: controller.DefaultLeaderElection()}
+	var (
+		logOptions    logger.Options
+		clientOptions fluxclient.Options
+	)
+	flag.StringVar(&cfg.CacheDir, "cache-dir", "/tmp/warren", "where each Fleet's Git cache lives")
+	flag.StringVar(&cfg.ServiceCIDR, "service-cidr", "", "the host's service CIDR; detected from the API server when empty")
+	flag.StringVar(&cfg.SyncerImage, "syncer-image", "ghcr.io/warren-dev/warren-syncer:"+version, "the syncer image rendered beside each control plane")
+	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "where Prometheus metrics are served")
+	flag.StringVar(&cfg.HealthAddr, "health-addr", ":9440", "where health and readiness probes are served")
+	flag.IntVar(&cfg.Concurrency, "concurrent", 4, "Fleets and VirtualClusters reconciled at once")
+	flag.StringVar(&cfg.LeaderNamespace, "leader-election-namespace", "", "namespace of the leader election lease (the pod's own when empty)")
+	logOptions.BindFlags(flag.CommandLine)
+	clientOptions.BindFlags(flag.CommandLine)
+	cfg.LeaderElection.BindFlags(flag.CommandLine)
+	cfg.RateLimiter.BindFlags(flag.CommandLine)
+	flag.CommandLine.AddGoFlagSet(goflag.CommandLine) // --kubeconfig, from controller-runtime
+	flag.Parse()
+
+	log := logger.NewLogger(logOptions)
+	ctrl.SetLogger(log)
+	restConfig := fluxclient.GetConfigOrDie(clientOptions)
+	if err := controller.Run(ctrl.SetupSignalHandler(), restConfig, cfg, log); err != nil {
+		fmt.Fprintln(os.Stderr, "warren-reconciler:", err)
+		os.Exit(1)
+	}
+}

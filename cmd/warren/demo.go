@@ -1,0 +1,27 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/warren-dev/warren/internal/demo"
+)
+
+func demoCommand() *cobra.Command {
+	var o demo.Options
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run warren on a local host plane with the bundled example fleet",
+		Long: `demo starts a local host control plane (pods are simulated by kwok fake nodes:
+there is no container runtime), commits the bundled example fleet to a local Git
+repository, runs the reconciler against it and shows each cluster admitted,
+applied and Ready; then it commits the removal of one cluster and shows it pruned.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true
+			return demo.Run(cmd.Context(), cmd.OutOrStdout(), o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.Once, "once", false, "exit after the prune has been shown (0 on success)")
+	cmd.Flags().IntVar(&o.Nodes, "nodes", 2, "kwok fake nodes on the host plane")
+	return cmd
+}

@@ -1,0 +1,263 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warren-dev/warren/internal/gitfs"
+	"github.com/warren-dev/warren/internal/plan"
+	"github.com/warren-dev/warren/reconciler/load"
+	"github.com/warren-dev/warren/reconciler/policy"
+	"github.com/warren-dev/warren/reconciler/render"
+)
+
+// checked is a repository loaded and admitted.
+type checked struct {
+	repo     *load.Repository
+	admitted []policy.Admission
+	problems []load.Problem
+}
+
+func check(repo *load.Repository, loadProblems []load.Problem, existing []string) checked {
+	admitted, admissionProblems := policy.Admit(repo, policy.Options{Existing: existing})
+	problems := append(append([]load.Problem{}, loadProblems...), admissionProblems...)
+	load.Sort(problems)
+	return checked{repo: repo, admitted: admitted, problems: problems}
+}
+
+func checkDir(dir string) (checked, error) {
+	repo, problems, err := load.Dir(dir)
+	if err != nil {
+		return checked{}, err
+	}
+	return check(repo, problems, nil), nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func outputFlag(cmd *cobra.Command, p *string, allowed ...string) {
+	cmd.Flags().StringVarP(p, "output", "o", allowed[0], fmt.Sprintf("output format: %v", allowed))
+}
+
+func checkOutput(got string, allowed ...string) error {
+	for _, a := range allowed {
+		if got == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("--output %q: want one of %v", got, allowed)
+}
+
+func validateCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "validate DIR",
+		Short: "Load and admit every definition and policy; one line per problem",
+		Long: `validate loads a fleet repository's clusters/ and policies/ strictly and
+admits every VirtualCluster against its tenant's TenantPolicy. It prints one
+line per problem, path:line: field: message, and exits 1 when there is any.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
+			}
+			c, err := checkDir(args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				names := []string{}
+				for _, a := range c.admitted {
+					names = append(names, a.Cluster.Name())
+				}
+				problems := c.problems
+				if problems == nil {
+					problems = []load.Problem{}
+				}
+				if err := writeJSON(out, map[string]any{"admitted": names, "problems": problems}); err != nil {
+					return err
+				}
+			} else {
+				for _, p := range c.problems {
+					fmt.Fprintln(out, p.String())
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d clusters admitted, %d policies, %d problems\n",
+					len(c.admitted), len(c.repo.Policies), len(c.problems))
+			}
+			if len(c.problems) > 0 {
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+	outputFlag(cmd, &output, "text", "json")
+	return cmd
+}
+
+func renderCommand() *cobra.Command {
+	var cluster string
+	var o render.Options
+	cmd := &cobra.Command{
+		Use:   "render DIR",
+		Short: "Print the YAML stream warren would apply for the admitted clusters",
+		Long: `render prints the host objects of every admitted cluster (or of one, with
+--cluster) as one YAML stream. Problems go to stderr and make it exit 1.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := checkDir(args[0])
+			if err != nil {
+				return err
+			}
+			for _, p := range c.problems {
+				fmt.Fprintln(cmd.ErrOrStderr(), p.String())
+			}
+			admitted := c.admitted
+			if cluster != "" {
+				admitted = nil
+				for _, a := range c.admitted {
+					if a.Cluster.Name() == cluster {
+						admitted = append(admitted, a)
+					}
+				}
+				if len(admitted) == 0 {
+					if _, defined := c.repo.Cluster(cluster); defined {
+						fmt.Fprintf(cmd.ErrOrStderr(), "cluster %q is not admitted; see the problems above\n", cluster)
+					} else {
+						fmt.Fprintf(cmd.ErrOrStderr(), "cluster %q is not defined in %s\n", cluster, args[0])
+					}
+					return exitError{1}
+				}
+			}
+			outs, err := render.Fleet(c.repo, admitted, o)
+			if err != nil {
+				return err
+			}
+			stream, err := render.Stream(outs)
+			if err != nil {
+				return err
+			}
+			if _, err := cmd.OutOrStdout().Write(stream); err != nil {
+				return err
+			}
+			if len(c.problems) > 0 {
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "render only this cluster")
+	renderFlags(cmd, &o)
+	return cmd
+}
+
+func renderFlags(cmd *cobra.Command, o *render.Options) {
+	cmd.Flags().StringVar(&o.ServiceCIDR, "service-cidr", render.DefaultServiceCIDR, "the host cluster's service CIDR")
+	cmd.Flags().StringVar(&o.SyncerImage, "syncer-image", render.DefaultSyncerImage, "the syncer image")
+}
+
+func side(fsys fs.FS, existing []string, o render.Options) (plan.Side, []string, error) {
+	repo, problems, err := load.FS(fsys)
+	if err != nil {
+		return plan.Side{}, nil, err
+	}
+	c := check(repo, problems, existing)
+	outs, err := render.Fleet(c.repo, c.admitted, o)
+	if err != nil {
+		return plan.Side{}, nil, err
+	}
+	var defined []string
+	for _, cl := range repo.Clusters {
+		defined = append(defined, cl.Name())
+	}
+	return plan.Side{Outputs: outs, Defined: defined, Problems: c.problems}, defined, nil
+}
+
+func planCommand() *cobra.Command {
+	var base, output string
+	var o render.Options
+	cmd := &cobra.Command{
+		Use:   "plan DIR --base REV | plan OLD_DIR NEW_DIR",
+		Short: "Show which clusters a change creates, changes or deletes, with a diff",
+		Long: `plan renders two versions of a fleet repository and reports, per cluster,
+create / change / delete with a diff of the changed objects, and the new
+version's problems. The old version is either a Git revision of the
+repository holding DIR (--base, read with go-git) or another directory.
+It exits 1 when the new version has problems.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output, "text", "markdown", "json"); err != nil {
+				return err
+			}
+			var oldFS, newFS fs.FS
+			switch {
+			case len(args) == 1 && base != "":
+				f, err := gitfs.AtRevision(args[0], base)
+				if err != nil {
+					return err
+				}
+				oldFS = f
+				root, closer, err := openDir(args[0])
+				if err != nil {
+					return err
+				}
+				defer closer()
+				newFS = root
+			case len(args) == 2 && base == "":
+				oldRoot, closeOld, err := openDir(args[0])
+				if err != nil {
+					return err
+				}
+				defer closeOld()
+				newRoot, closeNew, err := openDir(args[1])
+				if err != nil {
+					return err
+				}
+				defer closeNew()
+				oldFS, newFS = oldRoot, newRoot
+			default:
+				return fmt.Errorf("give either DIR --base REV or OLD_DIR NEW_DIR")
+			}
+			oldSide, oldNames, err := side(oldFS, nil, o)
+			if err != nil {
+				return fmt.Errorf("old version: %w", err)
+			}
+			newSide, _, err := side(newFS, oldNames, o)
+			if err != nil {
+				return fmt.Errorf("new version: %w", err)
+			}
+			p, err := plan.Compare(oldSide, newSide)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch output {
+			case "json":
+				err = writeJSON(out, p)
+			case "markdown":
+				_, err = io.WriteString(out, p.Markdown())
+			default:
+				_, err = io.WriteString(out, p.Text())
+			}
+			if err != nil {
+				return err
+			}
+			if len(p.Problems) > 0 {
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&base, "base", "", "Git revision of the repository holding DIR to compare against")
+	outputFlag(cmd, &output, "text", "markdown", "json")
+	renderFlags(cmd, &o)
+	return cmd
+}

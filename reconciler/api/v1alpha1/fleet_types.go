@@ -1,0 +1,250 @@
+package v1alpha1
+
+import (
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const (
+	// FleetKind is the kind name of Fleet.
+	FleetKind = "Fleet"
+
+	// RequestedAtAnnotation asks for a reconcile of a Fleet now, outside its
+	// interval. Any new value is a new request; the value last acted upon is
+	// recorded in status.lastHandledRequestedAt.
+	RequestedAtAnnotation = "warren.dev/requested-at"
+
+	// PruneBlockedReason is the reason on the Ready condition when a revision
+	// would remove more than half of a Fleet's clusters and the Fleet does not
+	// allow a mass prune.
+	PruneBlockedReason = "PruneBlocked"
+
+	defaultFleetInterval = time.Minute
+)
+
+// FleetSpec says which Git repository, at which ref and sub-folder, holds a
+// fleet of virtual cluster definitions, and how often to reconcile it.
+type FleetSpec struct {
+	// URL of the Git repository: https://, ssh://, file:// or a local path.
+	// +kubebuilder:validation:Pattern="^(https?://|ssh://|file://|/|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)"
+	// +required
+	URL string `json:"url"`
+
+	// Ref selects what to check out. Empty means the remote's default branch.
+	// +optional
+	Ref *GitRef `json:"ref,omitempty"`
+
+	// Path is the folder inside the repository that holds the fleet's
+	// definitions and policies. Empty means the repository root.
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// Interval between two polls of the repository. A zero value (as a Go
+	// client sends when it leaves the field unset) means the default too.
+	// +kubebuilder:default="1m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+
+	// Timeout bounds one fetch and one apply. Defaults to the interval.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// SecretRef names a Secret in the Fleet's namespace with the credentials
+	// for the repository. For https: `username` and `password` (basic auth;
+	// a token goes in `password`), or `bearerToken`, and optionally `ca.crt`
+	// to trust a private CA (credentials are never sent over plain http).
+	// For ssh: `identity` (the private key, PEM or OpenSSH format), optional
+	// `password` (the key's passphrase) and `known_hosts`, which is
+	// required: warren never skips the host key check.
+	// +optional
+	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+
+	// Suspend stops reconciling this Fleet; nothing is applied or pruned
+	// while it is set.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// Prune deletes the host objects of clusters removed from Git.
+	// +kubebuilder:default=true
+	// +optional
+	Prune *bool `json:"prune,omitempty"`
+
+	// AllowMassPrune lets a single revision remove more than half of this
+	// Fleet's clusters. Without it such a revision is held back with the
+	// reason PruneBlocked until the Fleet allows it.
+	// +optional
+	AllowMassPrune bool `json:"allowMassPrune,omitempty"`
+}
+
+// GitRef selects a branch, a tag or a commit. When more than one is given
+// the most specific wins: commit, then tag, then branch.
+type GitRef struct {
+	// Branch to follow.
+	// +optional
+	Branch string `json:"branch,omitempty"`
+
+	// Tag to check out.
+	// +optional
+	Tag string `json:"tag,omitempty"`
+
+	// Commit SHA-1 to check out. With a branch too, the revision is named
+	// after the branch; the commit is not checked to be on it.
+	// +kubebuilder:validation:Pattern="^[0-9a-f]{40}$"
+	// +optional
+	Commit string `json:"commit,omitempty"`
+}
+
+// FleetStatus is what the reconciler last observed and did for a Fleet.
+type FleetStatus struct {
+	// ObservedGeneration is the last generation of the spec acted upon.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Reconciling and Stalled, as fluxcd/pkg/runtime
+	// reads and writes them.
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// LastAttemptedRevision is the last revision fetched, applied or not,
+	// as `<branch>@sha1:<hex>` (`<tag>@sha1:<hex>`, or `sha1:<hex>` for a
+	// bare commit).
+	// +optional
+	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+
+	// LastAppliedRevision is the last revision applied to the host in full.
+	// +optional
+	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+
+	// LastHandledRequestedAt is the value of the warren.dev/requested-at
+	// annotation the reconciler last acted upon.
+	// +optional
+	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
+
+	// Inventory lists every host object this Fleet applied and owns.
+	// +optional
+	Inventory *ResourceInventory `json:"inventory,omitempty"`
+
+	// AdmittedClusters counts the definitions admitted at the last
+	// attempted revision.
+	// +optional
+	AdmittedClusters int `json:"admittedClusters"`
+
+	// RejectedClusters counts the definitions that failed to load or were
+	// denied by policy at the last attempted revision.
+	// +optional
+	RejectedClusters int `json:"rejectedClusters"`
+}
+
+// ResourceInventory is the set of host objects a Fleet owns, with what is
+// needed to tell, by listing, whether each one still is as last applied.
+type ResourceInventory struct {
+	// Entries, sorted by ID.
+	// +optional
+	Entries []ResourceRef `json:"entries"`
+}
+
+// ResourceRef is one object in an inventory. Short JSON keys keep the
+// status of a Fleet with thousands of objects well under etcd's size limit.
+type ResourceRef struct {
+	// ID is `<namespace>_<name>_<group>_<kind>` (namespace empty for
+	// cluster-scoped objects).
+	ID string `json:"id"`
+
+	// Version is the API version the object was applied with.
+	Version string `json:"v"`
+
+	// Cluster is the virtual cluster the object belongs to (its
+	// warren.dev/cluster label), empty for objects of the Fleet itself.
+	// +optional
+	Cluster string `json:"c,omitempty"`
+
+	// Digest is a hash of the object as warren last applied it.
+	// +optional
+	Digest string `json:"d,omitempty"`
+
+	// Observed is a short hash of the live object's managedFields entries
+	// (status subresource left out) right after warren's apply, or `rv<n>`
+	// when it has none. A different value on a later list means someone
+	// other than a status writer changed it.
+	// +optional
+	Observed string `json:"o,omitempty"`
+}
+
+// Fleet is one Git repository of virtual cluster definitions that warren
+// reconciles onto this host.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=fl
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
+// +kubebuilder:printcolumn:name="Admitted",type=integer,JSONPath=`.status.admittedClusters`
+// +kubebuilder:printcolumn:name="Rejected",type=integer,JSONPath=`.status.rejectedClusters`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.lastAppliedRevision`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Fleet struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   FleetSpec   `json:"spec,omitempty"`
+	Status FleetStatus `json:"status,omitempty"`
+}
+
+// FleetList is a list of Fleets.
+//
+// +kubebuilder:object:root=true
+type FleetList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Fleet `json:"items"`
+}
+
+// GetConditions returns the status conditions; with SetConditions it lets
+// fluxcd/pkg/runtime/conditions and its patch helper manage them.
+func (in *Fleet) GetConditions() []metav1.Condition {
+	return in.Status.Conditions
+}
+
+// SetConditions replaces the status conditions.
+func (in *Fleet) SetConditions(conditions []metav1.Condition) {
+	in.Status.Conditions = conditions
+}
+
+// GetInterval returns the poll interval, one minute when unset.
+func (in *Fleet) GetInterval() metav1.Duration {
+	if in.Spec.Interval.Duration <= 0 {
+		return metav1.Duration{Duration: defaultFleetInterval}
+	}
+	return in.Spec.Interval
+}
+
+// GetRequeueAfter returns how long to wait before the next poll.
+func (in *Fleet) GetRequeueAfter() time.Duration {
+	return in.GetInterval().Duration
+}
+
+// GetTimeout returns the timeout of one fetch or apply: spec.timeout, else
+// the interval.
+func (in *Fleet) GetTimeout() metav1.Duration {
+	if in.Spec.Timeout != nil && in.Spec.Timeout.Duration > 0 {
+		return *in.Spec.Timeout
+	}
+	return in.GetInterval()
+}
+
+// PruneEnabled reports whether clusters removed from Git are deleted from the
+// host; true unless spec.prune is explicitly false.
+func (in *Fleet) PruneEnabled() bool {
+	return in.Spec.Prune == nil || *in.Spec.Prune
+}
+
+func init() {
+	SchemeBuilder.Register(&Fleet{}, &FleetList{})
+}

@@ -1,0 +1,137 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	kuberecorder "k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/reconciler/render"
+)
+
+// ReadinessReconciler reports whether each VirtualCluster's control plane
+// runs (its Ready condition) and where tenants reach it (its endpoint). It
+// only reads host objects; it writes nothing but VirtualCluster status.
+type ReadinessReconciler struct {
+	client.Client
+	EventRecorder kuberecorder.EventRecorder
+}
+
+// Reconcile updates one VirtualCluster's readiness.
+func (r *ReadinessReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return ctrl.Result{}, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var vc v1alpha1.VirtualCluster
+		if err := r.Get(ctx, req.NamespacedName, &vc); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if !vc.DeletionTimestamp.IsZero() {
+			return nil
+		}
+		before := vc.DeepCopy()
+		names := render.NamesFor(&vc)
+		if err := r.observe(ctx, &vc, names); err != nil {
+			return err
+		}
+		if equality.Semantic.DeepEqual(before.Status, vc.Status) {
+			return nil
+		}
+		if conditions.IsReady(&vc) && !conditions.IsReady(before) {
+			r.EventRecorder.Event(&vc, corev1.EventTypeNormal, "Ready", conditions.GetMessage(&vc, v1alpha1.ReadyCondition))
+		}
+		return r.Status().Patch(ctx, &vc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	})
+}
+
+func (r *ReadinessReconciler) observe(ctx context.Context, vc *v1alpha1.VirtualCluster, names render.Names) error {
+	var sts appsv1.StatefulSet
+	err := r.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.StatefulSet}, &sts)
+	switch {
+	case apierrors.IsNotFound(err):
+		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, "NotApplied", "control plane StatefulSet %s/%s does not exist yet", names.Namespace, names.StatefulSet)
+		return nil
+	case err != nil:
+		return err
+	}
+	want := int32(1)
+	if sts.Spec.Replicas != nil {
+		want = *sts.Spec.Replicas
+	}
+	switch {
+	case vc.Spec.Paused && want == 0 && sts.Status.Replicas == 0:
+		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, "Paused", "control plane scaled to zero; its data is kept")
+	case sts.Status.ObservedGeneration < sts.Generation:
+		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, ReasonProgressing, "control plane StatefulSet %s/%s: change not observed yet", names.Namespace, names.StatefulSet)
+	case want > 0 && sts.Status.ReadyReplicas >= want && sts.Status.UpdatedReplicas >= want:
+		conditions.MarkTrue(vc, v1alpha1.ReadyCondition, "ControlPlaneReady", "control plane StatefulSet %s/%s ready", names.Namespace, names.StatefulSet)
+	default:
+		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, ReasonProgressing, "control plane StatefulSet %s/%s: %d of %d replicas ready", names.Namespace, names.StatefulSet, sts.Status.ReadyReplicas, want)
+	}
+	vc.Status.Endpoint = r.endpoint(ctx, vc, names)
+	return nil
+}
+
+// endpoint is the API server URL the cluster's expose setting gives tenants;
+// empty while it is not known yet (a LoadBalancer without an address).
+func (r *ReadinessReconciler) endpoint(ctx context.Context, vc *v1alpha1.VirtualCluster, names render.Names) string {
+	inHost := fmt.Sprintf("https://%s.%s.svc:443", names.Service, names.Namespace)
+	switch vc.Spec.Expose.Type {
+	case v1alpha1.ExposeIngress:
+		if vc.Spec.Expose.Host != "" {
+			return "https://" + vc.Spec.Expose.Host
+		}
+	case v1alpha1.ExposeLoadBalancer, v1alpha1.ExposeNodePort:
+		var svc corev1.Service
+		if err := r.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.Service}, &svc); err != nil {
+			return ""
+		}
+		if vc.Spec.Expose.Type == v1alpha1.ExposeLoadBalancer {
+			for _, ing := range svc.Status.LoadBalancer.Ingress {
+				if ing.Hostname != "" {
+					return "https://" + ing.Hostname
+				}
+				if ing.IP != "" {
+					return "https://" + ing.IP
+				}
+			}
+			return ""
+		}
+		for _, port := range svc.Spec.Ports {
+			if port.NodePort != 0 {
+				if addr := r.nodeAddress(ctx); addr != "" {
+					return fmt.Sprintf("https://%s", net.JoinHostPort(addr, strconv.Itoa(int(port.NodePort))))
+				}
+			}
+		}
+		return ""
+	}
+	return inHost
+}
+
+// nodeAddress is an address of a Ready node, preferring external ones.
+func (r *ReadinessReconciler) nodeAddress(ctx context.Context) string {
+	var nodes corev1.NodeList
+	if err := r.List(ctx, &nodes); err != nil {
+		return ""
+	}
+	for _, want := range []corev1.NodeAddressType{corev1.NodeExternalIP, corev1.NodeInternalIP} {
+		for _, n := range nodes.Items {
+			for _, a := range n.Status.Addresses {
+				if a.Type == want && a.Address != "" {
+					return a.Address
+				}
+			}
+		}
+	}
+	return ""
+}

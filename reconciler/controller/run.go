@@ -1,0 +1,143 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	fluxcontroller "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/events"
+	"github.com/fluxcd/pkg/runtime/leaderelection"
+	"github.com/fluxcd/pkg/runtime/metrics"
+	"github.com/fluxcd/pkg/runtime/probes"
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/reconciler/apply"
+	"github.com/warren-dev/warren/reconciler/render"
+)
+
+// ControllerName names warren's reconciler in events and leader election.
+const ControllerName = "warren-reconciler"
+
+// Config is what the reconciler process is told at start.
+type Config struct {
+	CacheDir string
+	// ServiceCIDR overrides detection of the host's service range.
+	ServiceCIDR string
+	SyncerImage string
+	Version     string
+
+	MetricsAddr     string
+	HealthAddr      string
+	Concurrency     int
+	LeaderElection  leaderelection.Options
+	RateLimiter     fluxcontroller.RateLimiterOptions
+	LeaderNamespace string
+}
+
+// Scheme holds every type the reconciler reads or writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = v1alpha1.AddToScheme(s)
+	return s
+}
+
+// Run starts the Fleet and readiness controllers and blocks until ctx ends.
+func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logger) error {
+	if log.GetSink() == nil {
+		// logr.Discard() has no sink, and Flux's event recorder asks the
+		// sink for its level: give it one that drops everything.
+		log = funcr.New(func(string, string) {}, funcr.Options{})
+	}
+	scheme := Scheme()
+	managed := labels.SelectorFromSet(labels.Set{apply.ManagedByLabel: apply.ManagedByValue})
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        log,
+		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress:        cfg.HealthAddr,
+		LeaderElection:                cfg.LeaderElection.Enable,
+		LeaderElectionID:              "warren-reconciler-leader",
+		LeaderElectionNamespace:       cfg.LeaderNamespace,
+		LeaderElectionReleaseOnCancel: cfg.LeaderElection.ReleaseOnCancel,
+		LeaseDuration:                 &cfg.LeaderElection.LeaseDuration,
+		RenewDeadline:                 &cfg.LeaderElection.RenewDeadline,
+		RetryPeriod:                   &cfg.LeaderElection.RetryPeriod,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Only warren's own StatefulSets: the host may hold thousands of others.
+			&appsv1.StatefulSet{}: {Label: managed},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	probes.SetupChecks(mgr, log)
+
+	// The Applier reads the API server directly and learns new CRDs.
+	applyClient, err := client.New(restConfig, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+
+	serviceCIDR := cfg.ServiceCIDR
+	if serviceCIDR == "" {
+		cidrs, err := apply.DetectServiceCIDRs(ctx, applyClient)
+		if err != nil {
+			return fmt.Errorf("detecting the host's service CIDR (set --service-cidr to skip): %w", err)
+		}
+		// The first range is the primary family's, the one ClusterIPs come from.
+		serviceCIDR = cidrs[0]
+	}
+	log.Info("host service CIDR", "cidr", serviceCIDR)
+
+	recorder := metrics.NewRecorder()
+	crmetrics.Registry.MustRegister(recorder.Collectors()...)
+	eventRecorder, err := events.NewRecorder(mgr, log, "", ControllerName)
+	if err != nil {
+		return err
+	}
+	opts := controller.Options{
+		MaxConcurrentReconciles: max(cfg.Concurrency, 1),
+		RateLimiter:             fluxcontroller.GetRateLimiter(cfg.RateLimiter),
+		RecoverPanic:            ptrTo(true),
+	}
+	fleets := &FleetReconciler{
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		ApplyClient:   applyClient,
+		EventRecorder: eventRecorder,
+		Metrics:       fluxcontroller.NewMetrics(mgr, recorder, FleetFinalizer),
+		CacheDir:      cfg.CacheDir,
+		Render:        render.Options{ServiceCIDR: serviceCIDR, SyncerImage: cfg.SyncerImage},
+		Version:       cfg.Version,
+	}
+	if err := fleets.SetupWithManager(mgr, opts); err != nil {
+		return err
+	}
+	readiness := &ReadinessReconciler{Client: mgr.GetClient(), EventRecorder: eventRecorder}
+	if err := readiness.SetupWithManager(mgr, opts); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// DefaultLeaderElection is leader election as a Deployment of warren wants it.
+func DefaultLeaderElection() leaderelection.Options {
+	return leaderelection.Options{Enable: false, ReleaseOnCancel: true, LeaseDuration: 35 * time.Second, RenewDeadline: 30 * time.Second, RetryPeriod: 5 * time.Second}
+}

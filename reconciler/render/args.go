@@ -1,0 +1,166 @@
+package render
+
+import (
+	"fmt"
+	"strings"
+
+	v1alpha1 "github.com/warren-dev/warren/reconciler/api/v1alpha1"
+)
+
+// Images warren runs besides the syncer.
+const (
+	k3sImage               = "rancher/k3s"
+	apiServerImage         = "registry.k8s.io/kube-apiserver"
+	controllerManagerImage = "registry.k8s.io/kube-controller-manager"
+	etcdImage              = "registry.k8s.io/etcd"
+	etcdTag                = "3.5.21-0"
+	coreDNSImage           = "registry.k8s.io/coredns/coredns:v1.12.0"
+	syncerImageName        = "ghcr.io/warren-dev/warren-syncer"
+)
+
+// The virtual controller manager runs without the controllers that manage
+// nodes: the virtual cluster's nodes are the syncer's reflection of host
+// nodes, not machines it should assign CIDRs to, evict from or detach from.
+var disabledControllers = []string{
+	"node-ipam-controller",
+	"node-lifecycle-controller",
+	"taint-eviction-controller",
+	"persistentvolume-attach-detach-controller",
+	"ttl-controller",
+}
+
+func controllersFlag() string {
+	return "*,-" + strings.Join(disabledControllers, ",-")
+}
+
+// k3sTag turns a version (v1.33.5 or v1.33.5+k3s2) into a rancher/k3s tag.
+func k3sTag(version string) string {
+	if strings.Contains(version, "+") {
+		return strings.Replace(version, "+", "-", 1)
+	}
+	return version + "-k3s1"
+}
+
+func tlsSANs(vc *v1alpha1.VirtualCluster, n Names) []string {
+	sans := []string{
+		n.Service,
+		n.Service + "." + n.Namespace,
+		n.Service + "." + n.Namespace + ".svc",
+		n.Service + "." + n.Namespace + ".svc.cluster.local",
+	}
+	if vc.Spec.Expose.Type == v1alpha1.ExposeIngress && vc.Spec.Expose.Host != "" {
+		sans = append(sans, vc.Spec.Expose.Host)
+	}
+	return sans
+}
+
+func k3sArgs(vc *v1alpha1.VirtualCluster, n Names, o Options) []string {
+	args := []string{
+		"server",
+		"--data-dir=/data",
+		"--write-kubeconfig=/data/kubeconfig.yaml",
+		"--disable-agent",
+		"--disable-scheduler",
+		"--disable-cloud-controller",
+		"--disable-network-policy",
+		"--disable-helm-controller",
+		"--disable=traefik,servicelb,metrics-server,local-storage",
+		"--flannel-backend=none",
+		"--egress-selector-mode=disabled",
+		"--https-listen-port=6443",
+		"--service-cidr=" + o.ServiceCIDR,
+		"--kube-apiserver-arg=endpoint-reconciler-type=none",
+		"--kube-controller-manager-arg=controllers=" + controllersFlag(),
+	}
+	for _, san := range tlsSANs(vc, n) {
+		args = append(args, "--tls-san="+san)
+	}
+	return args
+}
+
+func syncerArgs(vc *v1alpha1.VirtualCluster, n Names, level v1alpha1.PodSecurityLevel, o Options) []string {
+	return []string{
+		"--name=" + vc.Name,
+		"--host-namespace=" + n.Namespace,
+		"--virtual-kubeconfig=/data/kubeconfig.yaml",
+		"--service-cidr=" + o.ServiceCIDR,
+		"--service-name=" + n.Service,
+		fmt.Sprintf("--sync-ingresses=%t", vc.Spec.Sync.Ingresses),
+		fmt.Sprintf("--sync-storage-classes=%t", vc.Spec.Sync.StorageClasses),
+		"--nodes=" + string(vc.Spec.Sync.Nodes),
+		"--pod-security=" + string(level),
+		"--init-manifests=" + n.InitManifests,
+		"--kubeconfig-secret=" + n.KubeconfigSecret,
+		"--config=/etc/warren/syncer.yaml",
+		"--metrics-bind-address=:8080",
+		"--health-probe-bind-address=:8081",
+		"--leader-elect=true",
+	}
+}
+
+// k8sBootstrapArgs is the k8s distro's init container: the syncer image
+// issues the API server's serving certificate, the front-proxy client
+// certificate and the admin and controller-manager kubeconfigs from the CAs
+// in the PKI Secret, into /data/pki and /data/kubeconfig.yaml.
+func k8sBootstrapArgs(vc *v1alpha1.VirtualCluster, n Names, o Options) []string {
+	args := []string{
+		"bootstrap-pki",
+		"--pki-dir=/pki",
+		"--out-dir=/data/pki",
+		"--virtual-kubeconfig=/data/kubeconfig.yaml",
+		"--service-cidr=" + o.ServiceCIDR,
+	}
+	for _, san := range tlsSANs(vc, n) {
+		args = append(args, "--tls-san="+san)
+	}
+	return args
+}
+
+func etcdArgs() []string {
+	return []string{
+		"--data-dir=/data/etcd",
+		"--listen-client-urls=http://127.0.0.1:2379",
+		"--advertise-client-urls=http://127.0.0.1:2379",
+		"--listen-peer-urls=http://127.0.0.1:2380",
+		"--listen-metrics-urls=http://127.0.0.1:2381",
+	}
+}
+
+func apiServerArgs(o Options) []string {
+	return []string{
+		"--etcd-servers=http://127.0.0.1:2379",
+		"--secure-port=6443",
+		"--service-cluster-ip-range=" + o.ServiceCIDR,
+		"--endpoint-reconciler-type=none",
+		"--authorization-mode=RBAC",
+		"--tls-cert-file=/data/pki/apiserver.crt",
+		"--tls-private-key-file=/data/pki/apiserver.key",
+		"--client-ca-file=/pki/client-ca.crt",
+		"--requestheader-client-ca-file=/pki/request-header-ca.crt",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=/data/pki/front-proxy-client.crt",
+		"--proxy-client-key-file=/data/pki/front-proxy-client.key",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=/pki/service.key",
+		"--service-account-signing-key-file=/pki/service.key",
+	}
+}
+
+func controllerManagerArgs(o Options) []string {
+	return []string{
+		"--kubeconfig=/data/pki/controller-manager.conf",
+		"--authentication-kubeconfig=/data/pki/controller-manager.conf",
+		"--authorization-kubeconfig=/data/pki/controller-manager.conf",
+		"--bind-address=127.0.0.1",
+		"--controllers=" + controllersFlag(),
+		"--service-cluster-ip-range=" + o.ServiceCIDR,
+		"--root-ca-file=/pki/server-ca.crt",
+		"--service-account-private-key-file=/pki/service.key",
+		"--cluster-signing-cert-file=/pki/client-ca.crt",
+		"--cluster-signing-key-file=/pki/client-ca.key",
+		"--use-service-account-credentials=true",
+		"--leader-elect=false",
+	}
+}

@@ -1,0 +1,460 @@
+package render
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"path"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+
+	v1alpha1 "github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/reconciler/load"
+	"github.com/warren-dev/warren/reconciler/policy"
+	"github.com/warren-dev/warren/templates"
+)
+
+const (
+	// DefaultServiceCIDR is the host service CIDR when Options names none.
+	DefaultServiceCIDR = "10.96.0.0/16"
+	// DefaultSyncerImage is the syncer image when Options names none.
+	DefaultSyncerImage = syncerImageName + ":v0.1.0"
+
+	// dataSize is the control plane's data volume.
+	dataSize = "5Gi"
+)
+
+// Options are the inputs that come from the host, not the repository.
+type Options struct {
+	// ServiceCIDR is the host's service CIDR. The virtual API server uses
+	// the same range so that the syncer can give each virtual service its
+	// host twin's ClusterIP.
+	ServiceCIDR string
+	// SyncerImage is the syncer's image reference (name:tag or name@digest).
+	SyncerImage string
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.ServiceCIDR == "" {
+		o.ServiceCIDR = DefaultServiceCIDR
+	}
+	p, err := netip.ParsePrefix(o.ServiceCIDR)
+	if err != nil {
+		return o, fmt.Errorf("service CIDR %q: %w", o.ServiceCIDR, err)
+	}
+	if p.Masked() != p {
+		return o, fmt.Errorf("service CIDR %q has host bits set; did you mean %s?", o.ServiceCIDR, p.Masked())
+	}
+	if o.SyncerImage == "" {
+		o.SyncerImage = DefaultSyncerImage
+	}
+	return o, nil
+}
+
+// Input is everything render needs about one cluster.
+type Input struct {
+	// Cluster is the defaulted definition.
+	Cluster *v1alpha1.VirtualCluster
+	// PodSecurity and NetworkIsolation come from the tenant's policy.
+	PodSecurity      v1alpha1.PodSecurityLevel
+	NetworkIsolation bool
+	// Overlay is the repository's templates/ folder (a kustomize
+	// Component), keyed by path below templates/; empty for none.
+	Overlay map[string][]byte
+}
+
+// InputFor makes the input for an admitted cluster of repo.
+func InputFor(a policy.Admission, repo *load.Repository) Input {
+	in := Input{
+		Cluster:          a.Cluster.Object,
+		PodSecurity:      a.Policy.Object.Spec.PodSecurity,
+		NetworkIsolation: a.Policy.Object.Isolated(),
+	}
+	if repo != nil {
+		in.Overlay = repo.Templates
+	}
+	return in
+}
+
+// Output is one cluster's rendered objects, in apply order.
+type Output struct {
+	Cluster string
+	Objects []*unstructured.Unstructured
+}
+
+// YAML is the objects as one YAML stream.
+func (o *Output) YAML() ([]byte, error) {
+	return Stream([]*Output{o})
+}
+
+// Stream writes the objects of several outputs as one YAML stream, each
+// document preceded by "---".
+func Stream(outs []*Output) ([]byte, error) {
+	var buf bytes.Buffer
+	for _, o := range outs {
+		for _, obj := range o.Objects {
+			b, err := yaml.Marshal(obj.Object)
+			if err != nil {
+				return nil, fmt.Errorf("cluster %s: %s %s: %w", o.Cluster, obj.GetKind(), obj.GetName(), err)
+			}
+			buf.WriteString("---\n")
+			buf.Write(b)
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// Fleet renders every admitted cluster of repo, sorted by name.
+func Fleet(repo *load.Repository, admitted []policy.Admission, o Options) ([]*Output, error) {
+	outs := make([]*Output, 0, len(admitted))
+	for _, a := range admitted {
+		out, err := Cluster(InputFor(a, repo), o)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, out)
+	}
+	sort.Slice(outs, func(i, j int) bool { return outs[i].Cluster < outs[j].Cluster })
+	return outs, nil
+}
+
+// Cluster renders one cluster.
+func Cluster(in Input, o Options) (*Output, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	vc := in.Cluster.DeepCopy()
+	vc.Default()
+	if in.PodSecurity == "" {
+		in.PodSecurity = v1alpha1.PodSecurityRestricted
+	}
+	n := NamesFor(vc)
+
+	fsys := filesys.MakeFsInMemory()
+	if err := writeTemplates(fsys, vc.Name, n.Namespace); err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", vc.Name, err)
+	}
+	for name, data := range in.Overlay {
+		if err := writeFile(fsys, path.Join("/repo/templates", name), data); err != nil {
+			return nil, fmt.Errorf("cluster %s: templates/%s: %w", vc.Name, name, err)
+		}
+	}
+	inner, err := clusterKustomization(vc, n, in, o)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", vc.Name, err)
+	}
+	if err := writeYAML(fsys, "/build/cluster/kustomization.yaml", inner); err != nil {
+		return nil, err
+	}
+	if err := writeYAML(fsys, "/build/overlay/kustomization.yaml", overlayKustomization(vc, n, len(in.Overlay) > 0)); err != nil {
+		return nil, err
+	}
+
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	rm, err := k.Run(fsys, "/build/overlay")
+	if err != nil {
+		if len(in.Overlay) > 0 {
+			return nil, fmt.Errorf("cluster %s: building warren's base with the repository's templates/ overlay: %w", vc.Name, err)
+		}
+		return nil, fmt.Errorf("cluster %s: building warren's base: %w", vc.Name, err)
+	}
+	out := &Output{Cluster: vc.Name}
+	for _, r := range rm.Resources() {
+		// Through JSON, so that numbers are int64 as client-go expects.
+		b, err := r.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", vc.Name, err)
+		}
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(b); err != nil {
+			return nil, fmt.Errorf("cluster %s: %s: %w", vc.Name, r.CurId(), err)
+		}
+		out.Objects = append(out.Objects, obj)
+	}
+	sortObjects(out.Objects)
+	return out, nil
+}
+
+// writeTemplates copies the embedded base and components into the
+// in-memory file system, with the placeholders replaced.
+func writeTemplates(fsys filesys.FileSystem, name, namespace string) error {
+	r := strings.NewReplacer(templates.ClusterName, name, templates.HostNamespace, namespace)
+	return fs.WalkDir(templates.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path.Ext(p) != ".yaml" {
+			return err
+		}
+		data, err := fs.ReadFile(templates.FS, p)
+		if err != nil {
+			return err
+		}
+		return writeFile(fsys, path.Join("/warren", p), []byte(r.Replace(string(data))))
+	})
+}
+
+func writeFile(fsys filesys.FileSystem, p string, data []byte) error {
+	if err := fsys.MkdirAll(path.Dir(p)); err != nil {
+		return err
+	}
+	return fsys.WriteFile(p, data)
+}
+
+func writeYAML(fsys filesys.FileSystem, p string, v any) error {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return writeFile(fsys, p, b)
+}
+
+// patch renders a strategic-merge patch as inline kustomize patch text.
+func patch(obj map[string]any) (map[string]any, error) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"patch": string(b)}, nil
+}
+
+func image(ref string) map[string]any {
+	img := map[string]any{"name": syncerImageName}
+	if name, digest, ok := strings.Cut(ref, "@"); ok {
+		img["newName"], img["digest"] = name, digest
+		return img
+	}
+	slash := strings.LastIndex(ref, "/")
+	if colon := strings.LastIndex(ref, ":"); colon > slash {
+		img["newName"], img["newTag"] = ref[:colon], ref[colon+1:]
+		return img
+	}
+	img["newName"] = ref
+	return img
+}
+
+func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Options) (map[string]any, error) {
+	s := vc.Spec
+	components := []string{"../../warren/components/" + string(s.Distro)}
+	if in.NetworkIsolation {
+		components = append(components, "../../warren/components/isolation")
+	}
+	switch s.Expose.Type {
+	case v1alpha1.ExposeNodePort:
+		components = append(components, "../../warren/components/expose-nodeport")
+	case v1alpha1.ExposeLoadBalancer:
+		components = append(components, "../../warren/components/expose-loadbalancer")
+	case v1alpha1.ExposeIngress:
+		components = append(components, "../../warren/components/expose-ingress")
+	}
+	if s.Sync.Ingresses {
+		components = append(components, "../../warren/components/sync-ingresses")
+	}
+	if s.Sync.Nodes == v1alpha1.NodesReal || s.Sync.StorageClasses {
+		components = append(components, "../../warren/components/host-read")
+	}
+	if s.Sync.Nodes == v1alpha1.NodesReal {
+		components = append(components, "../../warren/components/host-read-nodes")
+	}
+	if s.Sync.StorageClasses {
+		components = append(components, "../../warren/components/host-read-storage-classes")
+	}
+
+	images := []any{image(o.SyncerImage)}
+	var containers, initContainers []any
+	switch s.Distro {
+	case v1alpha1.DistroK8s:
+		images = append(images,
+			map[string]any{"name": apiServerImage, "newTag": s.Version},
+			map[string]any{"name": controllerManagerImage, "newTag": s.Version},
+			map[string]any{"name": etcdImage, "newTag": etcdTag},
+		)
+		initContainers = []any{map[string]any{"name": "pki", "args": k8sBootstrapArgs(vc, n, o)}}
+		containers = []any{
+			map[string]any{"name": "etcd", "args": etcdArgs()},
+			map[string]any{"name": "kube-apiserver", "args": apiServerArgs(o)},
+			map[string]any{"name": "kube-controller-manager", "args": controllerManagerArgs(o)},
+		}
+	default:
+		images = append(images, map[string]any{"name": k3sImage, "newTag": k3sTag(s.Version)})
+		containers = []any{map[string]any{"name": "k3s", "args": k3sArgs(vc, n, o)}}
+	}
+	containers = append(containers, map[string]any{"name": "syncer", "args": syncerArgs(vc, n, in.PodSecurity, o)})
+	podSpec := map[string]any{"containers": containers}
+	if initContainers != nil {
+		podSpec["initContainers"] = initContainers
+	}
+
+	manifests, err := initManifests(vc)
+	if err != nil {
+		return nil, err
+	}
+	syncerConfig, err := yaml.Marshal(map[string]any{
+		"host-qps": 40, "host-burst": 80, "virtual-qps": 40, "virtual-burst": 80,
+	})
+	if err != nil {
+		return nil, err
+	}
+	level := string(in.PodSecurity)
+	var patches []any
+	for _, obj := range []map[string]any{
+		{
+			"apiVersion": "apps/v1", "kind": "StatefulSet",
+			"metadata": map[string]any{"name": n.StatefulSet},
+			"spec":     map[string]any{"template": map[string]any{"spec": podSpec}},
+		},
+		{
+			"apiVersion": "v1", "kind": "Namespace",
+			"metadata": map[string]any{"name": n.Namespace, "labels": map[string]any{
+				"pod-security.kubernetes.io/enforce": level,
+				"pod-security.kubernetes.io/warn":    level,
+			}},
+		},
+		{
+			"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": n.InitManifests},
+			"data":     manifests,
+		},
+		{
+			"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": n.SyncerConfig},
+			"data":     map[string]any{"syncer.yaml": string(syncerConfig)},
+		},
+		{
+			"apiVersion": "v1", "kind": "ResourceQuota",
+			"metadata": map[string]any{"name": n.StatefulSet},
+			"spec":     map[string]any{"hard": quota(vc)},
+		},
+	} {
+		p, err := patch(obj)
+		if err != nil {
+			return nil, err
+		}
+		patches = append(patches, p)
+	}
+	if s.Expose.Type == v1alpha1.ExposeIngress {
+		ops := []any{map[string]any{"op": "replace", "path": "/spec/rules/0/host", "value": s.Expose.Host}}
+		if s.Expose.IngressClassName != "" {
+			ops = append(ops, map[string]any{"op": "add", "path": "/spec/ingressClassName", "value": s.Expose.IngressClassName})
+		}
+		b, err := json.Marshal(ops)
+		if err != nil {
+			return nil, err
+		}
+		patches = append(patches, map[string]any{
+			"target": map[string]any{"kind": "Ingress", "name": n.Service},
+			"patch":  string(b),
+		})
+	}
+
+	k := map[string]any{
+		"apiVersion": "kustomize.config.k8s.io/v1beta1",
+		"kind":       "Kustomization",
+		"resources":  []any{"../../warren/base"},
+		"components": components,
+		"images":     images,
+		"patches":    patches,
+	}
+	if s.Paused {
+		k["replicas"] = []any{map[string]any{"name": n.StatefulSet, "count": 0}}
+	}
+	return k, nil
+}
+
+// overlayKustomization layers the repository's templates/ Component over the
+// cluster's build, then sets the namespace and labels, so that objects the
+// overlay adds carry them too and no overlay can drop them.
+func overlayKustomization(vc *v1alpha1.VirtualCluster, n Names, withOverlay bool) map[string]any {
+	k := map[string]any{
+		"apiVersion": "kustomize.config.k8s.io/v1beta1",
+		"kind":       "Kustomization",
+		"resources":  []any{"../cluster"},
+		"namespace":  n.Namespace,
+		"labels": []any{map[string]any{
+			"pairs":            map[string]any{LabelManagedBy: ManagedBy, LabelCluster: vc.Name},
+			"includeSelectors": false,
+			"includeTemplates": true,
+		}},
+	}
+	if withOverlay {
+		k["components"] = []any{"../../repo/templates"}
+	}
+	return k
+}
+
+// controlPlane is what the control plane pod itself takes from the
+// namespace's quota, which covers the whole host namespace.
+func controlPlane(d v1alpha1.Distro) (cpu, memory string) {
+	if d == v1alpha1.DistroK8s {
+		return "350m", "576Mi"
+	}
+	return "250m", "320Mi"
+}
+
+// quota is the tenant's amount plus the control plane's own requests.
+func quota(vc *v1alpha1.VirtualCluster) map[string]any {
+	r := vc.Spec.Resources
+	cpu, mem := controlPlane(vc.Spec.Distro)
+	hard := map[string]any{}
+	plus := func(key string, q *resource.Quantity, extra string) {
+		if q == nil {
+			return
+		}
+		sum := q.DeepCopy()
+		sum.Add(resource.MustParse(extra))
+		hard[key] = sum.String()
+	}
+	plus("requests.cpu", r.CPU, cpu)
+	plus("requests.memory", r.Memory, mem)
+	plus("requests.storage", r.Storage, dataSize)
+	plus("pods", r.Pods, "1")
+	return hard
+}
+
+var kindOrder = map[string]int{
+	"Namespace":          0,
+	"ClusterRole":        1,
+	"ClusterRoleBinding": 2,
+	"ServiceAccount":     3,
+	"Role":               4,
+	"RoleBinding":        5,
+	"ConfigMap":          6,
+	"Secret":             7,
+	"ResourceQuota":      8,
+	"LimitRange":         9,
+	"NetworkPolicy":      10,
+	"Service":            11,
+	"StatefulSet":        12,
+	"Ingress":            13,
+}
+
+func rank(kind string) int {
+	if r, ok := kindOrder[kind]; ok {
+		return r
+	}
+	return len(kindOrder)
+}
+
+// sortObjects puts objects in apply order: namespaces and RBAC first, the
+// workload after what it mounts; others by kind, namespace and name.
+func sortObjects(objs []*unstructured.Unstructured) {
+	sort.SliceStable(objs, func(i, j int) bool {
+		a, b := objs[i], objs[j]
+		if ra, rb := rank(a.GetKind()), rank(b.GetKind()); ra != rb {
+			return ra < rb
+		}
+		if a.GetKind() != b.GetKind() {
+			return a.GetKind() < b.GetKind()
+		}
+		if a.GetNamespace() != b.GetNamespace() {
+			return a.GetNamespace() < b.GetNamespace()
+		}
+		return a.GetName() < b.GetName()
+	})
+}
