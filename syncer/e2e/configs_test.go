@@ -114,31 +114,27 @@ func TestPodTokensComeFromTheVirtualAPI(t *testing.T) {
 	})
 }
 
-// When the host binds a claim's twin, the virtual claim is bound too, to a
-// virtual volume named like the host volume, with its capacity.
+// When the host binds a claim's twin (the host plane's default StorageClass
+// provisions a volume), the virtual claim is bound too, to a virtual volume
+// named like the host volume, with its capacity.
 func TestClaimsComeBackBound(t *testing.T) {
 	ctx := setup(t)
 	ns := namespace(t, ctx, "storage")
 	create(t, ctx, w.virtualC, &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns},
 		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			StorageClassName: new(string),
-			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 		}})
-	// The host's storage: a pre-provisioned volume the host binds the twin to.
-	create(t, ctx, w.hostC, &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "host-disk-1"}, Spec: corev1.PersistentVolumeSpec{
-		Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("2Gi")},
-		AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-		PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/warren-test-disk"}},
-		ClaimRef:               &corev1.ObjectReference{Namespace: hostNamespace, Name: w.names.HostName(ns, "db")},
-	}})
-	eventually(t, 60*time.Second, "the virtual claim Bound to host-disk-1", func() (bool, string) {
-		v := &corev1.PersistentVolumeClaim{}
+	eventually(t, 60*time.Second, "the virtual claim Bound to the host's volume", func() (bool, string) {
+		v, h := &corev1.PersistentVolumeClaim{}, &corev1.PersistentVolumeClaim{}
 		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, v); err != nil {
 			return false, err.Error()
 		}
+		if err := w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: w.names.HostName(ns, "db")}, h); err != nil {
+			return false, err.Error()
+		}
 		size := v.Status.Capacity[corev1.ResourceStorage]
-		return v.Status.Phase == corev1.ClaimBound && v.Spec.VolumeName == "host-disk-1" && size.String() == "2Gi",
-			fmt.Sprintf("phase %s volume %q capacity %s", v.Status.Phase, v.Spec.VolumeName, size.String())
+		return h.Spec.VolumeName != "" && v.Status.Phase == corev1.ClaimBound && v.Spec.VolumeName == h.Spec.VolumeName && size.String() == "1Gi",
+			fmt.Sprintf("host %s %q; virtual %s %q capacity %s", h.Status.Phase, h.Spec.VolumeName, v.Status.Phase, v.Spec.VolumeName, size.String())
 	})
 }
