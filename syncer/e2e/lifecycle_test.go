@@ -219,3 +219,45 @@ func TestForeignHostObjectsAreNeverAdopted(t *testing.T) {
 		t.Errorf("the foreign Service was adopted")
 	}
 }
+
+// A host pod deleted behind the syncer's back shows in the virtual cluster
+// as a failed pod, as a kubelet reports a lost one, and the tenant's
+// Deployment replaces it.
+func TestAHostPodDeletedByHandFailsTheVirtualPod(t *testing.T) {
+	ctx := setup(t)
+	ns := namespace(t, ctx, "fragile")
+	create(t, ctx, w.virtualC, deployment(ns, "app", 1))
+	var victim corev1.Pod
+	eventually(t, 60*time.Second, "the pod Running", func() (bool, string) {
+		var pods corev1.PodList
+		if err := w.virtualC.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		if len(pods.Items) != 1 || pods.Items[0].Status.Phase != corev1.PodRunning {
+			return false, fmt.Sprintf("%d pods", len(pods.Items))
+		}
+		victim = pods.Items[0]
+		return true, ""
+	})
+	h := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: hostNamespace, Name: w.names.HostName(ns, victim.Name)}}
+	if err := w.hostC.Delete(ctx, h, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the virtual pod Failed", func() (bool, string) {
+		p := &corev1.Pod{}
+		err := w.virtualC.Get(ctx, client.ObjectKeyFromObject(&victim), p)
+		return err == nil && p.Status.Phase == corev1.PodFailed && p.Status.Reason == "HostPodDeleted", fmt.Sprintf("%v %s", err, p.Status.Phase)
+	})
+	eventually(t, 60*time.Second, "a replacement Running on both sides", func() (bool, string) {
+		var pods corev1.PodList
+		if err := w.virtualC.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		for _, p := range pods.Items {
+			if p.Name != victim.Name && p.Status.Phase == corev1.PodRunning {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d pods", len(pods.Items))
+	})
+}
