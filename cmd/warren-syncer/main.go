@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/warren-dev/warren/syncer"
+	"github.com/warren-dev/warren/syncer/bootstrap"
 	"github.com/warren-dev/warren/syncer/config"
 )
 
@@ -24,6 +25,10 @@ func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "bootstrap-pki" {
+		bootstrapPKI(os.Args[2:])
+		return
+	}
 	cfg, err := config.Parse(os.Args[1:], os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "warren-syncer:", err)
@@ -34,6 +39,18 @@ func main() {
 	klog.SetLogger(logger)
 	if err := syncer.Run(ctrl.SetupSignalHandler(), cfg); err != nil {
 		logger.Error(err, "syncer stopped")
+		os.Exit(1)
+	}
+}
+
+// bootstrapPKI is the k8s distro's init container (see package bootstrap).
+func bootstrapPKI(args []string) {
+	o, err := bootstrap.Parse(args)
+	if err == nil {
+		err = bootstrap.Run(o)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "warren-syncer bootstrap-pki:", err)
 		os.Exit(1)
 	}
 }
