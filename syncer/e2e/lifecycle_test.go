@@ -261,3 +261,35 @@ func TestAHostPodDeletedByHandFailsTheVirtualPod(t *testing.T) {
 		return false, fmt.Sprintf("%d pods", len(pods.Items))
 	})
 }
+
+// A host pod that vanished while the syncer was down is noticed on start.
+func TestAHostPodLostWhileTheSyncerWasDown(t *testing.T) {
+	ctx := setup(t)
+	ns := namespace(t, ctx, "lost")
+	create(t, ctx, w.virtualC, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "solo", Namespace: ns},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}})
+	eventually(t, 60*time.Second, "the pod Running", func() (bool, string) {
+		p := &corev1.Pod{}
+		err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "solo"}, p)
+		return err == nil && p.Status.Phase == corev1.PodRunning, fmt.Sprint(err)
+	})
+	w.syncer.stop()
+	h := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: hostNamespace, Name: w.names.HostName(ns, "solo")}}
+	if err := w.hostC.Delete(ctx, h, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.startSyncer(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the virtual pod Failed", func() (bool, string) {
+		p := &corev1.Pod{}
+		err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "solo"}, p)
+		return err == nil && p.Status.Phase == corev1.PodFailed && p.Status.Reason == "HostPodDeleted", fmt.Sprintf("%v %s", err, p.Status.Phase)
+	})
+	// A bare pod is not recreated on the host: it failed, as it would have
+	// with a kubelet.
+	err := w.hostC.Get(ctx, client.ObjectKeyFromObject(h), &corev1.Pod{})
+	if !isNotFound(err) {
+		t.Errorf("the lost pod came back on the host: %v", err)
+	}
+}

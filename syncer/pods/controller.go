@@ -175,7 +175,9 @@ func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Resul
 	case len(v.Spec.SchedulingGates) > 0:
 		return reconcile.Result{}, nil // a virtual controller still holds it back
 	case v.Spec.NodeName != "" && v.Status.StartTime != nil:
-		return reconcile.Result{}, nil // it ran and its twin is gone: Up reports it failed
+		// It ran, and its host twin is gone (also when that happened while
+		// the syncer was down): the pod failed.
+		return reconcile.Result{}, r.patchStatus(ctx, v, lostStatus(v))
 	}
 	if reason := r.Security.Check(v); reason != "" {
 		if v.Status.Reason == ReasonPodSecurity {
