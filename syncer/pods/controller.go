@@ -9,6 +9,7 @@ package pods
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -139,12 +140,15 @@ func (r *Reconciler) Up(ctx context.Context, req reconcile.Request) (reconcile.R
 		}
 		return reconcile.Result{}, nil
 	}
-	if h.Spec.NodeName != "" && v.Spec.NodeName == "" {
-		if err := r.bind(ctx, v, h.Spec.NodeName); err != nil {
-			return reconcile.Result{}, err
-		}
+	status := virtualStatus(v, h)
+	if h.Spec.NodeName == "" || v.Spec.NodeName != "" {
+		return reconcile.Result{}, r.patchStatus(ctx, v, status)
 	}
-	return reconcile.Result{}, r.patchStatus(ctx, v, virtualStatus(v, h))
+	// Binding and status are independent writes: do them at once.
+	bound := make(chan error, 1)
+	go func() { bound <- r.bind(ctx, v.DeepCopy(), h.Spec.NodeName) }()
+	err = r.patchStatus(ctx, v, status)
+	return reconcile.Result{}, errors.Join(<-bound, err)
 }
 
 // deleting finishes a graceful delete the way a kubelet does: stop the pod
@@ -240,7 +244,6 @@ func (r *Reconciler) bind(ctx context.Context, v *corev1.Pod, node string) error
 	if err := r.Virtual.SubResource("binding").Create(ctx, v, b); err != nil && !apierrors.IsConflict(err) {
 		return fmt.Errorf("binding virtual pod to node %s: %w", node, err)
 	}
-	v.Spec.NodeName = node
 	return nil
 }
 
