@@ -297,7 +297,9 @@ func saveMetrics(path string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	_ = os.WriteFile(path, body, 0o644)
-	_ = os.WriteFile(path+".log", []byte(w.syncer.tail()), 0o644)
+	if log, err := os.ReadFile(w.syncer.log); err == nil {
+		_ = os.WriteFile(path+".log", log, 0o644)
+	}
 }
 
 func waitDefaultSA(b *testing.B, ctx context.Context, cs kubernetes.Interface, ns string) {
