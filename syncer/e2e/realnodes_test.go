@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/warren-dev/warren/test/localkube"
+)
+
+// With --nodes=real, a virtual node is an honest copy of the host node's
+// facts: its labels, capacity and addresses. (A cluster of its own: a second
+// virtual plane and syncer beside the shared ones.)
+func TestRealNodesCopyHostFacts(t *testing.T) {
+	ctx := setup(t)
+	virtual := localkube.ForTest(t, localkube.Options{ControllerManager: true, ServiceCIDR: w.host.ServiceCIDR})
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	vc, err := client.New(virtual.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, ctx, w.hostC, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "vc-real"}})
+
+	logPath := filepath.Join(t.TempDir(), "syncer.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(w.syncerBin, "--name=real", "--host-namespace=vc-real", "--nodes=real",
+		"--virtual-kubeconfig="+virtual.KubeconfigPath, "--host-kubeconfig="+w.host.KubeconfigPath,
+		"--service-cidr="+w.host.ServiceCIDR, "--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-elect=false")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("second syncer's log:\n%s", b)
+		}
+	})
+
+	create(t, ctx, vc, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}})
+	eventually(t, 30*time.Second, "the default service account", func() (bool, string) {
+		err := vc.Get(ctx, client.ObjectKey{Namespace: "app", Name: "default"}, &corev1.ServiceAccount{})
+		return err == nil, fmt.Sprint(err)
+	})
+	create(t, ctx, vc, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "app"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}})
+	eventually(t, 60*time.Second, "a virtual node with the host node's facts", func() (bool, string) {
+		p := &corev1.Pod{}
+		if err := vc.Get(ctx, client.ObjectKey{Namespace: "app", Name: "p"}, p); err != nil || p.Spec.NodeName == "" {
+			return false, fmt.Sprint("pod not bound: ", err)
+		}
+		n := &corev1.Node{}
+		if err := vc.Get(ctx, client.ObjectKey{Name: p.Spec.NodeName}, n); err != nil {
+			return false, err.Error()
+		}
+		pods := n.Status.Capacity[corev1.ResourcePods]
+		return n.Labels["type"] == "kwok" && pods.Value() == 1000 && len(n.Status.Addresses) > 0,
+			fmt.Sprintf("labels %v capacity %v", n.Labels, n.Status.Capacity)
+	})
+}
