@@ -72,8 +72,12 @@ func TestRealNodesCopyHostFacts(t *testing.T) {
 		if err := vc.Get(ctx, client.ObjectKey{Name: p.Spec.NodeName}, n); err != nil {
 			return false, err.Error()
 		}
+		host := &corev1.Node{}
+		if err := w.hostC.Get(ctx, client.ObjectKey{Name: p.Spec.NodeName}, host); err != nil {
+			return false, err.Error()
+		}
 		pods := n.Status.Capacity[corev1.ResourcePods]
-		return n.Labels["type"] == "kwok" && pods.Value() == 1000 && len(n.Status.Addresses) > 0,
-			fmt.Sprintf("labels %v capacity %v", n.Labels, n.Status.Capacity)
+		return n.Labels["type"] == "kwok" && pods.Value() == 1000 && len(n.Status.Addresses) == len(host.Status.Addresses),
+			fmt.Sprintf("labels %v capacity %v addresses %v conditions %d", n.Labels, n.Status.Capacity, n.Status.Addresses, len(n.Status.Conditions))
 	})
 }
