@@ -296,7 +296,9 @@ func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Opti
 		return nil, err
 	}
 	syncerConfig, err := yaml.Marshal(map[string]any{
-		"host-qps": 40, "host-burst": 80, "virtual-qps": 40, "virtual-burst": 80,
+		// The syncer's own defaults, written out so a repository's overlay
+		// can tune them: 1,000 new pods need hundreds of host writes a second.
+		"host-qps": 300, "host-burst": 600, "virtual-qps": 1000, "virtual-burst": 2000,
 	})
 	if err != nil {
 		return nil, err
