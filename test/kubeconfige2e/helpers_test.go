@@ -2,6 +2,8 @@ package kubeconfige2e
 
 import (
 	"bufio"
+	"context"
+	"io/fs"
 	"net"
 	"regexp"
 	"strconv"
@@ -11,7 +13,15 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	fluxcontroller "github.com/fluxcd/pkg/runtime/controller"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/warren-dev/warren/config"
 
 	"github.com/warren-dev/warren/test/localkube"
 )
@@ -66,4 +76,55 @@ func writeRequests(t *testing.T, plane *localkube.Plane, resources ...string) fl
 		total += v
 	}
 	return total
+}
+
+// installCRDs applies warren's CRDs to the plane and waits until they are
+// served.
+func installCRDs(t *testing.T, ctx context.Context, plane *localkube.Plane) {
+	t.Helper()
+	dyn := dynamic.NewForConfigOrDie(plane.Config).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	entries, err := fs.Glob(config.CRDs, "crd/bases/*.yaml")
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("warren's CRDs: %v", err)
+	}
+	for _, path := range entries {
+		data, err := fs.ReadFile(config.CRDs, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(data, &obj.Object); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, err := obj.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		force := true
+		if _, err := dyn.Patch(ctx, obj.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: "test", Force: &force}); err != nil {
+			t.Fatalf("installing %s: %v", path, err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			crd, err := dyn.Get(ctx, obj.GetName(), metav1.GetOptions{})
+			if err == nil && established(crd) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("CRD %s not established", obj.GetName())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func established(crd *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Established" && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
 }
