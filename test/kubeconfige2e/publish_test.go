@@ -200,16 +200,42 @@ func TestTenantFindsASealedKubeconfigInGitAfterMergingItsCluster(t *testing.T) {
 	}
 	s.fsck()
 
-	// 5. beta is removed from Git: its file is removed in a commit.
+	// 5. beta is removed from Git: its file is removed in a commit. The
+	// branch is protected at first: warren's push is refused, the Fleet
+	// says so with the remote's message, and retries until it lands.
+	hook := filepath.Join(s.repo.BareDir, "hooks", "pre-receive")
+	protect := "#!/bin/sh\n# Only pushes over HTTP (warren's) are refused.\nif [ -n \"$GIT_HTTP_EXPORT_ALL\" ]; then echo 'main is protected: ask the platform team' >&2; exit 1; fi\n"
+	if err := os.WriteFile(hook, []byte(protect), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s.repo.Pull(t)
 	s.repo.RemoveFiles(t, "remove cluster beta", "clusters/beta.yaml")
 	s.requestReconcile("remove-beta")
+	s.waitFor("the refused push reported on the Fleet", func() bool {
+		f := s.getFleet()
+		st := f.Status.Kubeconfigs
+		return conditions.IsFalse(f, v1alpha1.KubeconfigsPublishedCondition) &&
+			conditions.GetReason(f, v1alpha1.KubeconfigsPublishedCondition) == controller.ReasonPushFailed &&
+			st != nil && len(st.PendingPushes) == 1 && st.PendingPushes[0] == "kubeconfigs/beta.yaml (delete)"
+	})
+	f := s.getFleet()
+	t.Logf("refused push: %s", conditions.GetMessage(f, v1alpha1.KubeconfigsPublishedCondition))
+	if !strings.Contains(f.Status.Kubeconfigs.LastPushError, "main is protected: ask the platform team") {
+		t.Errorf("the Fleet does not carry the remote's message: %q", f.Status.Kubeconfigs.LastPushError)
+	}
+	if err := os.Remove(hook); err != nil {
+		t.Fatal(err)
+	}
 	s.waitFor("beta's kubeconfig removed from Git", func() bool {
 		_, err := gitserver.RunGit(ctx, s.repo.BareDir, "cat-file", "-e", "main:kubeconfigs/beta.yaml")
 		return err != nil && s.cluster("beta") == nil
 	})
 	removal := s.repo.Head(t, "main")
 	s.assertWarrenCommit(removal, "beta: cluster removed")
+	s.waitFor("the Fleet to report the push landed", func() bool {
+		f := s.getFleet()
+		return conditions.IsTrue(f, v1alpha1.KubeconfigsPublishedCondition) && len(f.Status.Kubeconfigs.PendingPushes) == 0 && f.Status.Kubeconfigs.LastPushError == ""
+	})
 	if changed := s.git("show", "--name-status", "--format=", removal); changed != "D\tkubeconfigs/beta.yaml" {
 		t.Fatalf("the removal commit changed %q, want only the deletion of kubeconfigs/beta.yaml", changed)
 	}
