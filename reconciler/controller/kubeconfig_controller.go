@@ -121,6 +121,18 @@ func (r *KubeconfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if fleet.Spec.Kubeconfigs == nil && (fleet.Status.Kubeconfigs != nil || conditions.Has(fleet, v1alpha1.KubeconfigsPublishedCondition)) {
+		// Publishing was turned off: say nothing about it any more. The
+		// files already in Git stay; removing them is the repository
+		// owner's decision.
+		patcher := patch.NewSerialPatcher(fleet, r.Client)
+		fleet.Status.Kubeconfigs = nil
+		conditions.Delete(fleet, v1alpha1.KubeconfigsPublishedCondition)
+		r.fleets.Delete(req.NamespacedName)
+		return ctrl.Result{}, patcher.Patch(ctx, fleet,
+			patch.WithOwnedConditions{Conditions: []string{v1alpha1.KubeconfigsPublishedCondition}},
+			patch.WithFieldOwner(apply.FieldManager))
+	}
 	if fleet.Spec.Kubeconfigs == nil || fleet.Spec.Suspend || !fleet.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
