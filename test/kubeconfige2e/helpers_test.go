@@ -3,7 +3,6 @@ package kubeconfige2e
 import (
 	"bufio"
 	"context"
-	"io/fs"
 	"net"
 	"regexp"
 	"strconv"
@@ -19,9 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
-
-	"github.com/warren-dev/warren/config"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/warren-dev/warren/test/localkube"
 )
@@ -78,40 +79,58 @@ func writeRequests(t *testing.T, plane *localkube.Plane, resources ...string) fl
 	return total
 }
 
-// installCRDs applies warren's CRDs to the plane and waits until they are
-// served.
-func installCRDs(t *testing.T, ctx context.Context, plane *localkube.Plane) {
+// installWarren applies config/default (CRDs, the reconciler's
+// ServiceAccount and documented rights, its Deployment) as
+// `kubectl apply --server-side -k config/default` would, and waits until the
+// CRDs are served. (The Deployment's pod is only simulated by kwok; the test
+// runs the reconciler in-process with that ServiceAccount's rights.)
+func installWarren(t *testing.T, ctx context.Context, plane *localkube.Plane) {
 	t.Helper()
-	dyn := dynamic.NewForConfigOrDie(plane.Config).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	entries, err := fs.Glob(config.CRDs, "crd/bases/*.yaml")
-	if err != nil || len(entries) == 0 {
-		t.Fatalf("warren's CRDs: %v", err)
+	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "../../config/default")
+	if err != nil {
+		t.Fatalf("kustomize build config/default: %v", err)
 	}
-	for _, path := range entries {
-		data, err := fs.ReadFile(config.CRDs, path)
+	dyn := dynamic.NewForConfigOrDie(plane.Config)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(plane.Config)))
+	var crds []string
+	for _, res := range resources.Resources() {
+		body, err := res.MarshalJSON()
 		if err != nil {
 			t.Fatal(err)
 		}
 		obj := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(data, &obj.Object); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		body, err := obj.MarshalJSON()
-		if err != nil {
+		if err := obj.UnmarshalJSON(body); err != nil {
 			t.Fatal(err)
 		}
-		force := true
-		if _, err := dyn.Patch(ctx, obj.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: "test", Force: &force}); err != nil {
-			t.Fatalf("installing %s: %v", path, err)
+		m, err := mapper.RESTMapping(obj.GroupVersionKind().GroupKind(), obj.GroupVersionKind().Version)
+		if err != nil {
+			t.Fatalf("%s: %v", obj.GetKind(), err)
 		}
+		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+		if obj.GetNamespace() != "" {
+			ri = dyn.Resource(m.Resource).Namespace(obj.GetNamespace())
+		}
+		force := true
+		if _, err := ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: "kubectl", Force: &force}); err != nil {
+			t.Fatalf("applying %s %s: %v", obj.GetKind(), obj.GetName(), err)
+		}
+		if obj.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, obj.GetName())
+		}
+	}
+	if len(crds) == 0 {
+		t.Fatal("config/default holds no CRDs")
+	}
+	crdAPI := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	for _, name := range crds {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			crd, err := dyn.Get(ctx, obj.GetName(), metav1.GetOptions{})
+			crd, err := crdAPI.Get(ctx, name, metav1.GetOptions{})
 			if err == nil && established(crd) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("CRD %s not established", obj.GetName())
+				t.Fatalf("CRD %s not established", name)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

@@ -39,6 +39,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -248,13 +249,13 @@ func TestTenantFindsASealedKubeconfigInGitAfterMergingItsCluster(t *testing.T) {
 func setUp(t *testing.T, ctx context.Context) *story {
 	host := localkube.ForTest(t, localkube.Options{ControllerManager: true, Scheduler: true, Nodes: 1})
 	sealed := sealedsecrets.ForTest(t, host, sealedsecrets.Options{})
-	installCRDs(t, ctx, host)
+	installWarren(t, ctx, host)
 	admin, err := client.New(host.Config, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	kube := kubernetes.NewForConfigOrDie(host.Config)
-	for _, ns := range []string{"warren-system", "team-a"} {
+	for _, ns := range []string{"team-a"} {
 		if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -277,16 +278,19 @@ func setUp(t *testing.T, ctx context.Context) *story {
 		t.Fatal(err)
 	}
 
-	// The reconciler, in this process, logging at trace level (V(2), the
+	// The reconciler, in this process, with only the rights config/
+	// grants its ServiceAccount, logging at trace level (V(2), the
 	// most --log-level allows) into a buffer the last step searches.
 	// (client-go's own request tracing starts at V(8), which no flag of
 	// warren's reaches; it dumps request bodies, Secrets included.)
 	logs := &syncBuffer{}
 	log := funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: logger.TraceLevel})
+	asReconciler := rest.CopyConfig(host.Config)
+	asReconciler.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:warren-system:warren-reconciler"}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- controller.Run(runCtx, host.Config, controller.Config{
+		done <- controller.Run(runCtx, asReconciler, controller.Config{
 			CacheDir: t.TempDir(), MetricsAddr: "0", HealthAddr: "0", Concurrency: 2, Version: "test",
 			RateLimiter: fastRetries(),
 		}, log)
