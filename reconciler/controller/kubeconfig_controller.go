@@ -502,6 +502,7 @@ func (r *KubeconfigReconciler) reportCluster(ctx context.Context, o *outcome, di
 			return
 		}
 		p := o.pub
+		vc.Status.HostObjects.TenantKubeconfigSecret = vc.Spec.Kubeconfig.Namespace + "/" + vc.Spec.Kubeconfig.Name
 		if p.Change != kubeconfig.Unchanged {
 			vc.Status.Kubeconfig = &v1alpha1.PublishedKubeconfig{Path: p.Path, Commit: commit}
 			conditions.MarkTrue(vc, v1alpha1.KubeconfigPublishedCondition, kubeconfig.ReasonPublished, "%s published in commit %s (%s)", p.Path, commit, p.Reason())

@@ -121,6 +121,9 @@ func TestTenantFindsASealedKubeconfigInGitAfterMergingItsCluster(t *testing.T) {
 	if vc.Status.Kubeconfig == nil || vc.Status.Kubeconfig.Commit != head || vc.Status.Kubeconfig.Path != "kubeconfigs/alpha.yaml" {
 		t.Fatalf("VirtualCluster status.kubeconfig %+v, want kubeconfigs/alpha.yaml at %s", vc.Status.Kubeconfig, head)
 	}
+	if got := vc.Status.HostObjects.TenantKubeconfigSecret; got != "team-a/alpha-kubeconfig" {
+		t.Fatalf("status.hostObjects.tenantKubeconfigSecret %q", got)
+	}
 	if msg := conditions.GetMessage(vc, v1alpha1.KubeconfigPublishedCondition); !strings.Contains(msg, head) {
 		t.Fatalf("KubeconfigPublished does not name the commit %s: %q", head, msg)
 	}
@@ -162,6 +165,19 @@ func TestTenantFindsASealedKubeconfigInGitAfterMergingItsCluster(t *testing.T) {
 	// and the kubeconfig grants exactly `access` in a plane started from
 	// the cluster's PKI.
 	s.tenantUsesTheKubeconfig(file)
+
+	// The host's sealing key is rotated: the next reconcile reseals alpha's
+	// file in one commit that says why.
+	if _, err := s.sealed.RotateKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.requestReconcile("rotated")
+	rotated := s.repo.Head(t, "main")
+	if rotated == head {
+		t.Fatal("a rotated sealing key made no commit")
+	}
+	s.assertWarrenCommit(rotated, "alpha (kubeconfigs/alpha.yaml): sealing key rotated")
+	file = []byte(s.repo.Show(t, rotated, "kubeconfigs/alpha.yaml"))
 
 	// 4. beta is merged; while warren publishes it, someone pushes an
 	// unrelated commit. warren's push still lands on top, without force.
