@@ -258,6 +258,9 @@ func (r *KubeconfigReconciler) publish(ctx context.Context, fleet *v1alpha1.Flee
 		pubs = append(pubs, pub)
 	}
 	stale := kubeconfig.StaleFiles(dir, files, keep)
+	for _, f := range stale {
+		state.publisher.Forget(strings.TrimSuffix(path.Base(f), ".yaml"))
+	}
 	changes := kubeconfig.Collect(pubs, stale)
 
 	status := fleet.Status.Kubeconfigs
@@ -301,9 +304,13 @@ func (r *KubeconfigReconciler) publish(ctx context.Context, fleet *v1alpha1.Flee
 		}
 	}
 	switch {
-	case sealingErr != nil && len(failed) > 0:
+	case sealingErr != nil:
+		// Never a plaintext fallback: nothing is sealed until a valid
+		// certificate is back (removals above needed none).
 		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, kubeconfig.ReasonSealingUnavailable, "%s", sealingErr)
-		return sealingErr
+		if len(failed) > 0 {
+			return sealingErr
+		}
 	case len(failed) > 0:
 		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, ReasonKubeconfigsPartial, "%d of %d kubeconfig(s) not published: %s", len(failed), len(outcomes), joinLimited(failed))
 		return errors.New("some kubeconfigs were not published: " + joinLimited(failed))

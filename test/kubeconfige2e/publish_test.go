@@ -258,6 +258,29 @@ func TestTenantFindsASealedKubeconfigInGitAfterMergingItsCluster(t *testing.T) {
 	}
 	s.fsck()
 
+	// The sealing certificate goes missing (the Fleet now points at a
+	// ConfigMap nobody made): a clear condition on the Fleet and the
+	// cluster, no commit, never a plaintext fallback.
+	last := s.repo.Head(t, "main")
+	f = s.getFleet()
+	before := f.DeepCopy()
+	f.Spec.Kubeconfigs.Sealing = v1alpha1.SealingSource{ConfigMap: &v1alpha1.SealingCertificateRef{Name: "sealing-cert"}}
+	if err := s.admin.Patch(ctx, f, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("the missing sealing certificate reported", func() bool {
+		f := s.getFleet()
+		vc := s.cluster("alpha")
+		return conditions.GetReason(f, v1alpha1.KubeconfigsPublishedCondition) == kubeconfig.ReasonSealingUnavailable &&
+			conditions.GetReason(vc, v1alpha1.KubeconfigPublishedCondition) == kubeconfig.ReasonSealingUnavailable
+	})
+	if msg := conditions.GetMessage(s.getFleet(), v1alpha1.KubeconfigsPublishedCondition); !strings.Contains(msg, "ConfigMap warren-system/sealing-cert") {
+		t.Errorf("the condition does not say which certificate is missing: %q", msg)
+	}
+	if got := s.repo.Head(t, "main"); got != last {
+		t.Fatalf("without a sealing certificate warren still committed %s", got)
+	}
+
 	// 6. No plaintext kubeconfig, key or token anywhere warren writes.
 	s.noPlaintextAnywhere()
 }
