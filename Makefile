@@ -17,8 +17,10 @@ TEST_TIMEOUT ?= 25m
 
 all: build
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
 
 tools:
 	@$(TOOLS_BUILD) >/dev/null

@@ -15,11 +15,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -61,7 +64,9 @@ func (o Owner) Labels() map[string]string {
 
 // Options tune an Applier.
 type Options struct {
-	// Concurrency of ssa's dry-run drift checks; default 4.
+	// Concurrency is how many clusters' batches apply side by side, how
+	// many dry runs each batch runs at once, and how many ownership
+	// lookups run at once; default 4.
 	Concurrency int
 	// WaitTimeout bounds the wait for namespaces and CRDs to be ready
 	// before the objects that need them; default 60s.
@@ -113,21 +118,27 @@ type Change struct {
 // exists and is not this Fleet's.
 type Conflict struct {
 	Object ObjectRef
-	// Reason says who holds it, e.g. "managed by Flux Kustomization
-	// apps/infra" or "owned by Fleet team-b/fleet".
+	// Reason says who holds it, e.g. "managed by Flux (name=apps,
+	// namespace=flux-system)" or "owned by Fleet team-b/fleet".
 	Reason string
 }
 
 func (c Conflict) String() string { return c.Object.String() + ": " + c.Reason }
 
-// Result is the outcome of one Apply.
+// Result is the outcome of one Apply. Apply returns it even with an error
+// (unless the error came before anything was written).
 type Result struct {
 	// Inventory is what the Fleet owns after this apply: every object it
-	// applied or found unchanged, plus, after an error, every object of the
-	// previous inventory (nothing is forgotten, so nothing is orphaned).
+	// applied or found unchanged, plus the previous entries of every
+	// cluster that failed (all previous entries if the final list failed),
+	// so nothing is forgotten and nothing is pruned because of a failure.
 	Inventory *Inventory
 	Changes   []Change
 	Conflicts []Conflict
+	// Failures are the clusters whose objects could not all be applied.
+	// Their previous inventory entries are kept, so nothing of theirs is
+	// pruned because of the failure.
+	Failures []ClusterFailure
 	// Untracked are objects that carry this Fleet's labels, are of a kind
 	// being applied, and are neither rendered nor in the previous
 	// inventory: left over by an apply whose inventory was never recorded
@@ -188,90 +199,345 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 		}
 	}
 	sortEntries(res.Untracked)
-	var (
-		toApply []desiredObject
-		kept    []Entry
-	)
+
+	// Nothing is written into a namespace that is someone else's: a
+	// Namespace among the objects that is a conflict takes everything
+	// rendered into it along.
+	foreignNamespaces := map[string]bool{}
+	checkedNamespaces := map[string]bool{}
 	for _, d := range desired {
-		l, ours := live[d.id]
-		if ours {
-			if e, ok := prev[d.id]; ok && e.Digest == d.digest && e.Observed == observed(l) && e.Version == d.ref.Version {
-				kept = append(kept, e)
-				res.Changes = append(res.Changes, Change{Object: d.ref, Action: Unchanged})
-				continue
-			}
-			toApply = append(toApply, d)
+		if !isNamespace(d.ref) {
+			continue
+		}
+		if _, ours := live[d.id]; ours {
 			continue
 		}
 		conflict, err := a.foreign(ctx, d)
 		if err != nil {
 			return nil, err
 		}
+		checkedNamespaces[d.id] = true
 		if conflict != nil {
+			foreignNamespaces[d.ref.Name] = true
 			res.Conflicts = append(res.Conflicts, *conflict)
+		}
+	}
+
+	var (
+		toApply   []desiredObject
+		unclaimed []desiredObject
+		kept      []Entry
+	)
+	for _, d := range desired {
+		if isNamespace(d.ref) && foreignNamespaces[d.ref.Name] {
+			continue // reported above
+		}
+		if foreignNamespaces[d.ref.Namespace] {
+			res.Conflicts = append(res.Conflicts, Conflict{Object: d.ref, Reason: "in namespace " + d.ref.Namespace + ", which is not this Fleet's"})
+			continue
+		}
+		l, ours := live[d.id]
+		switch {
+		case !ours && checkedNamespaces[d.id]:
+			toApply = append(toApply, d) // looked up above: free
+		case !ours:
+			unclaimed = append(unclaimed, d)
+		case isUnchanged(prev, d, l):
+			kept = append(kept, prev[d.id])
+			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Unchanged})
+		default:
+			toApply = append(toApply, d)
+		}
+	}
+	conflicts, err := a.checkUnclaimed(ctx, unclaimed)
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range unclaimed {
+		if conflicts[i] != nil {
+			res.Conflicts = append(res.Conflicts, *conflicts[i])
 			continue
 		}
 		toApply = append(toApply, d)
 	}
 
-	var applyErr error
-	if len(toApply) > 0 {
-		objs := make([]*unstructured.Unstructured, 0, len(toApply))
-		for _, d := range toApply {
-			objs = append(objs, d.obj.DeepCopy())
-		}
-		opts := ssa.DefaultApplyOptions()
-		opts.WaitTimeout = a.opts.WaitTimeout
-		cs, err := a.manager.ApplyAllStaged(ctx, objs, opts)
-		if err != nil {
-			applyErr = fmt.Errorf("apply: %w", err)
-		}
-		if cs != nil {
-			actions := map[string]ssa.Action{}
-			for _, e := range cs.Entries {
-				actions[e.ObjMetadata.String()] = e.Action
-			}
-			for _, d := range toApply {
-				action, ok := actions[d.id]
-				if !ok {
-					continue
-				}
-				switch action {
-				case ssa.CreatedAction:
-					res.Changes = append(res.Changes, Change{Object: d.ref, Action: Created})
-				case ssa.ConfiguredAction:
-					res.Changes = append(res.Changes, Change{Object: d.ref, Action: Configured})
-				default:
-					res.Changes = append(res.Changes, Change{Object: d.ref, Action: Unchanged})
-				}
-			}
+	actions, failures := a.applyObjects(ctx, toApply)
+	res.Failures = failures
+	failed := map[string]bool{}
+	for _, f := range failures {
+		failed[f.Cluster] = true
+	}
+	for _, d := range toApply {
+		switch actions[d.id] {
+		case ssa.CreatedAction:
+			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Created})
+		case ssa.ConfiguredAction:
+			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Configured})
+		case ssa.UnchangedAction:
+			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Unchanged})
 		}
 	}
 
 	// Record what each applied object looks like now, so the next Apply can
 	// tell a later hand edit from warren's own write.
-	after, err := a.listOwned(ctx, kindsOf(toApply))
-	if err != nil && applyErr == nil {
-		applyErr = err
-	}
+	after, listErr := a.listOwned(ctx, kindsOf(toApply))
 	entries := kept
 	for _, d := range toApply {
 		l, ok := after[d.id]
 		if !ok {
 			continue
 		}
-		e := Entry{ID: d.id, Version: d.ref.Version, Cluster: d.obj.GetLabels()[ClusterLabel], Digest: d.digest, Observed: observed(l)}
-		if applyErr != nil {
-			e.Digest = "" // not known to be applied: check it again next time
+		cluster := d.obj.GetLabels()[ClusterLabel]
+		e := Entry{ID: d.id, Version: d.ref.Version, Cluster: cluster, Digest: d.digest, Observed: observed(l)}
+		if failed[cluster] {
+			e.Digest = "" // not known to be applied in full: check it again next time
 		}
 		entries = append(entries, e)
 	}
 	inv := Entries(entries)
-	if applyErr != nil {
-		inv = Merge(inv, previous)
+	// Whatever a failed cluster owned before stays in the inventory, so a
+	// prune after a failed apply deletes none of it.
+	var keep []Entry
+	if previous != nil {
+		for _, e := range previous.Entries {
+			if listErr != nil || failed[e.Cluster] {
+				keep = append(keep, e)
+			}
+		}
 	}
-	res.Inventory = inv
-	return res, applyErr
+	res.Inventory = Merge(inv, Entries(keep))
+
+	var errs []error
+	for _, f := range failures {
+		errs = append(errs, f)
+	}
+	if listErr != nil {
+		errs = append(errs, listErr)
+	}
+	if len(errs) > 0 {
+		return res, fmt.Errorf("apply: %w", errors.Join(errs...))
+	}
+	return res, nil
+}
+
+func isNamespace(r ObjectRef) bool { return r.Group == "" && r.Kind == "Namespace" }
+
+// isUnchanged reports whether a listed object is exactly as warren last
+// applied it and the rendering has not changed since.
+func isUnchanged(prev map[string]Entry, d desiredObject, live liveObject) bool {
+	e, ok := prev[d.id]
+	return ok && e.Digest == d.digest && e.Version == d.ref.Version && e.Observed == observed(live)
+}
+
+// ClusterFailure is a virtual cluster whose objects could not all be
+// applied; the other clusters of the Fleet are not held back by it.
+type ClusterFailure struct {
+	// Cluster is the warren.dev/cluster label of the objects, empty for
+	// objects without one.
+	Cluster string
+	Err     error
+}
+
+func (f ClusterFailure) Error() string {
+	if f.Cluster == "" {
+		return f.Err.Error()
+	}
+	return "cluster " + f.Cluster + ": " + f.Err.Error()
+}
+
+func (f ClusterFailure) Unwrap() error { return f.Err }
+
+// listInsteadOfGet is how many objects of one kind make checkUnclaimed
+// list the kind (metadata only, in pages) rather than get them one by one.
+const listInsteadOfGet = 20
+
+// checkUnclaimed looks up the objects to be applied that are not in this
+// Fleet's lists; conflicts[i] is set for each one that exists and is not
+// this Fleet's. A kind with few such objects is looked up object by object,
+// a few at a time; a kind with many (a cold start) is listed once.
+func (a *Applier) checkUnclaimed(ctx context.Context, ds []desiredObject) ([]*Conflict, error) {
+	conflicts := make([]*Conflict, len(ds))
+	byKind := map[schema.GroupVersionKind][]int{}
+	for i, d := range ds {
+		gvk := d.ref.GroupVersionKind()
+		byKind[gvk] = append(byKind[gvk], i)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(a.opts.Concurrency)
+	for gvk, idx := range byKind {
+		if len(idx) < listInsteadOfGet {
+			for _, i := range idx {
+				g.Go(func() error {
+					c, err := a.foreign(gctx, ds[i])
+					conflicts[i] = c
+					return err
+				})
+			}
+			continue
+		}
+		g.Go(func() error {
+			existing, err := a.listAll(gctx, gvk)
+			if err != nil {
+				return err
+			}
+			for _, i := range idx {
+				if live, ok := existing[ds[i].id]; ok {
+					if reason := a.ownershipProblem(live); reason != "" {
+						conflicts[i] = &Conflict{Object: ds[i].ref, Reason: reason}
+					}
+				}
+			}
+			return nil
+		})
+	}
+	return conflicts, g.Wait()
+}
+
+// listAll lists the metadata of every object of one kind, page by page.
+func (a *Applier) listAll(ctx context.Context, gvk schema.GroupVersionKind) (map[string]*metav1.PartialObjectMetadata, error) {
+	out := map[string]*metav1.PartialObjectMetadata{}
+	cont := ""
+	for {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		err := a.client.List(ctx, list, client.Limit(1000), client.Continue(cont))
+		if meta.IsNoMatchError(err) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("apply: list %s: %w", gvk.Kind, err)
+		}
+		for i := range list.Items {
+			item := &list.Items[i]
+			ref := ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: item.Namespace, Name: item.Name}
+			out[ref.id()] = item
+		}
+		cont = list.Continue
+		if cont == "" {
+			return out, nil
+		}
+	}
+}
+
+// applyObjects applies ds with ssa: first the namespaces, CRDs and other
+// cluster-wide definitions of all clusters (waiting until they are ready),
+// then the objects that belong to no cluster, then the clusters' objects in
+// a few concurrent batches, as ssa writes one object at a time within a
+// batch. A batch that fails is tried again
+// cluster by cluster, so one broken cluster names itself and does not hold
+// back the rest. It returns the action for each object ID it applied.
+func (a *Applier) applyObjects(ctx context.Context, ds []desiredObject) (map[string]ssa.Action, []ClusterFailure) {
+	var (
+		mu       sync.Mutex
+		actions  = map[string]ssa.Action{}
+		failures []ClusterFailure
+	)
+	if len(ds) == 0 {
+		return actions, nil
+	}
+	run := func(group []desiredObject) error {
+		objs := make([]*unstructured.Unstructured, 0, len(group))
+		for _, d := range group {
+			objs = append(objs, d.obj.DeepCopy())
+		}
+		opts := ssa.DefaultApplyOptions()
+		opts.WaitTimeout = a.opts.WaitTimeout
+		opts.WaitInterval = waitInterval
+		cs, err := a.manager.ApplyAllStaged(ctx, objs, opts)
+		if cs != nil {
+			mu.Lock()
+			for _, e := range cs.Entries {
+				actions[e.ObjMetadata.String()] = e.Action
+			}
+			mu.Unlock()
+		}
+		return err
+	}
+	// runBatch applies the clusters of one batch together, then one by one
+	// if that fails.
+	runBatch := func(clusters []string, groups map[string][]desiredObject) {
+		var all []desiredObject
+		for _, c := range clusters {
+			all = append(all, groups[c]...)
+		}
+		err := run(all)
+		if err == nil {
+			return
+		}
+		var fs []ClusterFailure
+		if len(clusters) == 1 || ctx.Err() != nil {
+			for _, c := range clusters {
+				fs = append(fs, ClusterFailure{Cluster: c, Err: err})
+			}
+		} else {
+			for _, c := range clusters {
+				if err := run(groups[c]); err != nil {
+					fs = append(fs, ClusterFailure{Cluster: c, Err: err})
+				}
+			}
+		}
+		mu.Lock()
+		failures = append(failures, fs...)
+		mu.Unlock()
+	}
+
+	// Namespaces, CRDs and other cluster-wide definitions of every cluster
+	// go first, together, so nothing later waits for a definition that is
+	// in another batch.
+	var defs, rest []desiredObject
+	for _, d := range ds {
+		if ssautils.IsClusterDefinition(d.obj) || ssautils.IsClassDefinition(d.obj) {
+			defs = append(defs, d)
+		} else {
+			rest = append(rest, d)
+		}
+	}
+	group := func(ds []desiredObject) (map[string][]desiredObject, []string) {
+		groups := map[string][]desiredObject{}
+		var clusters []string
+		for _, d := range ds {
+			c := d.obj.GetLabels()[ClusterLabel]
+			if _, ok := groups[c]; !ok {
+				clusters = append(clusters, c)
+			}
+			groups[c] = append(groups[c], d)
+		}
+		return groups, clusters
+	}
+	// concurrently spreads clusters over a few batches run side by side.
+	concurrently := func(clusters []string, groups map[string][]desiredObject) {
+		if len(clusters) == 0 {
+			return
+		}
+		batches := make([][]string, min(a.opts.Concurrency, len(clusters)))
+		for i, c := range clusters {
+			batches[i%len(batches)] = append(batches[i%len(batches)], c)
+		}
+		var wg sync.WaitGroup
+		for _, batch := range batches {
+			wg.Go(func() { runBatch(batch, groups) })
+		}
+		wg.Wait()
+	}
+	// Definitions without a cluster (a shared CRD) first, then the
+	// clusters' own (their namespaces), each batch waiting for its own.
+	defGroups, defClusters := group(defs)
+	if len(defGroups[""]) > 0 {
+		runBatch([]string{""}, defGroups)
+	}
+	concurrently(slices.DeleteFunc(defClusters, func(c string) bool { return c == "" }), defGroups)
+
+	failed := map[string]bool{}
+	for _, f := range failures {
+		failed[f.Cluster] = true
+	}
+	groups, all := group(rest)
+	if len(groups[""]) > 0 && !failed[""] {
+		runBatch([]string{""}, groups) // objects of no cluster: before the clusters
+	}
+	concurrently(slices.DeleteFunc(all, func(c string) bool { return c == "" || failed[c] }), groups)
+	slices.SortFunc(failures, func(x, y ClusterFailure) int { return strings.Compare(x.Cluster, y.Cluster) })
+	return actions, failures
 }
 
 // prepare labels copies of the objects as this Fleet's and digests them.

@@ -3,6 +3,7 @@ package apply
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -83,7 +84,7 @@ func (f *fixture) apply(docs ...string) *Result {
 	return res
 }
 
-func objects(t *testing.T, docs ...string) []*unstructured.Unstructured {
+func objects(t testing.TB, docs ...string) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
 	for _, d := range docs {
@@ -153,7 +154,7 @@ func actions(res *Result) map[string]Action {
 // writeRequests sums apiserver_request_total for every verb that writes
 // (anything but GET, LIST and WATCH, dry runs included) on the given
 // resources, read from the API server's own /metrics.
-func writeRequests(t *testing.T, resources ...string) float64 {
+func writeRequests(t testing.TB, resources ...string) float64 {
 	t.Helper()
 	body, err := kubernetes.NewForConfigOrDie(host.Config).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(t.Context())
 	if err != nil {
@@ -357,6 +358,37 @@ func TestForeignObjectsAreReportedAndUntouched(t *testing.T) {
 	}
 }
 
+// A namespace that exists and is someone else's is a conflict, and nothing
+// rendered into it is written either: not even objects that do not exist yet.
+func TestNothingIsWrittenIntoAForeignNamespace(t *testing.T) {
+	f := newFixture(t, "ns-owner")
+	ns := "foreign-ns"
+	created, err := f.kube.CoreV1().Namespaces().Create(f.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+		Labels: map[string]string{"kustomize.toolkit.fluxcd.io/name": "infra", "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}}},
+		metav1.CreateOptions{FieldManager: "kustomize-controller"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.applier.Apply(f.ctx, objects(t, namespace(ns), configMap(ns, "new", "ours"), namespace("free-ns")), f.inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Conflicts) != 2 || res.Conflicts[0].Object.Kind != "Namespace" || !strings.Contains(res.Conflicts[0].Reason, "managed by Flux") ||
+		!strings.Contains(res.Conflicts[1].Reason, "in namespace foreign-ns, which is not this Fleet's") {
+		t.Errorf("conflicts %v, want the namespace (Flux) and the ConfigMap inside it", res.Conflicts)
+	}
+	if _, err := f.kube.CoreV1().ConfigMaps(ns).Get(f.ctx, "new", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap written into the foreign namespace (get: %v)", err)
+	}
+	now, err := f.kube.CoreV1().Namespaces().Get(f.ctx, ns, metav1.GetOptions{})
+	if err != nil || now.ResourceVersion != created.ResourceVersion {
+		t.Errorf("foreign namespace written to (err %v)", err)
+	}
+	if _, err := f.kube.CoreV1().Namespaces().Get(f.ctx, "free-ns", metav1.GetOptions{}); err != nil {
+		t.Errorf("the free namespace was not applied: %v", err)
+	}
+}
+
 // Removing objects from what is rendered deletes exactly those objects,
 // and a stale object someone took over (labels removed) is left alone.
 func TestPruneRemovesExactlyWhatIsGone(t *testing.T) {
@@ -504,4 +536,115 @@ func TestMetadataEditIsDriftButStatusIsNot(t *testing.T) {
 	if sts.Labels[ManagedByLabel] != ManagedByValue {
 		t.Fatalf("label not set back: %v", sts.Labels)
 	}
+}
+
+// One cluster renders an object the API server refuses: that cluster is
+// named in the failures and keeps what it had (nothing of it would be
+// pruned); the other cluster is applied all the same.
+func TestABrokenClusterDoesNotHoldBackTheOthers(t *testing.T) {
+	f := newFixture(t, "isolate")
+	f.apply(namespace("iso-good"), namespace("iso-bad"), configMap("iso-bad", "settings", "1"))
+	before := f.inv
+
+	badService := "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: iso-bad\n  labels: {warren.dev/cluster: iso-bad}\nspec:\n  ports: [{port: 99999}]\n"
+	res, err := f.applier.Apply(f.ctx, objects(t,
+		namespace("iso-good"), configMap("iso-good", "settings", "1"),
+		namespace("iso-bad"), configMap("iso-bad", "settings", "2"), badService), before)
+	if err == nil {
+		t.Fatal("apply with an invalid Service succeeded")
+	}
+	if len(res.Failures) != 1 || res.Failures[0].Cluster != "iso-bad" || !strings.Contains(err.Error(), "iso-bad") {
+		t.Fatalf("failures %v (error %v), want only iso-bad", res.Failures, err)
+	}
+	if v, _ := f.configMapValue("iso-good", "settings"); v != "1" {
+		t.Fatalf("the good cluster was not applied: %q", v)
+	}
+	if stale := Stale(before, res.Inventory); len(stale) != 0 {
+		t.Fatalf("a failed apply would prune %v", stale)
+	}
+	if len(ForCluster(res.Inventory, "iso-good")) != 2 {
+		t.Fatalf("inventory of iso-good: %v", ForCluster(res.Inventory, "iso-good"))
+	}
+}
+
+// A cold start with many objects of one kind looks them up with a list
+// instead of one get each; a foreign object among them is still found.
+func TestForeignObjectFoundAmongManyNew(t *testing.T) {
+	f := newFixture(t, "many")
+	ns := "many-a"
+	f.apply(namespace(ns))
+	if _, err := f.kube.CoreV1().ConfigMaps(ns).Create(f.ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "cm-07", Namespace: ns, Labels: map[string]string{"kustomize.toolkit.fluxcd.io/name": "apps"}},
+		Data:       map[string]string{"value": "theirs"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	docs := []string{namespace(ns)}
+	for i := range 2 * listInsteadOfGet {
+		docs = append(docs, configMap(ns, fmt.Sprintf("cm-%02d", i), "ours"))
+	}
+	res, err := f.applier.Apply(f.ctx, objects(t, docs...), f.inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Conflicts) != 1 || res.Conflicts[0].Object.Name != "cm-07" || !strings.Contains(res.Conflicts[0].Reason, "Flux") {
+		t.Fatalf("conflicts %v, want cm-07 managed by Flux", res.Conflicts)
+	}
+	if v, _ := f.configMapValue(ns, "cm-07"); v != "theirs" {
+		t.Fatalf("foreign cm-07 overwritten: %q", v)
+	}
+	if res.Written() != 2*listInsteadOfGet-1 {
+		t.Fatalf("wrote %d, want %d", res.Written(), 2*listInsteadOfGet-1)
+	}
+}
+
+// A cluster's PKI Secret is made once, applied with the cluster's objects
+// and never regenerated: later reconciles return the same CAs; once it is
+// lost it is an error, not a new CA; a foreign Secret of that name is a
+// conflict.
+func TestPKISecretIsMadeOnceAndNeverRegenerated(t *testing.T) {
+	f := newFixture(t, "pki")
+	ns := "pki-a"
+	secret, bundle, err := f.applier.PKISecret(f.ctx, ns, "pki-a", f.inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.apply(namespace(ns), toYAML(t, secret))
+
+	again, bundle2, err := f.applier.PKISecret(f.ctx, ns, "pki-a", f.inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(bundle2.ServerCA.CertPEM) != string(bundle.ServerCA.CertPEM) {
+		t.Fatal("the PKI was regenerated")
+	}
+	if res := f.apply(namespace(ns), toYAML(t, again)); res.Written() != 0 {
+		t.Fatalf("re-applying the same PKI Secret wrote %v", res.Changes)
+	}
+
+	if err := f.kube.CoreV1().Secrets(ns).Delete(f.ctx, PKISecretName("pki-a"), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.applier.PKISecret(f.ctx, ns, "pki-a", f.inv); err == nil || !strings.Contains(err.Error(), "restore") {
+		t.Fatalf("lost PKI Secret: got %v, want an error asking to restore it", err)
+	}
+
+	if _, err := f.kube.CoreV1().Secrets(ns).Create(f.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: PKISecretName("other"), Namespace: ns},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var conflict *ConflictError
+	if _, _, err := f.applier.PKISecret(f.ctx, ns, "other", f.inv); !errors.As(err, &conflict) {
+		t.Fatalf("foreign PKI Secret: got %v, want a ConflictError", err)
+	}
+}
+
+func toYAML(t testing.TB, u *unstructured.Unstructured) string {
+	t.Helper()
+	b, err := yaml.Marshal(u.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/fluxcd/pkg/ssa"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -44,21 +46,28 @@ func (a *Applier) Prune(ctx context.Context, stale []Entry) (*PruneResult, error
 		PropagationPolicy: metav1.DeletePropagationBackground,
 		Inclusions:        a.owner.Labels(),
 	}
-	cs, err := a.manager.DeleteAll(ctx, objs, opts)
-	if cs != nil {
-		for _, e := range cs.Entries {
-			ref := ObjectRef{Group: e.ObjMetadata.GroupKind.Group, Version: e.GroupVersion, Kind: e.ObjMetadata.GroupKind.Kind,
-				Namespace: e.ObjMetadata.Namespace, Name: e.ObjMetadata.Name}
-			switch e.Action {
-			case ssa.DeletedAction:
-				res.Deleted = append(res.Deleted, ref)
-			case ssa.SkippedAction:
-				res.Skipped = append(res.Skipped, ref)
-			}
+	// Dependants before what they live in (namespaced objects before their
+	// namespace, custom objects before their CRD). One at a time, so an
+	// object that vanished meanwhile (its namespace went first) counts as
+	// deleted rather than failing the prune.
+	sort.Sort(sort.Reverse(ssa.SortableUnstructureds(objs)))
+	var errs []error
+	for _, u := range objs {
+		ref := refOf(u)
+		e, err := a.manager.Delete(ctx, u, opts)
+		switch {
+		case err != nil && apierrors.IsNotFound(err):
+			res.Deleted = append(res.Deleted, ref)
+		case err != nil:
+			errs = append(errs, err)
+		case e != nil && e.Action == ssa.SkippedAction:
+			res.Skipped = append(res.Skipped, ref)
+		default:
+			res.Deleted = append(res.Deleted, ref)
 		}
 	}
-	if err != nil {
-		return res, fmt.Errorf("apply: prune: %w", err)
+	if len(errs) > 0 {
+		return res, fmt.Errorf("apply: prune: %w", errors.Join(errs...))
 	}
 	return res, nil
 }

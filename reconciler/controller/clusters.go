@@ -25,7 +25,6 @@ import (
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/apply"
 	"github.com/warren-dev/warren/reconciler/load"
-	"github.com/warren-dev/warren/reconciler/pki"
 	"github.com/warren-dev/warren/reconciler/policy"
 	"github.com/warren-dev/warren/reconciler/render"
 	"github.com/warren-dev/warren/templates"
@@ -45,8 +44,9 @@ type renderEntry struct {
 	objects []*unstructured.Unstructured
 }
 
-// get returns the cluster's objects, each owned by its VirtualCluster.
-func (c *renderCache) get(a policy.Admission, repo *load.Repository, opts render.Options, version string, uid types.UID) ([]*unstructured.Unstructured, error) {
+// get returns the cluster's objects, each owned by its VirtualCluster, with
+// its PKI Secret (read, or generated once, by pkiSecret) among them.
+func (c *renderCache) get(a policy.Admission, repo *load.Repository, opts render.Options, version string, uid types.UID, pkiSecret func(namespace, cluster string) (*unstructured.Unstructured, error)) ([]*unstructured.Unstructured, error) {
 	in := render.InputFor(a, repo)
 	key, err := renderKey(in, a, opts, version, uid)
 	if err != nil {
@@ -64,7 +64,11 @@ func (c *renderCache) get(a policy.Admission, repo *load.Repository, opts render
 	if err != nil {
 		return nil, err
 	}
-	owned := ownedBy(out.Objects, name, uid)
+	secret, err := pkiSecret(render.NamesFor(in.Cluster).Namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	owned := ownedBy(append(out.Objects, secret), name, uid)
 	c.mu.Lock()
 	if c.entries == nil {
 		c.entries = map[string]renderEntry{}
@@ -145,45 +149,6 @@ func toUnstructured(vcs []*v1alpha1.VirtualCluster) ([]*unstructured.Unstructure
 	return out, nil
 }
 
-// ensurePKI creates the cluster's PKI Secret if it does not exist yet. It
-// never replaces one: every credential of the cluster hangs on those keys.
-func (r *FleetReconciler) ensurePKI(ctx context.Context, a policy.Admission, repo *load.Repository) error {
-	in := render.InputFor(a, repo)
-	names := render.NamesFor(in.Cluster)
-	var existing corev1.Secret
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.PKISecret}, &existing)
-	if err == nil || !apierrors.IsNotFound(err) {
-		return client.IgnoreNotFound(err)
-	}
-	bundle, err := pki.Generate(in.Cluster.Name)
-	if err != nil {
-		return err
-	}
-	var vc v1alpha1.VirtualCluster
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: in.Cluster.Name}, &vc); err != nil {
-		return fmt.Errorf("reading VirtualCluster %s: %w", in.Cluster.Name, err)
-	}
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      names.PKISecret,
-			Namespace: names.Namespace,
-			// The cluster label, not the Fleet's: the Secret is made here,
-			// not applied, and must never be pruned as an unrendered object.
-			Labels: map[string]string{apply.ManagedByLabel: apply.ManagedByValue, apply.ClusterLabel: in.Cluster.Name},
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.VirtualClusterKind,
-				Name: vc.Name, UID: vc.UID, BlockOwnerDeletion: ptr.To(true),
-			}},
-		},
-		Type: corev1.SecretTypeOpaque,
-		Data: bundle.SecretData(),
-	}
-	if err := r.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating PKI Secret %s/%s: %w", names.Namespace, names.PKISecret, err)
-	}
-	return nil
-}
-
 // reportClusters writes each cluster's Admitted and Applied conditions and
 // where it came from, patching only what changed.
 func (r *FleetReconciler) reportClusters(ctx context.Context, p *plan, conflicts []apply.Conflict) error {
@@ -198,7 +163,9 @@ func (r *FleetReconciler) reportClusters(ctx context.Context, p *plan, conflicts
 		names := render.NamesFor(in.Cluster)
 		errs = append(errs, r.patchClusterStatus(ctx, name, func(vc *v1alpha1.VirtualCluster) {
 			conditions.MarkTrue(vc, v1alpha1.AdmittedCondition, "Admitted", "admitted by TenantPolicy %s", a.Policy.Object.Name)
-			if cs := conflictsOf[name]; len(cs) > 0 {
+			if why, ok := p.failed[name]; ok {
+				conditions.MarkFalse(vc, v1alpha1.AppliedCondition, ReasonApplyFailed, "kept as last applied: %s", why)
+			} else if cs := conflictsOf[name]; len(cs) > 0 {
 				conditions.MarkFalse(vc, v1alpha1.AppliedCondition, ReasonConflict, "not written because warren does not own them: %s", joinLimited(cs))
 			} else {
 				conditions.MarkTrue(vc, v1alpha1.AppliedCondition, "Applied", "applied from %s", p.revision)

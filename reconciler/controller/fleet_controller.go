@@ -136,10 +136,16 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		ctrl.LoggerFrom(ctx).Info("suspended; nothing done")
 		return ctrl.Result{}, nil
 	}
-	if err := r.reconcile(ctx, fleet); err != nil {
+	nextExpiry, err := r.reconcile(ctx, fleet)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: fleet.GetRequeueAfter()}, nil
+	after := fleet.GetRequeueAfter()
+	if nextExpiry > 0 && nextExpiry < after {
+		// A preview cluster expires before the next poll: come back then.
+		after = nextExpiry
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
 }
 
 // plan is one reconcile's view of a Fleet: what Git asks for and what the
@@ -159,9 +165,14 @@ type plan struct {
 	removed []string
 	// pruneBlocked says why removals are held back, if they are.
 	pruneBlocked string
+	// failed are admitted clusters this reconcile could not render or
+	// apply; they keep what they had, and say why.
+	failed map[string]string
 }
 
-func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) error {
+// reconcile runs the pipeline once. It returns how long until the next
+// admitted cluster expires (zero for none).
+func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) (time.Duration, error) {
 	log := ctrl.LoggerFrom(ctx)
 	timeout := fleet.GetTimeout().Duration
 	fetchCtx, cancel := context.WithTimeout(ctx, timeout)
@@ -171,7 +182,7 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 	if err != nil {
 		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonGitFailed, "%s", err)
 		r.event(fleet, corev1.EventTypeWarning, ReasonGitFailed, err.Error())
-		return err
+		return 0, err
 	}
 	if snap.Revision != fleet.Status.LastAttemptedRevision {
 		conditions.MarkReconciling(fleet, ReasonProgressing, "reconciling revision %s", snap.Revision)
@@ -180,17 +191,18 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 
 	p := &plan{fleet: fleet, revision: snap.Revision}
 	if p.existing, err = r.existingClusters(ctx, fleet); err != nil {
-		return err
+		return 0, err
 	}
 	if p.loaded, err = r.load(fleet, snap, p.existing); err != nil {
 		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonLoadFailed, "%s", err)
-		return err
+		return 0, err
 	}
-	r.classify(p, time.Now())
+	now := time.Now()
+	r.classify(p, now)
 
 	applier, err := apply.New(r.ApplyClient, apply.Owner{Namespace: fleet.Namespace, Name: fleet.Name}, apply.Options{})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	previous := fleet.Status.Inventory
 	inventory, conflicts, applyErr := r.applyClusters(ctx, applier, p, previous)
@@ -212,7 +224,20 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 	if applyErr == nil && pruneErr == nil {
 		fleet.Status.LastAppliedRevision = snap.Revision
 	}
-	return errors.Join(applyErr, pruneErr)
+	return untilNextExpiry(p, now), errors.Join(applyErr, pruneErr)
+}
+
+// untilNextExpiry is how long until the first desired cluster expires.
+func untilNextExpiry(p *plan, now time.Time) time.Duration {
+	var next time.Duration
+	for _, a := range p.desired {
+		if exp := a.Cluster.Object.Spec.ExpiresAt; exp != nil {
+			if d := exp.Sub(now); next == 0 || d < next {
+				next = d
+			}
+		}
+	}
+	return next
 }
 
 // fetch brings the Fleet's repository up to date.
@@ -383,6 +408,7 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 
 	var objects []*unstructuredObject
 	clusterOf := map[string]string{} // ObjectRef.String() → cluster
+	p.failed = map[string]string{}
 	for _, name := range names {
 		if blocked[name] {
 			continue
@@ -391,9 +417,21 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 		if err != nil {
 			return keep(previous, vcResult), conflicts, err
 		}
-		rendered, err := r.renders.get(p.desired[name], p.loaded.repo, r.Render, r.Version, uid)
-		if err != nil {
-			return keep(previous, vcResult), conflicts, fmt.Errorf("rendering cluster %s: %w", name, err)
+		rendered, err := r.renders.get(p.desired[name], p.loaded.repo, r.Render, r.Version, uid, func(namespace, cluster string) (*unstructuredObject, error) {
+			secret, _, err := applier.PKISecret(ctx, namespace, cluster, previous)
+			return secret, err
+		})
+		var conflict *apply.ConflictError
+		switch {
+		case errors.As(err, &conflict):
+			conflicts = append(conflicts, conflict.Conflict)
+			blocked[name] = true
+			continue
+		case err != nil:
+			// This cluster stays as last applied; the others go on.
+			p.failed[name] = err.Error()
+			blocked[name] = true
+			continue
 		}
 		for _, o := range rendered {
 			clusterOf[refOf(o).String()] = name
@@ -418,13 +456,9 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 		}
 	}
 	for _, name := range names {
-		if blocked[name] || (!changed[name] && p.existing[name] != nil) {
-			continue
+		if !blocked[name] && changed[name] {
+			r.event(p.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, p.revision))
 		}
-		if err := r.ensurePKI(ctx, p.desired[name], p.loaded.repo); err != nil {
-			return inventory, conflicts, err
-		}
-		r.event(p.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, p.revision))
 	}
 	return inventory, conflicts, nil
 }
@@ -443,6 +477,9 @@ func keep(previous *apply.Inventory, res *apply.Result) *apply.Inventory {
 func keptEntries(previous *apply.Inventory, p *plan) *apply.Inventory {
 	var entries []apply.Entry
 	for name := range p.kept {
+		entries = append(entries, apply.ForCluster(previous, name)...)
+	}
+	for name := range p.failed {
 		entries = append(entries, apply.ForCluster(previous, name)...)
 	}
 	return apply.Entries(entries)
@@ -528,6 +565,8 @@ func (r *FleetReconciler) summarise(p *plan, conflicts []apply.Conflict, applyEr
 		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonApplyFailed, "revision %s: %s", p.revision, applyErr)
 	case pruneErr != nil:
 		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonPruneFailed, "revision %s: %s", p.revision, pruneErr)
+	case len(p.failed) > 0:
+		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonApplyFailed, "revision %s: %s", p.revision, summariseFailures(p.failed))
 	case len(p.loaded.problems) > 0:
 		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonValidationFailed, "revision %s: %s", p.revision, summariseProblems(p.loaded.problems))
 	case len(conflicts) > 0:
@@ -552,6 +591,14 @@ func summariseProblems(problems []load.Problem) string {
 		parts = append(parts, pr.String())
 	}
 	return fmt.Sprintf("%d problem(s): %s", len(problems), strings.Join(parts, "; "))
+}
+
+func summariseFailures(failed map[string]string) string {
+	parts := make([]string, 0, len(failed))
+	for _, name := range sortedKeys(failed) {
+		parts = append(parts, name+": "+failed[name])
+	}
+	return fmt.Sprintf("%d cluster(s) kept as last applied: %s", len(failed), joinLimited(parts))
 }
 
 func summariseConflicts(conflicts []apply.Conflict) string {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/render"
 	"github.com/warren-dev/warren/reconciler/source"
@@ -28,6 +30,7 @@ func TestAKubeconfigsOnlyRevisionRendersNothingNew(t *testing.T) {
 
 	r := &FleetReconciler{Version: "test"}
 	fleet := &v1alpha1.Fleet{}
+	pkiReads := 0
 	opts := render.Options{ServiceCIDR: "10.96.0.0/16", SyncerImage: "warren-syncer:test"}
 	rendered := func(snap *source.Snapshot) (*loaded, string) {
 		t.Helper()
@@ -38,7 +41,15 @@ func TestAKubeconfigsOnlyRevisionRendersNothingNew(t *testing.T) {
 		if len(l.problems) > 0 || len(l.admitted) != 1 {
 			t.Fatalf("revision %s: problems %v, %d admitted", snap.Revision, l.problems, len(l.admitted))
 		}
-		objs, err := r.renders.get(l.admitted[0], l.repo, opts, r.Version, "uid-alpha")
+		objs, err := r.renders.get(l.admitted[0], l.repo, opts, r.Version, "uid-alpha", func(namespace, cluster string) (*unstructured.Unstructured, error) {
+			pkiReads++
+			s := &unstructured.Unstructured{}
+			s.SetAPIVersion("v1")
+			s.SetKind("Secret")
+			s.SetNamespace(namespace)
+			s.SetName(cluster + "-pki")
+			return s, nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,8 +61,8 @@ func TestAKubeconfigsOnlyRevisionRendersNothingNew(t *testing.T) {
 	if l1 == l2 {
 		t.Fatal("the new revision was not loaded at all; the test proves nothing")
 	}
-	if first != second {
-		t.Fatalf("a revision that only adds kubeconfigs/ rendered alpha again: %s then %s", first, second)
+	if first != second || pkiReads != 1 {
+		t.Fatalf("a revision that only adds kubeconfigs/ rendered alpha again: %s then %s, PKI Secret read %d times", first, second, pkiReads)
 	}
 }
 

@@ -95,9 +95,12 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 
 	serviceCIDR := cfg.ServiceCIDR
 	if serviceCIDR == "" {
-		if serviceCIDR, err = DetectServiceCIDR(ctx, applyClient); err != nil {
-			return err
+		cidrs, err := apply.DetectServiceCIDRs(ctx, applyClient)
+		if err != nil {
+			return fmt.Errorf("detecting the host's service CIDR (set --service-cidr to skip): %w", err)
 		}
+		// The first range is the primary family's, the one ClusterIPs come from.
+		serviceCIDR = cidrs[0]
 	}
 	log.Info("host service CIDR", "cidr", serviceCIDR)
 

@@ -70,3 +70,31 @@ func TestMismatchedKeyIsRejected(t *testing.T) {
 		t.Fatalf("want an error naming the client CA, got %v", err)
 	}
 }
+
+func TestControlPlaneCredentialsServeTheirNamesAndTrustTheirCA(t *testing.T) {
+	b, err := Generate("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := b.ControlPlane(ControlPlaneRequest{Server: "https://127.0.0.1:6443", ServiceCIDR: "10.96.0.0/16", SANs: []string{"c.vc-c.svc", "192.0.2.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := cp.Serving.Certificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := b.ServerCA.Certificate()
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	for _, name := range []string{"c.vc-c.svc", "kubernetes.default.svc", "10.96.0.1", "192.0.2.7", "127.0.0.1"} {
+		if _, err := serving.Verify(x509.VerifyOptions{Roots: pool, DNSName: name}); err != nil {
+			t.Errorf("the serving certificate does not serve %s: %v", name, err)
+		}
+	}
+	for name, kc := range map[string][]byte{"admin": cp.Admin, "controller-manager": cp.ControllerManager, "scheduler": cp.Scheduler} {
+		if !strings.Contains(string(kc), "server: https://127.0.0.1:6443") || !strings.Contains(string(kc), "certificate-authority-data") {
+			t.Errorf("%s kubeconfig lacks the server or its CA:\n%s", name, kc)
+		}
+	}
+}

@@ -28,6 +28,9 @@ type Auth struct {
 	// KnownHosts are the remote's accepted host keys in known_hosts format.
 	// SSH without them is refused: the host key is always checked.
 	KnownHosts []byte
+	// CABundle are extra PEM certificates to trust for an https remote
+	// (a private CA); the system's roots are trusted too.
+	CABundle []byte
 }
 
 // String describes which kind of credentials these are, never their value.
@@ -52,6 +55,7 @@ const (
 	SecretBearerToken = "bearerToken"
 	SecretIdentity    = "identity"
 	SecretKnownHosts  = "known_hosts"
+	SecretCA          = "ca.crt"
 )
 
 // AuthFromSecret reads credentials from a Secret's data. With an `identity`
@@ -68,6 +72,7 @@ func AuthFromSecret(data map[string][]byte) (*Auth, error) {
 		}
 		return a, nil
 	}
+	a.CABundle = data[SecretCA]
 	a.Username = string(data[SecretUsername])
 	a.Password = string(data[SecretPassword])
 	a.BearerToken = string(data[SecretBearerToken])
@@ -75,6 +80,13 @@ func AuthFromSecret(data map[string][]byte) (*Auth, error) {
 		return nil, fmt.Errorf("secret has both %q and %q/%q; keep one", SecretBearerToken, SecretUsername, SecretPassword)
 	}
 	return a, nil
+}
+
+func (a *Auth) caBundle() []byte {
+	if a == nil {
+		return nil
+	}
+	return a.CABundle
 }
 
 // method turns the credentials into go-git's form for remoteURL. For SSH it
@@ -94,6 +106,10 @@ func (a *Auth) method(remoteURL, knownHostsFile string) (transport.AuthMethod, e
 		}
 		if len(a.SSHIdentity) > 0 {
 			return nil, errors.New("an SSH key was given for an HTTP(S) URL")
+		}
+		hasCredentials := a.BearerToken != "" || a.Username != "" || a.Password != ""
+		if ep.Protocol == "http" && hasCredentials {
+			return nil, errors.New("credentials over plain http:// would travel in the clear; use https://")
 		}
 		if a.BearerToken != "" {
 			return &githttp.TokenAuth{Token: a.BearerToken}, nil

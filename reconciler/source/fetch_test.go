@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,7 +143,7 @@ func TestFetchTagAndCommit(t *testing.T) {
 	}
 }
 
-// Over smart HTTP with basic auth: the right credentials fetch; wrong ones
+// Over smart HTTPS with basic auth: the right credentials fetch; wrong ones
 // and a stopped server fail with an error that shows no secret, and the last
 // good checkout stays intact and current; the fetch recovers when the
 // server returns.
@@ -151,10 +152,11 @@ func TestFetchHTTPAuthAndUnreachableKeepsLastGood(t *testing.T) {
 	root := t.TempDir()
 	repo := gitserver.NewRepo(t, root, "fleet")
 	first := repo.CommitFiles(t, "one", map[string]string{"clusters/a.yaml": "name: a\n"})
-	srv := gitserver.Start(t, root, gitserver.Options{Username: "warren", Password: "t0ken-value"})
+	srv := gitserver.Start(t, root, gitserver.Options{Username: "warren", Password: "t0ken-value", TLS: true})
+	ca := srv.CACertPEM()
 
 	cache := t.TempDir()
-	src, err := Open(Options{URL: srv.URL("fleet"), CacheDir: cache, Auth: &Auth{Username: "warren", Password: "t0ken-value"}})
+	src, err := Open(Options{URL: srv.URL("fleet"), CacheDir: cache, Auth: &Auth{Username: "warren", Password: "t0ken-value", CABundle: ca}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func TestFetchHTTPAuthAndUnreachableKeepsLastGood(t *testing.T) {
 		t.Fatalf("commit %s, want %s", good.Commit, first)
 	}
 
-	wrong, err := Open(Options{URL: srv.URL("fleet"), CacheDir: cache, Auth: &Auth{Username: "warren", Password: "wrong-secret"}})
+	wrong, err := Open(Options{URL: srv.URL("fleet"), CacheDir: cache, Auth: &Auth{Username: "warren", Password: "wrong-secret", CABundle: ca}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,5 +238,99 @@ func TestCheckoutIsBoundedAndHasNoLinks(t *testing.T) {
 	}
 	if _, err := small.Fetch(ctx, Ref{Branch: "main"}); err == nil || !strings.Contains(err.Error(), "big.yaml") {
 		t.Fatalf("want an error naming big.yaml over the size limit, got %v", err)
+	}
+}
+
+// After the first fetch, a fetch downloads only what the new commit adds:
+// a large file already fetched is not sent again.
+func TestFetchIsIncremental(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	repo := gitserver.NewRepo(t, root, "fleet")
+	big := make([]byte, 0, 2<<20)
+	for i := 0; len(big) < 2<<20; i++ {
+		big = append(big, []byte(fmt.Sprintf("line %d of an incompressible-ish file %x\n", i, i*7919))...)
+	}
+	repo.CommitFiles(t, "big", map[string]string{"templates/big.yaml": string(big)})
+	srv := gitserver.Start(t, root, gitserver.Options{})
+	src := open(t, srv.URL("fleet"), nil)
+	if _, err := src.Fetch(ctx, Ref{Branch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	first := srv.BytesSent()
+
+	repo.CommitFiles(t, "small", map[string]string{"clusters/a.yaml": "name: a\n"})
+	before := srv.BytesSent()
+	snap, err := src.Fetch(ctx, Ref{Branch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := srv.BytesSent() - before
+	if second*10 > first {
+		t.Fatalf("second fetch sent %d bytes, first %d: not incremental", second, first)
+	}
+	if got := readFile(t, snap, "templates/big.yaml"); len(got) != len(big) {
+		t.Fatalf("big file in second checkout has %d bytes, want %d", len(got), len(big))
+	}
+	t.Logf("first fetch %d bytes, second %d bytes", first, second)
+}
+
+// TLS is always verified: an https remote with a certificate nobody vouched
+// for is refused, and credentials are never sent over plain http.
+func TestTLSVerifiedAndNoCredentialsInTheClear(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	repo := gitserver.NewRepo(t, root, "fleet")
+	repo.CommitFiles(t, "init", map[string]string{"README": "x\n"})
+
+	tlsSrv := gitserver.Start(t, root, gitserver.Options{TLS: true})
+	if _, err := open(t, tlsSrv.URL("fleet"), nil).Fetch(ctx, Ref{Branch: "main"}); err == nil {
+		t.Fatal("fetched from an https server whose certificate is not trusted")
+	} else if !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("error does not mention the certificate: %v", err)
+	}
+	if _, err := open(t, tlsSrv.URL("fleet"), &Auth{CABundle: tlsSrv.CACertPEM()}).Fetch(ctx, Ref{Branch: "main"}); err != nil {
+		t.Fatalf("fetch trusting the server's CA: %v", err)
+	}
+
+	plain := gitserver.Start(t, root, gitserver.Options{})
+	_, err := Open(Options{URL: plain.URL("fleet"), CacheDir: t.TempDir(), Auth: &Auth{Username: "u", Password: "p"}})
+	if err == nil || !strings.Contains(err.Error(), "https") {
+		t.Fatalf("credentials over plain http: got %v, want a refusal", err)
+	}
+}
+
+// The Fleet's URL changes to another repository: the cache starts afresh
+// and the new repository's tip is checked out, shallow.
+func TestURLChangeStartsTheCacheAfresh(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	one := gitserver.NewRepo(t, root, "one")
+	one.CommitFiles(t, "one", map[string]string{"who": "one\n"})
+	two := gitserver.NewRepo(t, root, "two")
+	two.CommitFiles(t, "two-old", map[string]string{"who": "two-old\n"})
+	head := two.CommitFiles(t, "two", map[string]string{"who": "two\n"})
+
+	cache := t.TempDir()
+	first, err := Open(Options{URL: one.FileURL(), CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Fetch(ctx, Ref{Branch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Open(Options{URL: two.FileURL(), CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := second.Fetch(ctx, Ref{Branch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Commit != head || readFile(t, snap, "who") != "two\n" {
+		t.Fatalf("after the URL change: %s with who=%q", snap.Commit, readFile(t, snap, "who"))
+	}
+	if shallow, _ := second.repo.Storer.Shallow(); len(shallow) != 1 {
+		t.Fatalf("cache for the new URL is not shallow: %v", shallow)
 	}
 }

@@ -211,6 +211,7 @@ func (r *Repository) pushOnce(ctx context.Context, c Commit) (*PushResult, error
 		RemoteName: remoteName,
 		RefSpecs:   []config.RefSpec{spec},
 		Auth:       r.auth,
+		CABundle:   r.caBundle,
 		Progress:   remoteSays,
 	})
 	switch {

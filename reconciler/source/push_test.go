@@ -13,7 +13,7 @@ import (
 
 var warrenAuthor = Signature{Name: "warren", Email: "warren@warren.dev"}
 
-// warren commits kubeconfigs over smart HTTP: one commit with its author and
+// warren commits kubeconfigs over smart HTTPS with basic auth: one commit with its author and
 // message, a clean fsck; the same content again makes no commit; a removal
 // is a commit of its own.
 func TestPushCommitsOnceAndStaysQuiet(t *testing.T) {
@@ -21,8 +21,8 @@ func TestPushCommitsOnceAndStaysQuiet(t *testing.T) {
 	root := t.TempDir()
 	repo := gitserver.NewRepo(t, root, "fleet")
 	repo.CommitFiles(t, "clusters", map[string]string{"clusters/a.yaml": "name: a\n", "kubeconfigs/old.yaml": "old\n"})
-	srv := gitserver.Start(t, root, gitserver.Options{Username: "warren", Password: "pw"})
-	src, err := Open(Options{URL: srv.URL("fleet"), CacheDir: t.TempDir(), Auth: &Auth{Username: "warren", Password: "pw"}})
+	srv := gitserver.Start(t, root, gitserver.Options{Username: "warren", Password: "pw", TLS: true})
+	src, err := Open(Options{URL: srv.URL("fleet"), CacheDir: t.TempDir(), Auth: &Auth{Username: "warren", Password: "pw", CABundle: srv.CACertPEM()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,7 @@ type Repository struct {
 	mu         sync.Mutex
 	url        string
 	auth       transport.AuthMethod
+	caBundle   []byte
 	cacheDir   string
 	limits     Limits
 	repo       *git.Repository
@@ -140,6 +141,7 @@ func Open(o Options) (*Repository, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source: %s: %w", redact(remoteURL), err)
 	}
+	r.caBundle = o.Auth.caBundle()
 	r.repo, err = openOrInitBare(filepath.Join(o.CacheDir, "git"), remoteURL)
 	if err != nil {
 		return nil, fmt.Errorf("source: %s: %w", redact(remoteURL), err)
@@ -175,24 +177,38 @@ func redact(raw string) string {
 	return u.String()
 }
 
+// openOrInitBare opens the cache repository, starting it afresh when it
+// was made for another URL: its history would only mislead the fetch
+// negotiation with the new remote.
 func openOrInitBare(dir, remoteURL string) (*git.Repository, error) {
 	repo, err := git.PlainOpen(dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.PlainInit(dir, true)
+	if err == nil {
+		cfg, cerr := repo.Config()
+		if cerr != nil {
+			return nil, fmt.Errorf("read cache repository config: %w", cerr)
+		}
+		if have, ok := cfg.Remotes[remoteName]; ok && slices.Equal(have.URLs, []string{remoteURL}) {
+			return repo, nil
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("reset cache repository: %w", err)
+		}
+		err = git.ErrRepositoryNotExists
 	}
-	if err != nil {
+	if !errors.Is(err, git.ErrRepositoryNotExists) {
 		return nil, fmt.Errorf("open cache repository: %w", err)
+	}
+	repo, err = git.PlainInit(dir, true)
+	if err != nil {
+		return nil, fmt.Errorf("create cache repository: %w", err)
 	}
 	cfg, err := repo.Config()
 	if err != nil {
 		return nil, fmt.Errorf("read cache repository config: %w", err)
 	}
-	want := &config.RemoteConfig{Name: remoteName, URLs: []string{remoteURL}}
-	if have, ok := cfg.Remotes[remoteName]; !ok || !slices.Equal(have.URLs, want.URLs) {
-		cfg.Remotes[remoteName] = want
-		if err := repo.SetConfig(cfg); err != nil {
-			return nil, fmt.Errorf("write cache repository config: %w", err)
-		}
+	cfg.Remotes[remoteName] = &config.RemoteConfig{Name: remoteName, URLs: []string{remoteURL}}
+	if err := repo.SetConfig(cfg); err != nil {
+		return nil, fmt.Errorf("write cache repository config: %w", err)
 	}
 	return repo, nil
 }
@@ -265,11 +281,20 @@ func (r *Repository) fetch(ctx context.Context, ref Ref) (string, plumbing.Hash,
 	if err := spec.Validate(); err != nil {
 		return "", plumbing.ZeroHash, fmt.Errorf("source: ref: %w", err)
 	}
+	// The first fetch of a ref is shallow (depth 1). Later ones ask for
+	// everything new since the commit we hold, without a depth: with a
+	// depth, upload-pack sends the whole tree again even though we have
+	// most of it.
+	depth := 1
+	if _, err := r.repo.Reference(local, false); err == nil {
+		depth = 0
+	}
 	err := r.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: remoteName,
 		RefSpecs:   []config.RefSpec{spec},
-		Depth:      1,
+		Depth:      depth,
 		Auth:       r.auth,
+		CABundle:   r.caBundle,
 		Tags:       git.NoTags,
 		Force:      true,
 	})
@@ -315,7 +340,7 @@ func (r *Repository) defaultBranch(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("source: %w", err)
 	}
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: r.auth})
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: r.auth, CABundle: r.caBundle})
 	if err != nil {
 		return "", r.remoteError("list refs", err)
 	}

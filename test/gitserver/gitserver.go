@@ -1,6 +1,8 @@
 // Package gitserver gives tests real Git repositories: bare repositories made
 // and committed to with the git CLI, served over smart HTTP by
-// `git http-backend` behind net/http/cgi, and reachable by file:// too.
+// `git http-backend` behind net/http/cgi, over SSH by the real
+// git-upload-pack/git-receive-pack behind golang.org/x/crypto/ssh, and
+// reachable by file:// too.
 //
 // It exists for tests only. It never fakes the Git protocol: every fetch and
 // push a test makes goes through real git programs.
@@ -9,8 +11,16 @@ package gitserver
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -133,6 +143,9 @@ type Options struct {
 	// every request.
 	Username string
 	Password string
+	// TLS serves https with a fresh self-signed certificate for 127.0.0.1;
+	// clients trust it through CACertPEM.
+	TLS bool
 }
 
 // Server serves every bare repository under a root directory over Git's
@@ -142,11 +155,30 @@ type Server struct {
 	opts    Options
 	handler http.Handler
 
+	tlsConfig *tls.Config
+	caPEM     []byte
+
 	mu       sync.Mutex
 	addr     string
 	srv      *http.Server
 	requests atomic.Int64
+	sent     atomic.Int64
 }
+
+// countingWriter counts the bytes of response bodies.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+// BytesSent counts the response body bytes served so far.
+func (s *Server) BytesSent() int64 { return s.sent.Load() }
 
 // Start serves root at http://127.0.0.1:<port>/ until the test ends.
 func Start(t testing.TB, root string, opts Options) *Server {
@@ -161,6 +193,7 @@ func Start(t testing.TB, root string, opts Options) *Server {
 			"GIT_CONFIG_NOSYSTEM=1",
 			"GIT_CONFIG_GLOBAL=/dev/null",
 		},
+		InheritEnv: []string{"GIT_TRACE_PACKET"}, // set it to a file to see the protocol
 	}
 	s := &Server{root: root, opts: opts}
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -173,8 +206,16 @@ func Start(t testing.TB, root string, opts Options) *Server {
 				return
 			}
 		}
-		backend.ServeHTTP(w, req)
+		backend.ServeHTTP(countingWriter{ResponseWriter: w, n: &s.sent}, req)
 	})
+	if opts.TLS {
+		cert, caPEM, err := selfSignedCert()
+		if err != nil {
+			t.Fatalf("gitserver: %v", err)
+		}
+		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.caPEM = caPEM
+	}
 	if err := s.listen("127.0.0.1:0"); err != nil {
 		t.Fatalf("gitserver: %v", err)
 	}
@@ -186,7 +227,39 @@ func Start(t testing.TB, root string, opts Options) *Server {
 func (s *Server) URL(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return "http://" + s.addr + "/" + name + ".git"
+	scheme := "http"
+	if s.tlsConfig != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + s.addr + "/" + name + ".git"
+}
+
+// CACertPEM is the certificate a TLS server presents, for clients to trust;
+// nil without TLS.
+func (s *Server) CACertPEM() []byte { return s.caPEM }
+
+func selfSignedCert() (tls.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "gitserver"},
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 // Requests counts the HTTP requests served so far (rejected ones included).
@@ -222,6 +295,9 @@ func (s *Server) listen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if s.tlsConfig != nil {
+		ln = tls.NewListener(ln, s.tlsConfig)
 	}
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
@@ -270,3 +346,5 @@ func RunGit(ctx context.Context, dir string, args ...string) (string, error) {
 	}
 	return strings.TrimSpace(stdout.String()), nil
 }
+
+func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }

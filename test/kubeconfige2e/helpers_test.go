@@ -3,7 +3,6 @@ package kubeconfige2e
 import (
 	"bufio"
 	"context"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,8 +32,6 @@ type metaLocalRef = meta.LocalObjectReference
 func fastRetries() fluxcontroller.RateLimiterOptions {
 	return fluxcontroller.RateLimiterOptions{MinRetryDelay: 200 * time.Millisecond, MaxRetryDelay: 5 * time.Second}
 }
-
-func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
 // writeRequests sums the API server's apiserver_request_total for every verb
 // that writes, on the given resources' main endpoint (subresources such as

@@ -7,16 +7,21 @@
 // Everything is real: a local host plane (pods simulated by kwok fake nodes:
 // there is no container runtime here), the sealed-secrets controller built
 // from its own module and run as a local process, a Git server speaking
-// smart HTTP through `git http-backend` with pushes enabled, and warren's
+// smart HTTP over TLS through `git http-backend` with pushes enabled (behind
+// a small proxy that lets the story act at the moment warren pushes), and warren's
 // reconciler (controller.Run, in this process).
 package kubeconfige2e
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -308,11 +313,11 @@ func setUp(t *testing.T, ctx context.Context) *story {
 		"policies/team-a.yaml": policy,
 		"clusters/alpha.yaml":  cluster("alpha"),
 	})
-	server := gitserver.Start(t, root, gitserver.Options{Username: "warren-bot", Password: "s3cret-git-token"})
-	proxy := newGitProxy(t, server.URL("fleet"))
+	server := gitserver.Start(t, root, gitserver.Options{Username: "warren-bot", Password: "s3cret-git-token", TLS: true})
+	proxy := newGitProxy(t, server.URL("fleet"), server.CACertPEM())
 	if _, err := kube.CoreV1().Secrets("warren-system").Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "fleet-git"},
-		Data:       map[string][]byte{"username": []byte("warren-bot"), "password": []byte("s3cret-git-token")},
+		Data:       map[string][]byte{"username": []byte("warren-bot"), "password": []byte("s3cret-git-token"), "ca.crt": proxy.caPEM},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -642,19 +647,25 @@ func (s *story) pushUnrelated() (string, error) {
 // warren starts a push.
 type gitProxy struct {
 	url                string
+	caPEM              []byte // what a client of the proxy trusts
 	mu                 sync.Mutex
 	hook               func()
 	receivePackAdverts atomic.Int64
 }
 
-func newGitProxy(t *testing.T, target string) *gitProxy {
+func newGitProxy(t *testing.T, target string, targetCA []byte) *gitProxy {
 	u, err := url.Parse(strings.TrimSuffix(target, "/fleet.git"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(targetCA) {
+		t.Fatal("the Git server's CA does not parse")
+	}
 	p := &gitProxy{}
 	rp := httputil.NewSingleHostReverseProxy(u)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("service") == "git-receive-pack" {
 			p.receivePackAdverts.Add(1)
 			p.mu.Lock()
@@ -666,14 +677,11 @@ func newGitProxy(t *testing.T, target string) *gitProxy {
 			}
 		}
 		rp.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 10 * time.Second}
-	ln, err := listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	p.url = "http://" + ln.Addr().String()
+	}))
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	p.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 	return p
 }
 

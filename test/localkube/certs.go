@@ -2,12 +2,8 @@ package localkube
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/warren-dev/warren/reconciler/pki"
 )
@@ -23,9 +19,9 @@ type files struct {
 	admin, controllerManager, scheduler string
 }
 
-// writeCertificates issues the plane's leaf certificates from bundle and
-// writes them with the kubeconfigs of each component into dir.
-func writeCertificates(dir string, bundle *pki.Bundle, server string, serviceIP net.IP) (files, error) {
+// writeCertificates issues the plane's leaf credentials from bundle (the
+// same way a warren cluster's control plane gets them) and writes them into dir.
+func writeCertificates(dir string, bundle *pki.Bundle, server, serviceCIDR string) (files, error) {
 	f := files{
 		serverCA:          filepath.Join(dir, "server-ca.crt"),
 		clientCA:          filepath.Join(dir, "client-ca.crt"),
@@ -41,16 +37,7 @@ func writeCertificates(dir string, bundle *pki.Bundle, server string, serviceIP 
 		controllerManager: filepath.Join(dir, "controller-manager.kubeconfig"),
 		scheduler:         filepath.Join(dir, "scheduler.kubeconfig"),
 	}
-	serving, err := bundle.ServerCA.Issue(pki.CertRequest{
-		CommonName: "kube-apiserver",
-		Server:     true,
-		DNSNames:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPs:        []net.IP{net.IPv4(127, 0, 0, 1), serviceIP},
-	})
-	if err != nil {
-		return f, err
-	}
-	proxyClient, err := bundle.RequestHeaderCA.Issue(pki.CertRequest{CommonName: "front-proxy-client"})
+	cp, err := bundle.ControlPlane(pki.ControlPlaneRequest{Server: server, ServiceCIDR: serviceCIDR})
 	if err != nil {
 		return f, err
 	}
@@ -59,45 +46,23 @@ func writeCertificates(dir string, bundle *pki.Bundle, server string, serviceIP 
 		return f, err
 	}
 	for path, data := range map[string][]byte{
-		f.serverCA:        bundle.ServerCA.CertPEM,
-		f.clientCA:        bundle.ClientCA.CertPEM,
-		f.clientCAKey:     bundle.ClientCA.KeyPEM,
-		f.requestHeaderCA: bundle.RequestHeaderCA.CertPEM,
-		f.servingCert:     serving.CertPEM,
-		f.servingKey:      serving.KeyPEM,
-		f.proxyClientCert: proxyClient.CertPEM,
-		f.proxyClientKey:  proxyClient.KeyPEM,
-		f.saKey:           bundle.ServiceAccountKey,
-		f.saPub:           saPub,
+		f.serverCA:          bundle.ServerCA.CertPEM,
+		f.clientCA:          bundle.ClientCA.CertPEM,
+		f.clientCAKey:       bundle.ClientCA.KeyPEM,
+		f.requestHeaderCA:   bundle.RequestHeaderCA.CertPEM,
+		f.servingCert:       cp.Serving.CertPEM,
+		f.servingKey:        cp.Serving.KeyPEM,
+		f.proxyClientCert:   cp.FrontProxyClient.CertPEM,
+		f.proxyClientKey:    cp.FrontProxyClient.KeyPEM,
+		f.saKey:             bundle.ServiceAccountKey,
+		f.saPub:             saPub,
+		f.admin:             cp.Admin,
+		f.controllerManager: cp.ControllerManager,
+		f.scheduler:         cp.Scheduler,
 	} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return f, fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
-	for path, id := range map[string]pki.CertRequest{
-		f.admin:             {CommonName: "localkube-admin", Organizations: []string{"system:masters"}},
-		f.controllerManager: {CommonName: "system:kube-controller-manager"},
-		f.scheduler:         {CommonName: "system:kube-scheduler"},
-	} {
-		client, err := bundle.ClientCA.Issue(id)
-		if err != nil {
-			return f, err
-		}
-		if err := writeKubeconfig(path, server, bundle.ServerCA.CertPEM, client); err != nil {
-			return f, err
-		}
-	}
 	return f, nil
-}
-
-func writeKubeconfig(path, server string, caPEM []byte, client pki.KeyPair) error {
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
-	cfg.AuthInfos["local"] = &clientcmdapi.AuthInfo{ClientCertificateData: client.CertPEM, ClientKeyData: client.KeyPEM}
-	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "local"}
-	cfg.CurrentContext = "local"
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		return fmt.Errorf("writing kubeconfig %s: %w", path, err)
-	}
-	return nil
 }

@@ -109,11 +109,9 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 	if cidr == "" {
 		cidr = DefaultServiceCIDR
 	}
-	prefix, err := netip.ParsePrefix(cidr)
-	if err != nil {
+	if _, err := netip.ParsePrefix(cidr); err != nil {
 		return nil, fmt.Errorf("service CIDR %q: %w", cidr, err)
 	}
-	serviceIP := net.IP(prefix.Masked().Addr().Next().AsSlice())
 
 	bundle := o.PKI
 	if bundle == nil {
@@ -151,7 +149,7 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 	}
 	server := "https://127.0.0.1:" + strconv.Itoa(apiPort)
 
-	f, err := writeCertificates(dir, bundle, server, serviceIP)
+	f, err := writeCertificates(dir, bundle, server, cidr)
 	if err != nil {
 		return nil, err
 	}

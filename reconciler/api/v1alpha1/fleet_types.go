@@ -35,7 +35,7 @@ const (
 // fleet of virtual cluster definitions, and how often to reconcile it.
 type FleetSpec struct {
 	// URL of the Git repository: https://, ssh://, file:// or a local path.
-	// +kubebuilder:validation:Pattern="^(https?://|ssh://|git@|file://|/)"
+	// +kubebuilder:validation:Pattern="^(https?://|ssh://|file://|/|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)"
 	// +required
 	URL string `json:"url"`
 
@@ -48,7 +48,8 @@ type FleetSpec struct {
 	// +optional
 	Path string `json:"path,omitempty"`
 
-	// Interval between two polls of the repository.
+	// Interval between two polls of the repository. A zero value (as a Go
+	// client sends when it leaves the field unset) means the default too.
 	// +kubebuilder:default="1m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
@@ -63,10 +64,11 @@ type FleetSpec struct {
 
 	// SecretRef names a Secret in the Fleet's namespace with the credentials
 	// for the repository. For https: `username` and `password` (basic auth;
-	// a token goes in `password`), or `bearerToken`. For ssh: `identity` (the
-	// private key, PEM or OpenSSH format), optional `password` (the key's
-	// passphrase) and `known_hosts`, which is required: warren never skips
-	// the host key check.
+	// a token goes in `password`), or `bearerToken`, and optionally `ca.crt`
+	// to trust a private CA (credentials are never sent over plain http).
+	// For ssh: `identity` (the private key, PEM or OpenSSH format), optional
+	// `password` (the key's passphrase) and `known_hosts`, which is
+	// required: warren never skips the host key check.
 	// +optional
 	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
 
