@@ -132,6 +132,9 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 	if err := readiness.SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
+	if err := setupKubeconfigPublisher(mgr, restConfig, cfg, eventRecorder, opts); err != nil {
+		return err
+	}
 	return mgr.Start(ctx)
 }
 

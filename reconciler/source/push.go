@@ -204,11 +204,15 @@ func (r *Repository) pushOnce(ctx context.Context, c Commit) (*PushResult, error
 		r.beforePush()
 	}
 	spec := config.RefSpec(pushRef.String() + ":" + plumbing.NewBranchReferenceName(c.Branch).String())
+	// The remote's own words (a hook's "main is protected") arrive on the
+	// progress side band; keep a bounded copy for the rejection's reason.
+	remoteSays := &remoteMessages{}
 	err = r.repo.PushContext(ctx, &git.PushOptions{
 		RemoteName: remoteName,
 		RefSpecs:   []config.RefSpec{spec},
 		Auth:       r.auth,
 		CABundle:   r.caBundle,
+		Progress:   remoteSays,
 	})
 	switch {
 	case err == nil:
@@ -216,6 +220,9 @@ func (r *Repository) pushOnce(ctx context.Context, c Commit) (*PushResult, error
 		return nil, err
 	default:
 		if rejected := pushRejection(err); rejected != "" {
+			if said := remoteSays.String(); said != "" {
+				rejected += " (remote: " + said + ")"
+			}
 			return nil, &PushRejectedError{Branch: c.Branch, Reason: rejected, Err: err}
 		}
 		return nil, r.remoteError("push "+c.Branch, err)
@@ -352,4 +359,39 @@ func editTree(s storer.EncodedObjectStorer, base *object.Tree, changes map[strin
 		return bytes.Compare([]byte(sortKey(a)), []byte(sortKey(b)))
 	})
 	return storeObject(s, &object.Tree{Entries: entries})
+}
+
+// maxRemoteMessage bounds what is kept of the remote's progress messages.
+const maxRemoteMessage = 2048
+
+// remoteMessages keeps the remote's side-band messages (hook output),
+// bounded, on one line, without control characters and without Git's own
+// progress counters.
+type remoteMessages struct {
+	buf bytes.Buffer
+}
+
+func (m *remoteMessages) Write(p []byte) (int, error) {
+	if room := maxRemoteMessage - m.buf.Len(); room > 0 {
+		m.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// String returns the messages that are not progress counters, joined.
+func (m *remoteMessages) String() string {
+	var lines []string
+	for _, line := range strings.FieldsFunc(m.buf.String(), func(r rune) bool { return r == '\n' || r == '\r' }) {
+		line = strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return -1
+			}
+			return r
+		}, strings.TrimSpace(line))
+		if line == "" || strings.Contains(line, "%") && (strings.HasPrefix(line, "Counting") || strings.HasPrefix(line, "Compressing") || strings.HasPrefix(line, "Resolving") || strings.HasPrefix(line, "Writing")) {
+			continue
+		}
+		lines = append(lines, line)
+	}
+	return strings.Join(lines, "; ")
 }

@@ -136,6 +136,9 @@ func TestPushRejectedByRemote(t *testing.T) {
 	if !strings.Contains(err.Error(), "main") {
 		t.Fatalf("rejection does not name the branch: %v", err)
 	}
+	if !strings.Contains(rejected.Reason, "main is protected") {
+		t.Fatalf("rejection does not carry the remote's message: %q", rejected.Reason)
+	}
 }
 
 // Paths that would leave the repository or touch .git are refused before

@@ -21,6 +21,13 @@ const (
 	// allow a mass prune.
 	PruneBlockedReason = "PruneBlocked"
 
+	// KubeconfigsPublishedCondition on a Fleet says whether every
+	// kubeconfig change reached the repository.
+	KubeconfigsPublishedCondition = "KubeconfigsPublished"
+
+	// DefaultKubeconfigPath is where kubeconfigs go unless the Fleet says otherwise.
+	DefaultKubeconfigPath = "kubeconfigs"
+
 	defaultFleetInterval = time.Minute
 )
 
@@ -80,6 +87,90 @@ type FleetSpec struct {
 	// reason PruneBlocked until the Fleet allows it.
 	// +optional
 	AllowMassPrune bool `json:"allowMassPrune,omitempty"`
+
+	// Kubeconfigs publishes each Ready cluster's tenant kubeconfig back to
+	// this repository, sealed for the host's sealed-secrets controller.
+	// Unset: nothing is written to the repository. Publishing needs
+	// spec.ref to be a branch (or empty: the default branch) and write
+	// access in spec.secretRef's credentials.
+	// +optional
+	Kubeconfigs *KubeconfigPublishing `json:"kubeconfigs,omitempty"`
+}
+
+// KubeconfigPublishing says where a Fleet's sealed kubeconfigs go and how
+// they are made.
+type KubeconfigPublishing struct {
+	// Path is the folder, from the repository's root, that holds one
+	// `<cluster>.yaml` SealedSecret per cluster. It must not lie inside
+	// the fleet's clusters/, policies/ or templates/ folders.
+	// +kubebuilder:default=kubeconfigs
+	// +kubebuilder:validation:Pattern="^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// Sealing says where the sealing certificate comes from.
+	// +required
+	Sealing SealingSource `json:"sealing"`
+
+	// CertificateLifetime is how long each tenant client certificate is
+	// valid; it is renewed at two thirds of it. Default 2160h (90 days).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	CertificateLifetime *metav1.Duration `json:"certificateLifetime,omitempty"`
+
+	// Author of warren's commits. Default: warren <warren@noreply.warren.dev>.
+	// +optional
+	Author *CommitAuthor `json:"author,omitempty"`
+}
+
+// SealingSource locates the sealed-secrets public certificate: the
+// controller (fetched through the API server's service proxy, as kubeseal
+// does), or a copy of it in a Secret or ConfigMap. Exactly one is set.
+// +kubebuilder:validation:XValidation:rule="(has(self.controller) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.configMap) ? 1 : 0) == 1",message="set exactly one of controller, secret and configMap"
+type SealingSource struct {
+	// +optional
+	Controller *SealingController `json:"controller,omitempty"`
+	// +optional
+	Secret *SealingCertificateRef `json:"secret,omitempty"`
+	// +optional
+	ConfigMap *SealingCertificateRef `json:"configMap,omitempty"`
+}
+
+// SealingController is the sealed-secrets controller's Service.
+type SealingController struct {
+	// Namespace of the controller; default kube-system (kubeseal's default).
+	// +kubebuilder:default=kube-system
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// Service name; default sealed-secrets-controller (kubeseal's default).
+	// +kubebuilder:default=sealed-secrets-controller
+	// +optional
+	Service string `json:"service,omitempty"`
+	// Port is the Service port's name or number; its first port when empty.
+	// +optional
+	Port string `json:"port,omitempty"`
+}
+
+// SealingCertificateRef names one key of a Secret or ConfigMap holding the
+// PEM sealing certificate.
+type SealingCertificateRef struct {
+	// Namespace; the Fleet's own when empty.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Key; default cert.pem.
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// CommitAuthor names who commits.
+type CommitAuthor struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// +kubebuilder:validation:MinLength=1
+	Email string `json:"email"`
 }
 
 // GitRef selects a branch, a tag or a commit. When more than one is given
@@ -139,6 +230,32 @@ type FleetStatus struct {
 	// denied by policy at the last attempted revision.
 	// +optional
 	RejectedClusters int `json:"rejectedClusters"`
+
+	// Kubeconfigs reports publishing kubeconfigs back to the repository.
+	// +optional
+	Kubeconfigs *KubeconfigPublishingStatus `json:"kubeconfigs,omitempty"`
+}
+
+// KubeconfigPublishingStatus is what the kubeconfig publisher last did.
+type KubeconfigPublishingStatus struct {
+	// LastCommit is the SHA-1 of the last commit warren pushed.
+	// +optional
+	LastCommit string `json:"lastCommit,omitempty"`
+
+	// PendingPushes lists the repository paths whose change is made but
+	// not yet accepted by the remote, with why each changed.
+	// +optional
+	PendingPushes []string `json:"pendingPushes,omitempty"`
+
+	// LastPushError is the remote's message for the last failed push;
+	// empty once a push lands.
+	// +optional
+	LastPushError string `json:"lastPushError,omitempty"`
+
+	// LastHandledRequestedAt is the warren.dev/requested-at value the
+	// publisher last acted upon.
+	// +optional
+	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
 }
 
 // ResourceInventory is the set of host objects a Fleet owns, with what is

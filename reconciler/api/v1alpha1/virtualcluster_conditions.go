@@ -11,6 +11,9 @@ const (
 	AppliedCondition = "Applied"
 	// ReadyCondition says whether the control plane's StatefulSet is ready.
 	ReadyCondition = "Ready"
+	// KubeconfigPublishedCondition says whether the tenant's sealed
+	// kubeconfig is in Git; its message names the commit.
+	KubeconfigPublishedCondition = "KubeconfigPublished"
 )
 
 // GetConditions returns the cluster's status conditions.

@@ -205,6 +205,19 @@ type VirtualClusterStatus struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	// +optional
 	HostObjects HostObjects `json:"hostObjects,omitempty"`
+	// Kubeconfig is where the tenant's sealed kubeconfig was last
+	// published in the Fleet's repository.
+	// +optional
+	Kubeconfig *PublishedKubeconfig `json:"kubeconfig,omitempty"`
+}
+
+// PublishedKubeconfig is a sealed kubeconfig file in Git.
+type PublishedKubeconfig struct {
+	// Path of the file from the repository's root.
+	Path string `json:"path"`
+	// Commit is the SHA-1 of the commit that last wrote it.
+	// +optional
+	Commit string `json:"commit,omitempty"`
 }
 
 // VirtualCluster is one virtual Kubernetes cluster: a definition in a fleet

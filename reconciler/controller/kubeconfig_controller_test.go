@@ -1,0 +1,125 @@
+package controller
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/reconciler/render"
+	"github.com/warren-dev/warren/reconciler/source"
+	"github.com/warren-dev/warren/test/fleettest"
+)
+
+// warren's own commit adds kubeconfigs/alpha.yaml: the Fleet controller
+// loads the new revision, but rendering is keyed by what the cluster is
+// made of, not by the revision, so nothing is rendered again.
+func TestAKubeconfigsOnlyRevisionRendersNothingNew(t *testing.T) {
+	files := fleettest.Files{
+		"policies/team-a.yaml": fleettest.Policy,
+		"clusters/alpha.yaml":  fleettest.Cluster("alpha"),
+	}
+	before, after := t.TempDir(), t.TempDir()
+	fleettest.Write(t, before, files)
+	files["kubeconfigs/alpha.yaml"] = "# sealed by warren\napiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\n"
+	fleettest.Write(t, after, files)
+
+	r := &FleetReconciler{Version: "test"}
+	fleet := &v1alpha1.Fleet{}
+	pkiReads := 0
+	opts := render.Options{ServiceCIDR: "10.96.0.0/16", SyncerImage: "warren-syncer:test"}
+	rendered := func(snap *source.Snapshot) (*loaded, string) {
+		t.Helper()
+		l, err := r.load(fleet, snap, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.problems) > 0 || len(l.admitted) != 1 {
+			t.Fatalf("revision %s: problems %v, %d admitted", snap.Revision, l.problems, len(l.admitted))
+		}
+		objs, err := r.renders.get(l.admitted[0], l.repo, opts, r.Version, "uid-alpha", func(namespace, cluster string) (*unstructured.Unstructured, error) {
+			pkiReads++
+			s := &unstructured.Unstructured{}
+			s.SetAPIVersion("v1")
+			s.SetKind("Secret")
+			s.SetNamespace(namespace)
+			s.SetName(cluster + "-pki")
+			return s, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The cache hands back the very objects it rendered before.
+		return l, fmt.Sprintf("%s@%p", objs[0].GetName(), objs[0])
+	}
+	l1, first := rendered(&source.Snapshot{Revision: "main@sha1:1111", Dir: before})
+	l2, second := rendered(&source.Snapshot{Revision: "main@sha1:2222", Dir: after})
+	if l1 == l2 {
+		t.Fatal("the new revision was not loaded at all; the test proves nothing")
+	}
+	if first != second || pkiReads != 1 {
+		t.Fatalf("a revision that only adds kubeconfigs/ rendered alpha again: %s then %s, PKI Secret read %d times", first, second, pkiReads)
+	}
+}
+
+func TestKubeconfigSettingsThatCannotWorkAreRefused(t *testing.T) {
+	r := &KubeconfigReconciler{}
+	for name, tc := range map[string]struct {
+		path, dir string
+		ref       *v1alpha1.GitRef
+		says      string
+	}{
+		"clusters folder":       {dir: "clusters/kubeconfigs", says: "overlaps the fleet's clusters/"},
+		"policies under path":   {path: "fleet", dir: "fleet/policies", says: "overlaps the fleet's policies/"},
+		"fleet inside the path": {path: "fleet", dir: "fleet", says: "overlaps"},
+		"leaves the repository": {dir: "../out", says: "inside the repository"},
+		"root":                  {dir: ".", says: "inside the repository"},
+		"a tag":                 {dir: "kubeconfigs", ref: &v1alpha1.GitRef{Tag: "v1"}, says: "tag or commit"},
+	} {
+		fleet := &v1alpha1.Fleet{Spec: v1alpha1.FleetSpec{Path: tc.path, Ref: tc.ref}}
+		if _, err := r.checkSettings(fleet, tc.dir); err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: got %v, want an error saying %q", name, err, tc.says)
+		}
+	}
+	fleet := &v1alpha1.Fleet{Spec: v1alpha1.FleetSpec{Path: "fleet", Ref: &v1alpha1.GitRef{Branch: "prod"}}}
+	for _, dir := range []string{"kubeconfigs", "fleet/kubeconfigs", "fleet/clusters-kubeconfigs"} {
+		if branch, err := r.checkSettings(fleet, dir); err != nil || branch != "prod" {
+			t.Errorf("%s: %q, %v", dir, branch, err)
+		}
+	}
+}
+
+func TestTenantIdentityIsTheTenantAndItsPolicyGroups(t *testing.T) {
+	p := &v1alpha1.TenantPolicy{Spec: v1alpha1.TenantPolicySpec{Tenant: "team-a", Subjects: []v1alpha1.Subject{
+		{Kind: v1alpha1.SubjectGroup, Name: "team-a"},
+		{Kind: v1alpha1.SubjectUser, Name: "alice"},
+		{Kind: v1alpha1.SubjectGroup, Name: "auditors"},
+	}}}
+	id := TenantIdentity(p)
+	if id.User != "tenant:team-a" || strings.Join(id.Groups, ",") != "team-a,auditors" {
+		t.Fatalf("identity %+v", id)
+	}
+	if err := id.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFilesInListsOnlyTheFolder(t *testing.T) {
+	dir := t.TempDir()
+	fleettest.Write(t, dir, fleettest.Files{"kubeconfigs/a.yaml": "x", "kubeconfigs/sub/b.yaml": "y", "other/c.yaml": "z"})
+	if err := os.Symlink("a.yaml", filepath.Join(dir, "kubeconfigs", "link.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	snap := &source.Snapshot{Dir: dir}
+	got, err := filesIn(snap, "kubeconfigs")
+	if err != nil || strings.Join(got, ",") != "kubeconfigs/a.yaml" {
+		t.Fatalf("%v, %v", got, err)
+	}
+	if got, err := filesIn(snap, "none"); err != nil || got != nil {
+		t.Fatalf("missing folder: %v, %v", got, err)
+	}
+}
