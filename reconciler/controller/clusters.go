@@ -162,16 +162,23 @@ func (r *FleetReconciler) reportClusters(ctx context.Context, p *plan, conflicts
 		in := render.InputFor(a, p.loaded.repo)
 		names := render.NamesFor(in.Cluster)
 		errs = append(errs, r.patchClusterStatus(ctx, name, func(vc *v1alpha1.VirtualCluster) {
+			// The revision a cluster came from moves only when something of
+			// it changed: a commit elsewhere in the repository (warren's own
+			// kubeconfigs among them) writes nothing to it.
+			revision := vc.Status.SourceRevision
+			if revision == "" || p.changed[name] || vc.Status.SourcePath != a.Cluster.Source.File {
+				revision = p.revision
+			}
 			conditions.MarkTrue(vc, v1alpha1.AdmittedCondition, "Admitted", "admitted by TenantPolicy %s", a.Policy.Object.Name)
 			if why, ok := p.failed[name]; ok {
 				conditions.MarkFalse(vc, v1alpha1.AppliedCondition, ReasonApplyFailed, "kept as last applied: %s", why)
 			} else if cs := conflictsOf[name]; len(cs) > 0 {
 				conditions.MarkFalse(vc, v1alpha1.AppliedCondition, ReasonConflict, "not written because warren does not own them: %s", joinLimited(cs))
 			} else {
-				conditions.MarkTrue(vc, v1alpha1.AppliedCondition, "Applied", "applied from %s", p.revision)
+				conditions.MarkTrue(vc, v1alpha1.AppliedCondition, "Applied", "applied from %s", revision)
 			}
 			vc.Status.ObservedGeneration = vc.Generation
-			vc.Status.SourceRevision = p.revision
+			vc.Status.SourceRevision = revision
 			vc.Status.SourcePath = a.Cluster.Source.File
 			vc.Status.HostNamespace = names.Namespace
 			vc.Status.HostObjects.StatefulSet = names.StatefulSet

@@ -168,6 +168,9 @@ type plan struct {
 	// failed are admitted clusters this reconcile could not render or
 	// apply; they keep what they had, and say why.
 	failed map[string]string
+	// changed are the clusters whose VirtualCluster or host objects this
+	// reconcile wrote.
+	changed map[string]bool
 }
 
 // reconcile runs the pipeline once. It returns how long until the next
@@ -449,14 +452,19 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 	// so the prune that follows removes what is not rendered any more.
 	inventory = apply.Merge(inventory, apply.Entries(append(vcResult.Untracked, objResult.Untracked...)))
 
-	changed := map[string]bool{}
+	p.changed = map[string]bool{}
+	for _, c := range vcResult.Changes {
+		if c.Action != apply.Unchanged {
+			p.changed[c.Object.Name] = true
+		}
+	}
 	for _, c := range objResult.Changes {
 		if c.Action != apply.Unchanged {
-			changed[clusterOf[c.Object.String()]] = true
+			p.changed[clusterOf[c.Object.String()]] = true
 		}
 	}
 	for _, name := range names {
-		if !blocked[name] && changed[name] {
+		if !blocked[name] && p.changed[name] {
 			r.event(p.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, p.revision))
 		}
 	}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	fluxcontroller "github.com/fluxcd/pkg/runtime/controller"
@@ -104,8 +105,7 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 	}
 	log.Info("host service CIDR", "cidr", serviceCIDR)
 
-	recorder := metrics.NewRecorder()
-	crmetrics.Registry.MustRegister(recorder.Collectors()...)
+	recorder := conditionMetrics()
 	eventRecorder, err := events.NewRecorder(mgr, log, "", ControllerName)
 	if err != nil {
 		return err
@@ -114,6 +114,9 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		MaxConcurrentReconciles: max(cfg.Concurrency, 1),
 		RateLimiter:             fluxcontroller.GetRateLimiter(cfg.RateLimiter),
 		RecoverPanic:            ptrTo(true),
+		// Run may be called more than once in a process (the demo, tests);
+		// the metrics it registers are process-wide and registered once.
+		SkipNameValidation: ptrTo(true),
 	}
 	fleets := &FleetReconciler{
 		Client:        mgr.GetClient(),
@@ -139,6 +142,15 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// conditionMetrics is the process's one recorder of Fleet conditions,
+// suspension and reconcile durations, registered with the metrics registry
+// the first time it is asked for.
+var conditionMetrics = sync.OnceValue(func() *metrics.Recorder {
+	r := metrics.NewRecorder()
+	crmetrics.Registry.MustRegister(r.Collectors()...)
+	return r
+})
 
 // DefaultLeaderElection is leader election as a Deployment of warren wants it.
 func DefaultLeaderElection() leaderelection.Options {
