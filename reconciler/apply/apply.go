@@ -188,11 +188,40 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 		}
 	}
 	sortEntries(res.Untracked)
+	// Nothing is written into a namespace that is someone else's: a
+	// Namespace among the objects that is a conflict takes everything
+	// rendered into it along.
+	foreignNamespaces := map[string]string{}
+	for _, d := range desired {
+		if d.ref.Group != "" || d.ref.Kind != "Namespace" {
+			continue
+		}
+		if _, ours := live[d.id]; ours {
+			continue
+		}
+		conflict, err := a.foreign(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		if conflict != nil {
+			foreignNamespaces[d.ref.Name] = conflict.Reason
+			res.Conflicts = append(res.Conflicts, *conflict)
+		}
+	}
 	var (
 		toApply []desiredObject
 		kept    []Entry
 	)
 	for _, d := range desired {
+		if d.ref.Group == "" && d.ref.Kind == "Namespace" {
+			if _, foreign := foreignNamespaces[d.ref.Name]; foreign {
+				continue // reported above
+			}
+		}
+		if _, foreign := foreignNamespaces[d.ref.Namespace]; foreign {
+			res.Conflicts = append(res.Conflicts, Conflict{Object: d.ref, Reason: "in namespace " + d.ref.Namespace + ", which is not this Fleet's"})
+			continue
+		}
 		l, ours := live[d.id]
 		if ours {
 			if e, ok := prev[d.id]; ok && e.Digest == d.digest && e.Observed == observed(l) && e.Version == d.ref.Version {

@@ -357,6 +357,37 @@ func TestForeignObjectsAreReportedAndUntouched(t *testing.T) {
 	}
 }
 
+// A namespace that exists and is someone else's is a conflict, and nothing
+// rendered into it is written either: not even objects that do not exist yet.
+func TestNothingIsWrittenIntoAForeignNamespace(t *testing.T) {
+	f := newFixture(t, "ns-owner")
+	ns := "foreign-ns"
+	created, err := f.kube.CoreV1().Namespaces().Create(f.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+		Labels: map[string]string{"kustomize.toolkit.fluxcd.io/name": "infra", "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}}},
+		metav1.CreateOptions{FieldManager: "kustomize-controller"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.applier.Apply(f.ctx, objects(t, namespace(ns), configMap(ns, "new", "ours"), namespace("free-ns")), f.inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Conflicts) != 2 || res.Conflicts[0].Object.Kind != "Namespace" || !strings.Contains(res.Conflicts[0].Reason, "managed by Flux") ||
+		!strings.Contains(res.Conflicts[1].Reason, "in namespace foreign-ns, which is not this Fleet's") {
+		t.Errorf("conflicts %v, want the namespace (Flux) and the ConfigMap inside it", res.Conflicts)
+	}
+	if _, err := f.kube.CoreV1().ConfigMaps(ns).Get(f.ctx, "new", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap written into the foreign namespace (get: %v)", err)
+	}
+	now, err := f.kube.CoreV1().Namespaces().Get(f.ctx, ns, metav1.GetOptions{})
+	if err != nil || now.ResourceVersion != created.ResourceVersion {
+		t.Errorf("foreign namespace written to (err %v)", err)
+	}
+	if _, err := f.kube.CoreV1().Namespaces().Get(f.ctx, "free-ns", metav1.GetOptions{}); err != nil {
+		t.Errorf("the free namespace was not applied: %v", err)
+	}
+}
+
 // Removing objects from what is rendered deletes exactly those objects,
 // and a stale object someone took over (labels removed) is left alone.
 func TestPruneRemovesExactlyWhatIsGone(t *testing.T) {

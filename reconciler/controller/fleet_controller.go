@@ -404,6 +404,12 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 		return apply.Merge(inventory, previous), conflicts, fmt.Errorf("applying host objects: %w", err)
 	}
 	conflicts = append(conflicts, objResult.Conflicts...)
+	for _, c := range objResult.Conflicts {
+		if c.Object.Group == "" && c.Object.Kind == "Namespace" {
+			// Its PKI Secret must not go into someone else's namespace either.
+			blocked[clusterOf[c.Object.String()]] = true
+		}
+	}
 	// Objects left over by an apply whose inventory was never recorded
 	// (the reconciler stopped mid-apply) are still this Fleet's: record them
 	// so the prune that follows removes what is not rendered any more.

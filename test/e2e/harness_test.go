@@ -191,6 +191,10 @@ func startReconciler(t testing.TB, p *localkube.Plane, o reconcilerOptions) *rec
 		r.stop()
 		if t.Failed() {
 			t.Logf("warren-reconciler log (last lines):\n%s", tail(r.logPath, 80))
+			if keep := os.Getenv("E2E_KEEP_LOGS"); keep != "" {
+				data, _ := os.ReadFile(r.logPath)
+				_ = os.WriteFile(filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_")+".log"), data, 0o644)
+			}
 		}
 	})
 	return r
