@@ -448,6 +448,8 @@ type hostObject struct {
 	Namespace, Name string
 	ResourceVersion string
 	Labels          map[string]string
+	// Managers are the field managers that wrote it.
+	Managers []string
 }
 
 func (o hostObject) String() string {
@@ -489,6 +491,9 @@ func (h *host) sweep(selector string) map[string]hostObject {
 			}
 			for _, it := range items.Items {
 				o := hostObject{Resource: gvr, Namespace: it.Namespace, Name: it.Name, ResourceVersion: it.ResourceVersion, Labels: it.Labels}
+				for _, mf := range it.ManagedFields {
+					o.Managers = append(o.Managers, mf.Manager)
+				}
 				out[o.String()] = o
 			}
 		}
