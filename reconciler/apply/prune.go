@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/fluxcd/pkg/ssa"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -44,20 +46,24 @@ func (a *Applier) Prune(ctx context.Context, stale []Entry) (*PruneResult, error
 		PropagationPolicy: metav1.DeletePropagationBackground,
 		Inclusions:        a.owner.Labels(),
 	}
-	cs, err := a.manager.DeleteAll(ctx, objs, opts)
-	if cs != nil {
-		for _, e := range cs.Entries {
-			ref := ObjectRef{Group: e.ObjMetadata.GroupKind.Group, Version: e.GroupVersion, Kind: e.ObjMetadata.GroupKind.Kind,
-				Namespace: e.ObjMetadata.Namespace, Name: e.ObjMetadata.Name}
-			switch e.Action {
-			case ssa.DeletedAction:
-				res.Deleted = append(res.Deleted, ref)
-			case ssa.SkippedAction:
-				res.Skipped = append(res.Skipped, ref)
-			}
+	sort.Sort(sort.Reverse(ssa.SortableUnstructureds(objs)))
+	var errs []error
+	for _, obj := range objs {
+		entry, err := a.manager.Delete(ctx, obj, opts)
+		switch {
+		case err != nil && apierrors.IsNotFound(err):
+			// Gone between ssa's look-up and its delete: garbage
+			// collection or its namespace's deletion took it first.
+			res.Deleted = append(res.Deleted, refOf(obj))
+		case err != nil:
+			errs = append(errs, err)
+		case entry.Action == ssa.DeletedAction:
+			res.Deleted = append(res.Deleted, refOf(obj))
+		case entry.Action == ssa.SkippedAction:
+			res.Skipped = append(res.Skipped, refOf(obj))
 		}
 	}
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return res, fmt.Errorf("apply: prune: %w", err)
 	}
 	return res, nil
