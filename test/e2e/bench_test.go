@@ -95,7 +95,11 @@ spec:
 	repo.Git(b, "push", "--quiet", "origin", gitserver.DefaultBranch)
 	sha := repo.Git(b, "rev-parse", "HEAD")
 
-	rec := startReconciler(b, plane, reconcilerOptions{metrics: true})
+	var flags []string
+	if qps := os.Getenv("WARREN_BENCH_QPS"); qps != "" {
+		flags = append(flags, "--kube-api-qps="+qps, "--kube-api-burst="+qps)
+	}
+	rec := startReconciler(b, plane, reconcilerOptions{metrics: true, flags: flags})
 	eventually(b, time.Minute, "the reconciler's metrics endpoint", func() (bool, string) {
 		_, err := scrape(rec.Metrics)
 		return err == nil, fmt.Sprint(err)
@@ -105,6 +109,10 @@ spec:
 	for range b.N {
 		// Cold: a new Fleet, nothing on the host.
 		interval := 20 * time.Second
+		requestsBefore, err := apiRequests(ctx, plane.Config)
+		if err != nil {
+			b.Fatal(err)
+		}
 		start := time.Now()
 		fleet := h.createFleet("bench", fleetSpec{url: repo.FileURL(), interval: interval})
 		f := h.waitFleetApplied(fleet, sha, 15*time.Minute)
@@ -113,7 +121,17 @@ spec:
 			b.Fatalf("admitted %d clusters, want %d: %s", f.Status.AdmittedClusters, n, fleetState(f))
 		}
 		b.ReportMetric(cold.Seconds(), "cold-s")
-		b.Logf("cold reconcile of %d clusters: %s; inventory %d objects", n, cold.Round(time.Millisecond), len(f.Status.Inventory.Entries))
+		requestsAfter, err := apiRequests(ctx, plane.Config)
+		if err != nil {
+			b.Fatal(err)
+		}
+		requests := map[string]float64{}
+		for k, v := range requestsAfter {
+			if d := v - requestsBefore[k]; d > 0 {
+				requests[k] = d
+			}
+		}
+		b.Logf("cold reconcile of %d clusters: %s; inventory %d objects; API requests by verb (and dry run): %v", n, cold.Round(time.Millisecond), len(f.Status.Inventory.Entries), requests)
 
 		// No-op: wait for the reconcile the interval starts.
 		noopDur, writes, byResource := measureNoop(b, plane, rec, interval)

@@ -162,6 +162,8 @@ type reconcilerProcess struct {
 type reconcilerOptions struct {
 	metrics    bool
 	concurrent int
+	// extra flags, e.g. --kube-api-qps
+	flags []string
 }
 
 // startReconciler runs warren-reconciler against the plane until the test
@@ -186,13 +188,16 @@ func startReconciler(t testing.TB, p *localkube.Plane, o reconcilerOptions) *rec
 		"--concurrent=" + strconv.Itoa(o.concurrent),
 		"--log-level=debug",
 	}
+	r.args = append(r.args, o.flags...)
 	r.start()
 	t.Cleanup(func() {
 		r.stop()
 		if t.Failed() {
 			t.Logf("warren-reconciler log (last lines):\n%s", tail(r.logPath, 80))
-			if keep := os.Getenv("E2E_KEEP_LOGS"); keep != "" {
-				data, _ := os.ReadFile(r.logPath)
+		}
+		// E2E_KEEP_LOGS=<dir> keeps every reconciler log, for a closer look.
+		if keep := os.Getenv("E2E_KEEP_LOGS"); keep != "" {
+			if data, err := os.ReadFile(r.logPath); err == nil {
 				_ = os.WriteFile(filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_")+".log"), data, 0o644)
 			}
 		}
@@ -566,6 +571,20 @@ func apiWrites(ctx context.Context, cfg *rest.Config) (map[string]float64, error
 			key += "/" + l["subresource"]
 		}
 		return key, true
+	})
+}
+
+// apiRequests sums apiserver_request_total over every verb, by verb.
+func apiRequests(ctx context.Context, cfg *rest.Config) (map[string]float64, error) {
+	body, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the API server's /metrics: %w", err)
+	}
+	return sumCounter(string(body), "apiserver_request_total", func(l map[string]string) (string, bool) {
+		if l["verb"] == "WATCH" {
+			return "", false
+		}
+		return l["verb"] + " " + l["dry_run"], true
 	})
 }
 
