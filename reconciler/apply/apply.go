@@ -15,11 +15,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -210,6 +213,7 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 	}
 	var (
 		toApply []desiredObject
+		unknown []desiredObject
 		kept    []Entry
 	)
 	for _, d := range desired {
@@ -232,12 +236,34 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 			toApply = append(toApply, d)
 			continue
 		}
-		conflict, err := a.foreign(ctx, d)
-		if err != nil {
-			return nil, err
+		unknown = append(unknown, d)
+	}
+	// Objects not listed as this Fleet's are new or someone else's: look
+	// them up, several at once (a cold reconcile has thousands), except
+	// where one list of namespaces says they cannot exist.
+	namespaces, err := a.existingNamespaces(ctx, unknown)
+	if err != nil {
+		return nil, err
+	}
+	found := make([]*Conflict, len(unknown))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(a.opts.Concurrency)
+	for i, d := range unknown {
+		if namespaces != nil && !namespaces[namespaceOf(d.ref)] {
+			continue // a new namespace, or an object in one: nothing to find
 		}
-		if conflict != nil {
-			res.Conflicts = append(res.Conflicts, *conflict)
+		g.Go(func() error {
+			c, err := a.foreign(gctx, d)
+			found[i] = c
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, d := range unknown {
+		if found[i] != nil {
+			res.Conflicts = append(res.Conflicts, *found[i])
 			continue
 		}
 		toApply = append(toApply, d)
@@ -251,7 +277,7 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 		}
 		opts := ssa.DefaultApplyOptions()
 		opts.WaitTimeout = a.opts.WaitTimeout
-		cs, err := a.manager.ApplyAllStaged(ctx, objs, opts)
+		cs, err := a.applyStaged(ctx, objs, opts)
 		if err != nil {
 			applyErr = fmt.Errorf("apply: %w", err)
 		}
@@ -374,6 +400,104 @@ func (a *Applier) listOwned(ctx context.Context, kinds []schema.GroupVersionKind
 			ref := ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: item.Namespace, Name: item.Name}
 			out[ref.id()] = liveObject{Object: item, version: gvk.Version}
 		}
+	}
+	return out, nil
+}
+
+// applyStaged applies objects with ssa, staged (namespaces and CRDs first).
+// ssa writes one object at a time; objects in different namespaces do not
+// wait for each other, so they are applied in up to Concurrency groups at
+// once, each group holding whole namespaces (the Namespace with everything
+// in it) and staged on its own. An apply holding a CRD goes as one group, so
+// its custom objects follow it.
+func (a *Applier) applyStaged(ctx context.Context, objs []*unstructured.Unstructured, opts ssa.ApplyOptions) (*ssa.ChangeSet, error) {
+	groups := byNamespace(objs, a.opts.Concurrency)
+	if len(groups) <= 1 {
+		return a.manager.ApplyAllStaged(ctx, objs, opts)
+	}
+	sets := make([]*ssa.ChangeSet, len(groups))
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i, group := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sets[i], errs[i] = a.manager.ApplyAllStaged(ctx, group, opts)
+		}()
+	}
+	wg.Wait()
+	cs := ssa.NewChangeSet()
+	for _, s := range sets {
+		if s != nil {
+			cs.Append(s.Entries)
+		}
+	}
+	return cs, errors.Join(errs...)
+}
+
+// byNamespace splits objects into at most n groups, keeping each namespace
+// (its Namespace object and its contents) in one group; cluster-scoped
+// objects other than namespaces go with the first group. Any CRD keeps
+// everything in one group.
+func byNamespace(objs []*unstructured.Unstructured, n int) [][]*unstructured.Unstructured {
+	byKey := map[string][]*unstructured.Unstructured{}
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if gvk.Group == "apiextensions.k8s.io" && gvk.Kind == "CustomResourceDefinition" {
+			return [][]*unstructured.Unstructured{objs}
+		}
+		key := o.GetNamespace()
+		if gvk.Group == "" && gvk.Kind == "Namespace" {
+			key = o.GetName()
+		}
+		byKey[key] = append(byKey[key], o)
+	}
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // "" (cluster-scoped) first
+	if n > len(keys) {
+		n = len(keys)
+	}
+	groups := make([][]*unstructured.Unstructured, n)
+	for i, k := range keys {
+		groups[i%n] = append(groups[i%n], byKey[k]...)
+	}
+	return groups
+}
+
+// namespaceOf is the namespace an object is in, or is, or "" for other
+// cluster-scoped objects.
+func namespaceOf(ref ObjectRef) string {
+	if ref.Group == "" && ref.Kind == "Namespace" {
+		return ref.Name
+	}
+	return ref.Namespace
+}
+
+// existingNamespaces lists the host's namespaces when some of objects are
+// namespaces or in one; nil when none are. The set holds "" so that other
+// cluster-scoped objects are always looked up.
+func (a *Applier) existingNamespaces(ctx context.Context, objects []desiredObject) (map[string]bool, error) {
+	needed := false
+	for _, d := range objects {
+		if namespaceOf(d.ref) != "" {
+			needed = true
+			break
+		}
+	}
+	if !needed {
+		return nil, nil
+	}
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "NamespaceList"})
+	if err := a.client.List(ctx, list); err != nil {
+		return nil, fmt.Errorf("apply: list namespaces: %w", err)
+	}
+	out := map[string]bool{"": true}
+	for _, ns := range list.Items {
+		out[ns.Name] = true
 	}
 	return out, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	fluxcontroller "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/patch"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,6 +59,9 @@ const (
 	// pruneWait bounds how long one reconcile waits for a removed cluster's
 	// namespace to be gone before it reports and tries again later.
 	pruneWait = 2 * time.Minute
+
+	// pkiConcurrency bounds the PKI bundles generated at once.
+	pkiConcurrency = 4
 )
 
 // FleetReconciler reconciles Fleets.
@@ -426,16 +430,22 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 			changed[clusterOf[c.Object.String()]] = true
 		}
 	}
+	// A new cluster's PKI costs an RSA key: make several at once.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(pkiConcurrency)
 	for _, name := range names {
 		if blocked[name] || (!changed[name] && p.existing[name] != nil) {
 			continue
 		}
-		if err := r.ensurePKI(ctx, p.desired[name], p.loaded.repo); err != nil {
-			return inventory, conflicts, err
-		}
-		r.event(p.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, p.revision))
+		g.Go(func() error {
+			if err := r.ensurePKI(gctx, p.desired[name], p.loaded.repo); err != nil {
+				return err
+			}
+			r.event(p.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, p.revision))
+			return nil
+		})
 	}
-	return inventory, conflicts, nil
+	return inventory, conflicts, g.Wait()
 }
 
 // keep returns the inventory to record after a failed apply: nothing the
