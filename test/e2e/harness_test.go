@@ -296,6 +296,7 @@ func tail(path string, n int) string {
 // fleetSpec is what a story asks of its Fleet.
 type fleetSpec struct {
 	url            string
+	secretRef      string // a Secret in the Fleet's namespace with credentials
 	interval       time.Duration
 	allowMassPrune bool
 }
@@ -320,6 +321,9 @@ func (h *host) createFleet(ns string, s fleetSpec) client.ObjectKey {
 			Timeout:        &metav1.Duration{Duration: 2 * time.Minute},
 			AllowMassPrune: s.allowMassPrune,
 		},
+	}
+	if s.secretRef != "" {
+		fleet.Spec.SecretRef = &meta.LocalObjectReference{Name: s.secretRef}
 	}
 	if err := h.c.Create(ctx, fleet); err != nil {
 		h.t.Fatalf("creating Fleet: %v", err)
