@@ -245,12 +245,21 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 	if err != nil {
 		return nil, err
 	}
+	hasCRD := false
+	for _, d := range desired {
+		hasCRD = hasCRD || (d.ref.Group == "apiextensions.k8s.io" && d.ref.Kind == "CustomResourceDefinition")
+	}
+	fresh := map[string]bool{} // IDs of objects known not to exist
 	found := make([]*Conflict, len(unknown))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(a.opts.Concurrency)
 	for i, d := range unknown {
 		if namespaces != nil && !namespaces[namespaceOf(d.ref)] {
-			continue // a new namespace, or an object in one: nothing to find
+			// A new namespace, or an object in one: nothing to find.
+			if !hasCRD {
+				fresh[d.id] = true
+			}
+			continue
 		}
 		g.Go(func() error {
 			c, err := a.foreign(gctx, d)
@@ -270,11 +279,16 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 	}
 
 	var applyErr error
-	if len(toApply) > 0 {
-		objs := make([]*unstructured.Unstructured, 0, len(toApply))
-		for _, d := range toApply {
-			objs = append(objs, d.obj.DeepCopy())
+	var created []desiredObject
+	objs := make([]*unstructured.Unstructured, 0, len(toApply))
+	for _, d := range toApply {
+		if fresh[d.id] {
+			created = append(created, d)
+			continue
 		}
+		objs = append(objs, d.obj.DeepCopy())
+	}
+	if len(objs) > 0 {
 		opts := ssa.DefaultApplyOptions()
 		opts.WaitTimeout = a.opts.WaitTimeout
 		cs, err := a.applyStaged(ctx, objs, opts)
@@ -300,6 +314,14 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 					res.Changes = append(res.Changes, Change{Object: d.ref, Action: Unchanged})
 				}
 			}
+		}
+	}
+
+	if len(created) > 0 {
+		done, err := a.create(ctx, created)
+		applyErr = errors.Join(applyErr, err)
+		for _, d := range done {
+			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Created})
 		}
 	}
 
@@ -500,4 +522,44 @@ func (a *Applier) existingNamespaces(ctx context.Context, objects []desiredObjec
 		out[ns.Name] = true
 	}
 	return out, nil
+}
+
+// create applies objects known not to exist yet (each is, or is in, a
+// namespace the host did not have), namespaces first, several at once. It
+// skips ssa's look-up and dry run, two requests an object that tell nothing
+// about an object that does not exist. Ownership is not forced: should one
+// appear meanwhile with someone else's fields, the apply fails rather than
+// take them.
+func (a *Applier) create(ctx context.Context, objs []desiredObject) ([]desiredObject, error) {
+	var namespaces, rest []desiredObject
+	for _, d := range objs {
+		if d.ref.Group == "" && d.ref.Kind == "Namespace" {
+			namespaces = append(namespaces, d)
+		} else {
+			rest = append(rest, d)
+		}
+	}
+	var (
+		mu   sync.Mutex
+		done []desiredObject
+	)
+	for _, batch := range [][]desiredObject{namespaces, rest} {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(4 * a.opts.Concurrency)
+		for _, d := range batch {
+			g.Go(func() error {
+				if err := a.client.Patch(gctx, d.obj.DeepCopy(), client.Apply, client.FieldOwner(FieldManager)); err != nil {
+					return fmt.Errorf("apply: create %s: %w", d.ref, err)
+				}
+				mu.Lock()
+				done = append(done, d)
+				mu.Unlock()
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return done, err
+		}
+	}
+	return done, nil
 }
