@@ -145,6 +145,21 @@ func toUnstructured(vcs []*v1alpha1.VirtualCluster) ([]*unstructured.Unstructure
 	return out, nil
 }
 
+// pkiSecrets lists, metadata only, the Secrets that carry warren's cluster
+// labels, as "namespace/name".
+func (r *FleetReconciler) pkiSecrets(ctx context.Context) (map[string]bool, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := r.APIReader.List(ctx, list, client.MatchingLabels{apply.ManagedByLabel: apply.ManagedByValue}, client.HasLabels{apply.ClusterLabel}); err != nil {
+		return nil, fmt.Errorf("listing PKI Secrets: %w", err)
+	}
+	out := make(map[string]bool, len(list.Items))
+	for _, s := range list.Items {
+		out[s.Namespace+"/"+s.Name] = true
+	}
+	return out, nil
+}
+
 // ensurePKI creates the cluster's PKI Secret if it does not exist yet. It
 // never replaces one: every credential of the cluster hangs on those keys.
 func (r *FleetReconciler) ensurePKI(ctx context.Context, a policy.Admission, repo *load.Repository) error {

@@ -430,18 +430,36 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 			changed[clusterOf[c.Object.String()]] = true
 		}
 	}
-	// A new cluster's PKI costs an RSA key: make several at once.
+	// Every cluster needs its PKI Secret, whatever happened before: a
+	// reconciler killed between the apply and the PKI, or a failed PKI
+	// step, leaves clusters whose objects are all applied but have none.
+	// One list tells which; a new one costs an RSA key, so several are
+	// made at once.
+	havePKI, err := r.pkiSecrets(ctx)
+	if err != nil {
+		return inventory, conflicts, err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(pkiConcurrency)
 	for _, name := range names {
-		if blocked[name] || (!changed[name] && p.existing[name] != nil) {
+		if blocked[name] {
+			continue
+		}
+		hostNames := render.NamesFor(render.InputFor(p.desired[name], p.loaded.repo).Cluster)
+		needPKI := !havePKI[hostNames.Namespace+"/"+hostNames.PKISecret]
+		applied := changed[name] || p.existing[name] == nil
+		if !needPKI && !applied {
 			continue
 		}
 		g.Go(func() error {
-			if err := r.ensurePKI(gctx, p.desired[name], p.loaded.repo); err != nil {
-				return err
+			if needPKI {
+				if err := r.ensurePKI(gctx, p.desired[name], p.loaded.repo); err != nil {
+					return err
+				}
 			}
-			r.event(p.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, p.revision))
+			if applied {
+				r.event(p.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, p.revision))
+			}
 			return nil
 		})
 	}
