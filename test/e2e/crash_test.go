@@ -124,6 +124,11 @@ func TestAReconcilerKilledMidApplyConvergesWithoutDuplicates(t *testing.T) {
 			}
 		}
 	}
+	for _, n := range names {
+		if _, err := h.kube.CoreV1().Secrets("vc-"+n).Get(ctx, n+"-pki", metav1.GetOptions{}); err != nil {
+			t.Errorf("cluster %s has no PKI Secret: %v", n, err)
+		}
+	}
 	for key, uid := range pkiBefore {
 		parts := strings.SplitN(key, "/", 2)
 		s, err := h.kube.CoreV1().Secrets(parts[0]).Get(ctx, parts[1], metav1.GetOptions{})
