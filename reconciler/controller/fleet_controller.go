@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -163,6 +164,15 @@ type plan struct {
 	removed []string
 	// pruneBlocked says why removals are held back, if they are.
 	pruneBlocked string
+	// stages records how long each stage took, for the debug log.
+	stages []any
+}
+
+// took records a stage's duration since start and returns now.
+func (p *plan) took(stage string, start time.Time) time.Time {
+	now := time.Now()
+	p.stages = append(p.stages, stage, now.Sub(start).Round(time.Millisecond).String())
+	return now
 }
 
 func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) error {
@@ -171,6 +181,7 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 	fetchCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	start := time.Now()
 	snap, err := r.fetch(fetchCtx, fleet)
 	if err != nil {
 		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonGitFailed, "%s", err)
@@ -183,6 +194,7 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 	fleet.Status.LastAttemptedRevision = snap.Revision
 
 	p := &plan{fleet: fleet, revision: snap.Revision}
+	start = p.took("fetch", start)
 	if p.existing, err = r.existingClusters(ctx, fleet); err != nil {
 		return err
 	}
@@ -191,6 +203,7 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 		return err
 	}
 	r.classify(p, time.Now())
+	start = p.took("load", start)
 
 	applier, err := apply.New(r.ApplyClient, apply.Owner{Namespace: fleet.Namespace, Name: fleet.Name}, apply.Options{})
 	if err != nil {
@@ -200,6 +213,7 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 	inventory, conflicts, applyErr := r.applyClusters(ctx, applier, p, previous)
 	fleet.Status.Inventory = inventory
 
+	start = time.Now()
 	var pruneErr error
 	if applyErr == nil {
 		pruneErr = r.prune(ctx, applier, p, previous, inventory)
@@ -209,9 +223,12 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 			fleet.Status.Inventory = apply.Merge(inventory, previous)
 		}
 	}
+	start = p.took("prune", start)
 	if err := r.reportClusters(ctx, p, conflicts); err != nil {
 		log.Error(err, "updating VirtualCluster status")
 	}
+	p.took("report", start)
+	log.V(1).Info("reconciled", append([]any{"revision", p.revision, "clusters", len(p.desired)}, p.stages...)...)
 
 	fleet.Status.AdmittedClusters = len(p.loaded.admitted)
 	fleet.Status.RejectedClusters = countRejected(p.loaded)
@@ -369,6 +386,7 @@ func (r *FleetReconciler) classify(p *plan, now time.Time) {
 // their rendered host objects (each owned by its VirtualCluster). It returns
 // the Fleet's new inventory, which keeps the entries of kept clusters.
 func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Applier, p *plan, previous *apply.Inventory) (*apply.Inventory, []apply.Conflict, error) {
+	start := time.Now()
 	names := sortedKeys(p.desired)
 	vcs := make([]*v1alpha1.VirtualCluster, 0, len(names))
 	for _, name := range names {
@@ -382,32 +400,48 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 	if err != nil {
 		return keep(previous, vcResult), nil, fmt.Errorf("applying VirtualClusters: %w", err)
 	}
+	start = p.took("applyVirtualClusters", start)
 	conflicts := vcResult.Conflicts
 	blocked := map[string]bool{}
 	for _, c := range vcResult.Conflicts {
 		blocked[c.Object.Name] = true // a cluster another Fleet or a person owns
 	}
 
-	var objects []*unstructuredObject
-	clusterOf := map[string]string{} // ObjectRef.String() → cluster
-	for _, name := range names {
+	// Rendering (a kustomize build per cluster) is CPU work: several at once.
+	renderedOf := make([][]*unstructuredObject, len(names))
+	rg, rctx := errgroup.WithContext(ctx)
+	rg.SetLimit(runtime.GOMAXPROCS(0))
+	for i, name := range names {
 		if blocked[name] {
 			continue
 		}
-		uid, err := r.uidOf(ctx, p.existing, name)
-		if err != nil {
-			return keep(previous, vcResult), conflicts, err
-		}
-		rendered, err := r.renders.get(p.desired[name], p.loaded.repo, r.Render, r.Version, uid)
-		if err != nil {
-			return keep(previous, vcResult), conflicts, fmt.Errorf("rendering cluster %s: %w", name, err)
-		}
-		for _, o := range rendered {
+		rg.Go(func() error {
+			uid, err := r.uidOf(rctx, p.existing, name)
+			if err != nil {
+				return err
+			}
+			rendered, err := r.renders.get(p.desired[name], p.loaded.repo, r.Render, r.Version, uid)
+			if err != nil {
+				return fmt.Errorf("rendering cluster %s: %w", name, err)
+			}
+			renderedOf[i] = rendered
+			return nil
+		})
+	}
+	if err := rg.Wait(); err != nil {
+		return keep(previous, vcResult), conflicts, err
+	}
+	var objects []*unstructuredObject
+	clusterOf := map[string]string{} // ObjectRef.String() → cluster
+	for i, name := range names {
+		for _, o := range renderedOf[i] {
 			clusterOf[refOf(o).String()] = name
 		}
-		objects = append(objects, rendered...)
+		objects = append(objects, renderedOf[i]...)
 	}
+	start = p.took("render", start)
 	objResult, err := applier.Apply(ctx, objects, previous)
+	start = p.took("applyObjects", start)
 	inventory := apply.Merge(vcResult.Inventory, objResult.Inventory, keptEntries(previous, p))
 	if err != nil {
 		return apply.Merge(inventory, previous), conflicts, fmt.Errorf("applying host objects: %w", err)
@@ -463,7 +497,9 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 			return nil
 		})
 	}
-	return inventory, conflicts, g.Wait()
+	err = g.Wait()
+	p.took("pki", start)
+	return inventory, conflicts, err
 }
 
 // keep returns the inventory to record after a failed apply: nothing the
