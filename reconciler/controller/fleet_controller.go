@@ -219,6 +219,11 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 	var pruneErr error
 	if applyErr == nil {
 		pruneErr = r.prune(ctx, applier, p, previous, inventory)
+		if pruneErr != nil {
+			// Keep what was to be pruned, so the next reconcile tries
+			// again: forgotten, it would be orphaned for good.
+			fleet.Status.Inventory = apply.Merge(inventory, previous)
+		}
 	}
 
 	fleet.Status.AdmittedClusters = len(p.loaded.admitted)
