@@ -163,6 +163,10 @@ type desiredObject struct {
 	ref    ObjectRef
 	id     string
 	digest string
+	// absent: a look-up in this Apply found no such object, so it is
+	// created with one plain server-side apply instead of ssa's dry run
+	// and re-read (the bulk of a cold start).
+	absent bool
 }
 
 // Apply makes the host hold objects. previous is the inventory of the last
@@ -355,6 +359,7 @@ const listInsteadOfGet = 20
 // Fleet's lists; conflicts[i] is set for each one that exists and is not
 // this Fleet's. A kind with few such objects is looked up object by object,
 // a few at a time; a kind with many (a cold start) is listed once.
+// It marks the objects it found absent.
 func (a *Applier) checkUnclaimed(ctx context.Context, ds []desiredObject) ([]*Conflict, error) {
 	conflicts := make([]*Conflict, len(ds))
 	byKind := map[schema.GroupVersionKind][]int{}
@@ -368,8 +373,8 @@ func (a *Applier) checkUnclaimed(ctx context.Context, ds []desiredObject) ([]*Co
 		if len(idx) < listInsteadOfGet {
 			for _, i := range idx {
 				g.Go(func() error {
-					c, err := a.foreign(gctx, ds[i])
-					conflicts[i] = c
+					c, absent, err := a.lookUp(gctx, ds[i])
+					conflicts[i], ds[i].absent = c, absent
 					return err
 				})
 			}
@@ -381,10 +386,13 @@ func (a *Applier) checkUnclaimed(ctx context.Context, ds []desiredObject) ([]*Co
 				return err
 			}
 			for _, i := range idx {
-				if live, ok := existing[ds[i].id]; ok {
-					if reason := a.ownershipProblem(live); reason != "" {
-						conflicts[i] = &Conflict{Object: ds[i].ref, Reason: reason}
-					}
+				live, ok := existing[ds[i].id]
+				if !ok {
+					ds[i].absent = true
+					continue
+				}
+				if reason := a.ownershipProblem(live); reason != "" {
+					conflicts[i] = &Conflict{Object: ds[i].ref, Reason: reason}
 				}
 			}
 			return nil
@@ -438,7 +446,21 @@ func (a *Applier) applyObjects(ctx context.Context, ds []desiredObject) (map[str
 	run := func(group []desiredObject) error {
 		objs := make([]*unstructured.Unstructured, 0, len(group))
 		for _, d := range group {
+			if d.absent {
+				// Not forced: should someone create it meanwhile, their
+				// fields conflict and nothing of theirs is overwritten.
+				if err := a.client.Patch(ctx, d.obj.DeepCopy(), client.Apply, client.FieldOwner(FieldManager)); err != nil {
+					return fmt.Errorf("apply: create %s: %w", d.ref, err)
+				}
+				mu.Lock()
+				actions[d.id] = ssa.CreatedAction
+				mu.Unlock()
+				continue
+			}
 			objs = append(objs, d.obj.DeepCopy())
+		}
+		if len(objs) == 0 {
+			return nil
 		}
 		opts := ssa.DefaultApplyOptions()
 		opts.WaitTimeout = a.opts.WaitTimeout

@@ -26,19 +26,25 @@ const (
 // list of this Fleet's objects. It returns nil when the object does not
 // exist (or carries this Fleet's labels after all), else the Conflict.
 func (a *Applier) foreign(ctx context.Context, d desiredObject) (*Conflict, error) {
+	conflict, _, err := a.lookUp(ctx, d)
+	return conflict, err
+}
+
+// lookUp is foreign that also says whether the object does not exist.
+func (a *Applier) lookUp(ctx context.Context, d desiredObject) (conflict *Conflict, absent bool, err error) {
 	live := &metav1.PartialObjectMetadata{}
 	live.SetGroupVersionKind(d.ref.GroupVersionKind())
-	err := a.client.Get(ctx, client.ObjectKey{Namespace: d.ref.Namespace, Name: d.ref.Name}, live)
+	err = a.client.Get(ctx, client.ObjectKey{Namespace: d.ref.Namespace, Name: d.ref.Name}, live)
 	switch {
 	case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
-		return nil, nil
+		return nil, true, nil
 	case err != nil:
-		return nil, fmt.Errorf("apply: look up %s: %w", d.ref, err)
+		return nil, false, fmt.Errorf("apply: look up %s: %w", d.ref, err)
 	}
 	if reason := a.ownershipProblem(live); reason != "" {
-		return &Conflict{Object: d.ref, Reason: reason}, nil
+		return &Conflict{Object: d.ref, Reason: reason}, false, nil
 	}
-	return nil, nil
+	return nil, false, nil
 }
 
 // ownershipProblem says why obj is not this Fleet's, or "" when it is.

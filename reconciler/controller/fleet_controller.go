@@ -251,31 +251,23 @@ func untilNextExpiry(p *plan, now time.Time) time.Duration {
 // fetch brings the Fleet's repository up to date.
 func (r *FleetReconciler) fetch(ctx context.Context, fleet *v1alpha1.Fleet) (*source.Snapshot, error) {
 	key := types.NamespacedName{Namespace: fleet.Namespace, Name: fleet.Name}
-	var auth *source.Auth
-	if ref := fleet.Spec.SecretRef; ref != nil {
-		var secret corev1.Secret
-		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: fleet.Namespace, Name: ref.Name}, &secret); err != nil {
-			return nil, fmt.Errorf("reading credentials Secret %s/%s: %w", fleet.Namespace, ref.Name, err)
-		}
-		a, err := source.AuthFromSecret(secret.Data)
-		if err != nil {
-			return nil, fmt.Errorf("credentials Secret %s/%s: %w", fleet.Namespace, ref.Name, err)
-		}
-		auth = a
-	}
-	// A Repository keeps its cache between reconciles; a changed URL or
-	// credentials opens a new one (Open does not contact the remote).
-	repo, err := source.Open(source.Options{
-		URL:      fleet.Spec.URL,
-		Auth:     auth,
-		CacheDir: filepath.Join(r.CacheDir, fleet.Namespace, fleet.Name),
-	})
+	auth, err := fleetAuth(ctx, r.APIReader, fleet)
 	if err != nil {
 		return nil, err
 	}
+	// A Repository keeps its cache between reconciles; a changed URL or
+	// credentials opens a new one (Open does not contact the remote).
+	var repo *source.Repository
 	if cached, ok := r.repos.Load(key); ok && cached.(*cachedRepo).matches(fleet.Spec.URL, auth) {
 		repo = cached.(*cachedRepo).repo
 	} else {
+		if repo, err = source.Open(source.Options{
+			URL:      fleet.Spec.URL,
+			Auth:     auth,
+			CacheDir: filepath.Join(r.CacheDir, fleet.Namespace, fleet.Name),
+		}); err != nil {
+			return nil, err
+		}
 		r.repos.Store(key, &cachedRepo{url: fleet.Spec.URL, auth: auth, repo: repo})
 	}
 	var ref source.Ref
@@ -283,6 +275,24 @@ func (r *FleetReconciler) fetch(ctx context.Context, fleet *v1alpha1.Fleet) (*so
 		ref = source.Ref{Branch: fr.Branch, Tag: fr.Tag, Commit: fr.Commit}
 	}
 	return repo.Fetch(ctx, ref)
+}
+
+// fleetAuth reads the Fleet's Git credentials from spec.secretRef (nil when
+// it names none). Fetching and pushing use the same ones.
+func fleetAuth(ctx context.Context, reader client.Reader, fleet *v1alpha1.Fleet) (*source.Auth, error) {
+	ref := fleet.Spec.SecretRef
+	if ref == nil {
+		return nil, nil
+	}
+	var secret corev1.Secret
+	if err := reader.Get(ctx, client.ObjectKey{Namespace: fleet.Namespace, Name: ref.Name}, &secret); err != nil {
+		return nil, fmt.Errorf("reading credentials Secret %s/%s: %w", fleet.Namespace, ref.Name, err)
+	}
+	auth, err := source.AuthFromSecret(secret.Data)
+	if err != nil {
+		return nil, fmt.Errorf("credentials Secret %s/%s: %w", fleet.Namespace, ref.Name, err)
+	}
+	return auth, nil
 }
 
 type cachedRepo struct {

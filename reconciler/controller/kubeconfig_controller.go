@@ -347,17 +347,9 @@ func (r *KubeconfigReconciler) checkSettings(fleet *v1alpha1.Fleet, dir string) 
 // the URL or credentials changed.
 func (r *KubeconfigReconciler) stateFor(ctx context.Context, fleet *v1alpha1.Fleet) (*publishState, error) {
 	key := types.NamespacedName{Namespace: fleet.Namespace, Name: fleet.Name}
-	var auth *source.Auth
-	if ref := fleet.Spec.SecretRef; ref != nil {
-		var secret corev1.Secret
-		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: fleet.Namespace, Name: ref.Name}, &secret); err != nil {
-			return nil, fmt.Errorf("reading credentials Secret %s/%s: %w", fleet.Namespace, ref.Name, err)
-		}
-		a, err := source.AuthFromSecret(secret.Data)
-		if err != nil {
-			return nil, fmt.Errorf("credentials Secret %s/%s: %w", fleet.Namespace, ref.Name, err)
-		}
-		auth = a
+	auth, err := fleetAuth(ctx, r.APIReader, fleet)
+	if err != nil {
+		return nil, err
 	}
 	if v, ok := r.fleets.Load(key); ok {
 		s := v.(*publishState)
