@@ -205,22 +205,11 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile keeps the host copy exactly while the object is used.
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	kind := s.ops.kind
-	v := s.ops.new()
-	if err := s.Virtual.Get(ctx, req.NamespacedName, v); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return reconcile.Result{}, err
-		}
-		v = nil
-	}
-	h := s.ops.new()
-	found, owned, err := s.HostTwin(ctx, kind, req.Namespace, req.Name, h)
+	v, h, found, foreign, err := clusters.Twins(ctx, s.Pair, kind, req.NamespacedName, s.ops.new)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if found && !owned {
-		if v != nil {
-			s.Conflict(v, kind, h.GetName())
-		}
+	if foreign {
 		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
 	}
 	used := false

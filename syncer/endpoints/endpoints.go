@@ -66,19 +66,11 @@ func (s *Syncer) slicesOfService(ctx context.Context, o client.Object) []reconci
 
 // Reconcile syncs one slice, or removes its host twin.
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v := &discoveryv1.EndpointSlice{}
-	if err := s.Virtual.Get(ctx, req.NamespacedName, v); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return reconcile.Result{}, err
-		}
-		v = nil
-	}
-	h := &discoveryv1.EndpointSlice{}
-	found, owned, err := s.HostTwin(ctx, Kind, req.Namespace, req.Name, h)
+	v, h, found, foreign, err := clusters.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *discoveryv1.EndpointSlice { return &discoveryv1.EndpointSlice{} })
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if found && !owned {
+	if foreign {
 		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
 	}
 	wanted, err := s.wanted(ctx, v)

@@ -64,22 +64,11 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile syncs one Ingress down and its status up.
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v := &networkingv1.Ingress{}
-	if err := s.Virtual.Get(ctx, req.NamespacedName, v); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return reconcile.Result{}, err
-		}
-		v = nil
-	}
-	h := &networkingv1.Ingress{}
-	found, owned, err := s.HostTwin(ctx, Kind, req.Namespace, req.Name, h)
+	v, h, found, foreign, err := clusters.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *networkingv1.Ingress { return &networkingv1.Ingress{} })
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if found && !owned {
-		if v != nil {
-			s.Conflict(v, Kind, h.Name)
-		}
+	if foreign {
 		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
 	}
 	if v == nil || v.DeletionTimestamp != nil {

@@ -53,22 +53,11 @@ func Synced(v *corev1.Service) bool {
 
 // Reconcile brings the host twin in line and aligns the ClusterIPs.
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v := &corev1.Service{}
-	if err := s.Virtual.Get(ctx, req.NamespacedName, v); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return reconcile.Result{}, err
-		}
-		v = nil
-	}
-	h := &corev1.Service{}
-	found, owned, err := s.HostTwin(ctx, Kind, req.Namespace, req.Name, h)
+	v, h, found, foreign, err := clusters.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *corev1.Service { return &corev1.Service{} })
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if found && !owned {
-		if v != nil {
-			s.Conflict(v, Kind, h.Name)
-		}
+	if foreign {
 		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
 	}
 	if v == nil || v.DeletionTimestamp != nil || !Synced(v) {

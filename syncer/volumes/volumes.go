@@ -49,22 +49,11 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile syncs one claim down and its binding up.
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v := &corev1.PersistentVolumeClaim{}
-	if err := s.Virtual.Get(ctx, req.NamespacedName, v); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return reconcile.Result{}, err
-		}
-		v = nil
-	}
-	h := &corev1.PersistentVolumeClaim{}
-	found, owned, err := s.HostTwin(ctx, Kind, req.Namespace, req.Name, h)
+	v, h, found, foreign, err := clusters.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *corev1.PersistentVolumeClaim { return &corev1.PersistentVolumeClaim{} })
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if found && !owned {
-		if v != nil {
-			s.Conflict(v, Kind, h.Name)
-		}
+	if foreign {
 		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
 	}
 	if v == nil || v.DeletionTimestamp != nil {
