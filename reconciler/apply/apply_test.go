@@ -1,14 +1,12 @@
 package apply
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"regexp"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,48 +150,17 @@ func actions(res *Result) map[string]Action {
 }
 
 // writeRequests sums apiserver_request_total for every verb that writes
-// (anything but GET, LIST and WATCH, dry runs included) on the given
-// resources, read from the API server's own /metrics.
+// (dry runs included) on the given resources, subresources included, read
+// from the API server's own /metrics.
 func writeRequests(t testing.TB, resources ...string) float64 {
 	t.Helper()
-	body, err := kubernetes.NewForConfigOrDie(host.Config).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(t.Context())
+	counts, err := host.RequestCounts(t.Context(), func(l map[string]string) (string, bool) {
+		return "", localkube.IsWriteVerb(l["verb"]) && slices.Contains(resources, l["resource"])
+	})
 	if err != nil {
-		t.Fatalf("read /metrics: %v", err)
+		t.Fatal(err)
 	}
-	label := regexp.MustCompile(`(\w+)="([^"]*)"`)
-	var total float64
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_request_total{") {
-			continue
-		}
-		end := strings.LastIndex(line, "}")
-		labels := map[string]string{}
-		for _, m := range label.FindAllStringSubmatch(line[:end], -1) {
-			labels[m[1]] = m[2]
-		}
-		switch labels["verb"] {
-		case "GET", "LIST", "WATCH", "CONNECT":
-			continue
-		}
-		match := false
-		for _, r := range resources {
-			if labels["resource"] == r {
-				match = true
-			}
-		}
-		if !match {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
-		if err != nil {
-			t.Fatalf("parse %q: %v", line, err)
-		}
-		total += v
-	}
-	return total
+	return counts[""]
 }
 
 // A cluster's objects are created in stages (its namespace first), and a

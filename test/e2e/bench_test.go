@@ -109,7 +109,7 @@ spec:
 	for range b.N {
 		// Cold: a new Fleet, nothing on the host.
 		interval := 20 * time.Second
-		requestsBefore, err := apiRequests(ctx, plane.Config)
+		requestsBefore, err := apiRequests(ctx, plane)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -121,7 +121,7 @@ spec:
 			b.Fatalf("admitted %d clusters, want %d: %s", f.Status.AdmittedClusters, n, fleetState(f))
 		}
 		b.ReportMetric(cold.Seconds(), "cold-s")
-		requestsAfter, err := apiRequests(ctx, plane.Config)
+		requestsAfter, err := apiRequests(ctx, plane)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -188,11 +188,11 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 		if err != nil {
 			b.Fatal(err)
 		}
-		counts, err := sumCounter(body, "gotk_reconcile_duration_seconds_count", fleetKind)
+		counts, err := localkube.SumCounter(body, "gotk_reconcile_duration_seconds_count", fleetKind)
 		if err != nil {
 			b.Fatal(err)
 		}
-		sums, err := sumCounter(body, "gotk_reconcile_duration_seconds_sum", fleetKind)
+		sums, err := localkube.SumCounter(body, "gotk_reconcile_duration_seconds_sum", fleetKind)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -206,7 +206,7 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 		return now > count0, fmt.Sprintf("%v reconciles", now)
 	})
 	count0, sum0 := fleetReconciles()
-	before, err := apiWrites(ctx, plane.Config)
+	before, err := apiWrites(ctx, plane)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 		now, _ := fleetReconciles()
 		return now > count0, fmt.Sprintf("%v reconciles", now)
 	})
-	after, err := apiWrites(ctx, plane.Config)
+	after, err := apiWrites(ctx, plane)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -557,17 +555,11 @@ func contains(list []string, s string) bool {
 
 // ---- the API server's own metrics
 
-// apiWrites sums apiserver_request_total over every verb that writes (all
-// but GET, LIST, WATCH and CONNECT), per resource, from the API server's
-// /metrics.
-func apiWrites(ctx context.Context, cfg *rest.Config) (map[string]float64, error) {
-	body, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading the API server's /metrics: %w", err)
-	}
-	return sumCounter(string(body), "apiserver_request_total", func(l map[string]string) (string, bool) {
-		switch l["verb"] {
-		case "GET", "LIST", "WATCH", "CONNECT":
+// apiWrites sums apiserver_request_total over every verb that writes, per
+// verb and resource.
+func apiWrites(ctx context.Context, plane *localkube.Plane) (map[string]float64, error) {
+	return plane.RequestCounts(ctx, func(l map[string]string) (string, bool) {
+		if !localkube.IsWriteVerb(l["verb"]) {
 			return "", false
 		}
 		key := l["verb"] + " " + l["resource"]
@@ -579,52 +571,13 @@ func apiWrites(ctx context.Context, cfg *rest.Config) (map[string]float64, error
 }
 
 // apiRequests sums apiserver_request_total over every verb, by verb.
-func apiRequests(ctx context.Context, cfg *rest.Config) (map[string]float64, error) {
-	body, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading the API server's /metrics: %w", err)
-	}
-	return sumCounter(string(body), "apiserver_request_total", func(l map[string]string) (string, bool) {
+func apiRequests(ctx context.Context, plane *localkube.Plane) (map[string]float64, error) {
+	return plane.RequestCounts(ctx, func(l map[string]string) (string, bool) {
 		if l["verb"] == "WATCH" {
 			return "", false
 		}
 		return l["verb"] + " " + l["dry_run"], true
 	})
-}
-
-var promLabel = regexp.MustCompile(`(\w+)="([^"]*)"`)
-
-// sumCounter sums the samples of a Prometheus metric in text format, by the
-// key group returns (false: skip the sample).
-func sumCounter(body, metric string, group func(labels map[string]string) (string, bool)) (map[string]float64, error) {
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(body))
-	sc.Buffer(make([]byte, 1<<20), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, metric+"{") && !strings.HasPrefix(line, metric+" ") {
-			continue
-		}
-		labels := map[string]string{}
-		end := strings.LastIndex(line, "}")
-		value := line[len(metric):]
-		if end > 0 {
-			for _, m := range promLabel.FindAllStringSubmatch(line[:end], -1) {
-				labels[m[1]] = m[2]
-			}
-			value = line[end+1:]
-		}
-		key, ok := group(labels)
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return nil, fmt.Errorf("parsing %q: %w", line, err)
-		}
-		out[key] += v
-	}
-	return out, sc.Err()
 }
 
 // hasReason reports whether the Ready condition has reason.

@@ -1,11 +1,8 @@
 package kubeconfige2e
 
 import (
-	"bufio"
 	"context"
-	"regexp"
-	"strconv"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,7 +15,6 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -38,42 +34,13 @@ func fastRetries() fluxcontroller.RateLimiterOptions {
 // status left out), read from its own /metrics.
 func writeRequests(t *testing.T, plane *localkube.Plane, resources ...string) float64 {
 	t.Helper()
-	body, err := kubernetes.NewForConfigOrDie(plane.Config).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(t.Context())
+	counts, err := plane.RequestCounts(t.Context(), func(l map[string]string) (string, bool) {
+		return "", localkube.IsWriteVerb(l["verb"]) && l["subresource"] == "" && slices.Contains(resources, l["resource"])
+	})
 	if err != nil {
-		t.Fatalf("read /metrics: %v", err)
+		t.Fatal(err)
 	}
-	label := regexp.MustCompile(`(\w+)="([^"]*)"`)
-	want := map[string]bool{}
-	for _, r := range resources {
-		want[r] = true
-	}
-	var total float64
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_request_total{") {
-			continue
-		}
-		end := strings.LastIndex(line, "}")
-		labels := map[string]string{}
-		for _, m := range label.FindAllStringSubmatch(line[:end], -1) {
-			labels[m[1]] = m[2]
-		}
-		switch labels["verb"] {
-		case "GET", "LIST", "WATCH", "CONNECT":
-			continue
-		}
-		if !want[labels["resource"]] || labels["subresource"] != "" {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
-		if err != nil {
-			t.Fatalf("parse %q: %v", line, err)
-		}
-		total += v
-	}
-	return total
+	return counts[""]
 }
 
 // installWarren applies config/default (CRDs, the reconciler's
