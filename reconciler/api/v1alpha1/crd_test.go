@@ -30,16 +30,7 @@ func TestVirtualClusterCRDAcceptsLoadedDefinitions(t *testing.T) {
 		t.Skip("needs a local control plane")
 	}
 	plane := localkube.ForTest(t, localkube.Options{})
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, v1alpha1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, err := client.New(plane.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := planeClient(t, plane)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -98,4 +89,20 @@ func TestVirtualClusterCRDAcceptsLoadedDefinitions(t *testing.T) {
 	if defaulted.Spec.Distro != v1alpha1.DistroK3s || defaulted.Spec.Sync.Nodes != v1alpha1.NodesFake || defaulted.Spec.Expose.Type != v1alpha1.ExposeClusterIP {
 		t.Errorf("API server defaults: %+v", defaulted.Spec)
 	}
+}
+
+// planeClient is a client of plane that knows CRDs and warren's types.
+func planeClient(t *testing.T, plane *localkube.Plane) client.Client {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := client.New(plane.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
