@@ -212,16 +212,16 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	if foreign {
 		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
 	}
-	used := false
+	used := false // one user is enough to know (and cheap to find)
 	if v != nil && v.GetDeletionTimestamp() == nil {
 		var pods corev1.PodList
-		if err := s.Virtual.List(ctx, &pods, client.InNamespace(req.Namespace), client.MatchingFields{s.ops.index: req.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		if err := s.Virtual.List(ctx, &pods, client.InNamespace(req.Namespace), client.MatchingFields{s.ops.index: req.Name}, client.Limit(1), client.UnsafeDisableDeepCopy); err != nil {
 			return reconcile.Result{}, fmt.Errorf("listing pods using %s %s: %w", kind, req.NamespacedName, err)
 		}
 		used = len(pods.Items) > 0
 		if !used && s.tlsUsers() {
 			var ings networkingv1.IngressList
-			if err := s.Virtual.List(ctx, &ings, client.InNamespace(req.Namespace), client.MatchingFields{ingresses.SecretIndex: req.Name}, client.UnsafeDisableDeepCopy); err != nil {
+			if err := s.Virtual.List(ctx, &ings, client.InNamespace(req.Namespace), client.MatchingFields{ingresses.SecretIndex: req.Name}, client.Limit(1), client.UnsafeDisableDeepCopy); err != nil {
 				return reconcile.Result{}, fmt.Errorf("listing ingresses using %s: %w", req.NamespacedName, err)
 			}
 			used = len(ings.Items) > 0

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/warren-dev/warren/syncer/translate"
+	"github.com/warren-dev/warren/test/localkube"
 )
 
 const benchConcurrency = 32
@@ -156,6 +158,19 @@ func cpuSeconds(pids ...int) float64 {
 	return total
 }
 
+// cpuByProcess is cpuSeconds per process, by command name.
+func cpuByProcess(pids ...int) map[string]float64 {
+	out := map[string]float64{}
+	for _, pid := range pids {
+		comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if err != nil {
+			continue
+		}
+		out[strings.TrimSpace(string(comm))] += cpuSeconds(pid)
+	}
+	return out
+}
+
 // procKB reads a field (VmRSS, VmHWM) of /proc/<pid>/status in KiB.
 func procKB(pid int, field string) float64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
@@ -199,11 +214,15 @@ func BenchmarkThousandPods(b *testing.B) {
 			}
 		})
 		cpu0 := cpuSeconds(w.host.PIDs()...)
+		directProc0 := cpuByProcess(w.host.PIDs()...)
+		directReq0 := requests(b, w.host)
 		start := time.Now()
 		createPods(b, ctx, host, direct, &podTimes{at: map[string]time.Time{}})
 		waitCount(b, "direct pods Running", directRunning, 5*time.Minute)
 		directTook := time.Since(start)
 		directCPU := cpuSeconds(w.host.PIDs()...) - cpu0
+		directProc := diff(cpuByProcess(w.host.PIDs()...), directProc0)
+		directReq := diff(requests(b, w.host), directReq0)
 
 		// Through the virtual cluster.
 		ns := "load-" + strconv.Itoa(iter)
@@ -243,12 +262,18 @@ func BenchmarkThousandPods(b *testing.B) {
 			}
 		}()
 		hostCPU0, virtualCPU0, syncerCPU0 := cpuSeconds(w.host.PIDs()...), cpuSeconds(w.virtual.PIDs()...), cpuSeconds(pid)
+		hostReq0, virtualReq0 := requests(b, w.host), requests(b, w.virtual)
+		hostProc0, virtualProc0 := cpuByProcess(w.host.PIDs()...), cpuByProcess(w.virtual.PIDs()...)
+		profiles := profile(ctx, os.Getenv("WARREN_BENCH_PROFILE"))
 		start = time.Now()
 		createPods(b, ctx, virtual, ns, created)
 		waitCount(b, "virtual pods Running", running, 5*time.Minute)
 		virtualTook := time.Since(start)
 		hostCPU, virtualCPU, syncerCPU := cpuSeconds(w.host.PIDs()...)-hostCPU0, cpuSeconds(w.virtual.PIDs()...)-virtualCPU0, cpuSeconds(pid)-syncerCPU0
 		close(stopSampling)
+		profiles.Wait()
+		hostProc, virtualProc := diff(cpuByProcess(w.host.PIDs()...), hostProc0), diff(cpuByProcess(w.virtual.PIDs()...), virtualProc0)
+		hostReq, virtualReq := diff(requests(b, w.host), hostReq0), diff(requests(b, w.virtual), virtualReq0)
 
 		var toHost, toRunning, toHostRunning []time.Duration
 		for i := range benchPods {
@@ -280,11 +305,57 @@ func BenchmarkThousandPods(b *testing.B) {
 		fmt.Fprintf(os.Stderr, "bench: create->Running on the host p50 %s p99 %s\n", percentile(toHostRunning, 0.5), percentile(toHostRunning, 0.99))
 		fmt.Fprintf(os.Stderr, "bench: CPU seconds: direct run: host plane %.1f; through the syncer: host plane %.1f, virtual plane %.1f, syncer %.1f\n",
 			directCPU, hostCPU, virtualCPU, syncerCPU)
+		fmt.Fprintf(os.Stderr, "bench: CPU seconds by process: direct run: host %s\nbench: through the syncer: host %s; virtual %s\n",
+			directProc, hostProc, virtualProc)
+		fmt.Fprintf(os.Stderr, "bench: write requests: direct run: host %s\nbench: through the syncer: host %s\nbench: through the syncer: virtual %s\n",
+			directReq, hostReq, virtualReq)
 		if path := os.Getenv("WARREN_BENCH_METRICS"); path != "" {
 			saveMetrics(path)
 		}
 		cancel()
 	}
+}
+
+// profile, when dir is set, saves 10-second CPU profiles of both API servers
+// (and of the syncer, if WARREN_SYNCER_PPROF gave it a pprof address) taken
+// from now on, as <dir>/{host,virtual}-apiserver.pprof and syncer.pprof.
+func profile(ctx context.Context, dir string) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	if dir == "" {
+		return &wg
+	}
+	save := func(name string, get func() ([]byte, error)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, err := get()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench: profiling %s: %v\n", name, err)
+				return
+			}
+			_ = os.WriteFile(filepath.Join(dir, name+".pprof"), body, 0o644)
+		}()
+	}
+	for name, p := range map[string]*localkube.Plane{"host-apiserver": w.host, "virtual-apiserver": w.virtual} {
+		cs, err := kubernetes.NewForConfig(p.Config)
+		if err != nil {
+			continue
+		}
+		save(name, func() ([]byte, error) {
+			return cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "10").DoRaw(ctx)
+		})
+	}
+	if addr := os.Getenv("WARREN_SYNCER_PPROF"); addr != "" {
+		save("syncer", func() ([]byte, error) {
+			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=10")
+			if err != nil {
+				return nil, err
+			}
+			defer resp.Body.Close()
+			return io.ReadAll(resp.Body)
+		})
+	}
+	return &wg
 }
 
 // saveMetrics keeps the syncer's Prometheus metrics after a run, to see
@@ -300,6 +371,54 @@ func saveMetrics(path string) {
 	if log, err := os.ReadFile(w.syncer.log); err == nil {
 		_ = os.WriteFile(path+".log", log, 0o644)
 	}
+}
+
+// requests counts the plane's write requests so far by verb and resource
+// (subresource after a slash).
+func requests(b *testing.B, p *localkube.Plane) map[string]float64 {
+	counts, err := p.RequestCounts(context.Background(), func(l map[string]string) (string, bool) {
+		if !localkube.IsWriteVerb(l["verb"]) {
+			return "", false
+		}
+		key := l["verb"] + " " + l["resource"]
+		if l["subresource"] != "" {
+			key += "/" + l["subresource"]
+		}
+		return key, true
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return counts
+}
+
+// writes is request counts, printed largest first.
+type writes map[string]float64
+
+func (c writes) String() string {
+	keys := make([]string, 0, len(c))
+	for k, v := range c {
+		if v >= 1 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return c[keys[i]] > c[keys[j]] })
+	var s strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			s.WriteString(", ")
+		}
+		fmt.Fprintf(&s, "%s %.4g", k, c[k])
+	}
+	return s.String()
+}
+
+func diff(now, before map[string]float64) writes {
+	out := writes{}
+	for k, v := range now {
+		out[k] = v - before[k]
+	}
+	return out
 }
 
 func waitDefaultSA(b *testing.B, ctx context.Context, cs kubernetes.Interface, ns string) {

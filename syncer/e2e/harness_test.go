@@ -72,12 +72,13 @@ func runWithWorld(m *testing.M) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	host, err := localkube.Start(ctx, localkube.Options{ControllerManager: true, Scheduler: true, Nodes: 2})
+	profiling := os.Getenv("WARREN_BENCH_PROFILE") != ""
+	host, err := localkube.Start(ctx, localkube.Options{ControllerManager: true, Scheduler: true, Nodes: 2, Profiling: profiling})
 	if err != nil {
 		return 0, fmt.Errorf("starting the host plane: %w", err)
 	}
 	defer host.Stop()
-	virtual, err := localkube.Start(ctx, localkube.Options{ControllerManager: true, ServiceCIDR: host.ServiceCIDR})
+	virtual, err := localkube.Start(ctx, localkube.Options{ControllerManager: true, ServiceCIDR: host.ServiceCIDR, Profiling: profiling})
 	if err != nil {
 		return 0, fmt.Errorf("starting the virtual plane: %w", err)
 	}

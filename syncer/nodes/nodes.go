@@ -45,9 +45,18 @@ const (
 type Syncer struct {
 	*clusters.Pair
 
+	ensuring sync.Mutex
 	mu       sync.Mutex
 	lastBeat map[string]time.Time
+	// ensured says when a pod about to be bound last needed the node: the
+	// caches show neither the new node nor the binding for a moment, and
+	// that must neither create the node twice nor remove it as unused.
+	ensured map[string]time.Time
 }
+
+// ensureGrace is how long a node a pod was about to be bound to is kept
+// without a pod bound to it.
+const ensureGrace = time.Minute
 
 // IndexPods registers the spec.nodeName index the syncer relies on.
 func IndexPods(ctx context.Context, mgr ctrl.Manager) error {
@@ -75,22 +84,56 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
 
 // Ensure makes the virtual node name exist before a pod is bound to it.
 func (s *Syncer) Ensure(ctx context.Context, name string) error {
-	n := &corev1.Node{}
-	err := s.Virtual.Get(ctx, types.NamespacedName{Name: name}, n)
-	if err == nil {
+	s.ensuring.Lock() // one creation of a node at a time
+	defer s.ensuring.Unlock()
+	recent := s.sinceEnsured(name) < ensureGrace
+	s.markEnsured(name) // before creating: the new node's own event must not find it unused
+	if recent {
 		return nil
 	}
-	if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("reading virtual node %s: %w", name, err)
+	n := &corev1.Node{}
+	err := s.Virtual.Get(ctx, types.NamespacedName{Name: name}, n)
+	if apierrors.IsNotFound(err) {
+		err = s.create(ctx, name)
 	}
-	return s.create(ctx, name)
+	if err != nil {
+		s.forgetEnsured(name)
+		return fmt.Errorf("making virtual node %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Syncer) forgetEnsured(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.ensured, name)
+}
+
+func (s *Syncer) markEnsured(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ensured == nil {
+		s.ensured = map[string]time.Time{}
+	}
+	s.ensured[name] = time.Now()
+}
+
+// sinceEnsured is how long ago a pod last needed the node (long ago when
+// never).
+func (s *Syncer) sinceEnsured(name string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.ensured[name]; ok {
+		return time.Since(last)
+	}
+	return time.Duration(1<<63 - 1)
 }
 
 // Reconcile keeps a needed node fresh and removes an unneeded one.
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	name := req.Name
 	var pods corev1.PodList
-	if err := s.Virtual.List(ctx, &pods, client.MatchingFields{PodNodeIndex: name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := s.Virtual.List(ctx, &pods, client.MatchingFields{PodNodeIndex: name}, client.Limit(1), client.UnsafeDisableDeepCopy); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing pods on node %s: %w", name, err)
 	}
 	n := &corev1.Node{}
@@ -103,6 +146,9 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		return reconcile.Result{}, nil // the tenant's own node object
 	}
 	if len(pods.Items) == 0 {
+		if since := s.sinceEnsured(name); since < ensureGrace {
+			return reconcile.Result{RequeueAfter: ensureGrace - since}, nil
+		}
 		if exists {
 			if err := s.Virtual.Delete(ctx, n); err != nil && !apierrors.IsNotFound(err) {
 				return reconcile.Result{}, fmt.Errorf("removing unused virtual node %s: %w", name, err)

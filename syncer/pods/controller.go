@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -19,8 +20,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/warren-dev/warren/syncer/clusters"
@@ -38,6 +42,7 @@ type Reconciler struct {
 	Security *Security
 	Nodes    Nodes
 
+	memo        memo
 	mu          sync.Mutex
 	apiHost     string
 	apiLookedUp time.Time
@@ -50,7 +55,9 @@ type Reconciler struct {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("pod").
-		For(&corev1.Pod{}).
+		For(&corev1.Pod{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			return downChanged(e.ObjectOld.(*corev1.Pod), e.ObjectNew.(*corev1.Pod))
+		}})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 64}).
 		Complete(reconcile.Func(r.Down)); err != nil {
 		return err
@@ -60,6 +67,29 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(r.WatchHost(&corev1.Pod{}, "Pod")).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 32}).
 		Complete(reconcile.Func(r.Up))
+}
+
+// downChanged reports whether an update of a virtual pod can change its host
+// twin: not the binding or status writes (the syncer's own, mostly), which
+// would otherwise wake the "pod" queue two or three times per pod.
+func downChanged(old, new *corev1.Pod) bool {
+	if old.Generation != new.Generation || !maps.Equal(old.Labels, new.Labels) || !maps.Equal(old.Annotations, new.Annotations) ||
+		!old.DeletionTimestamp.Equal(new.DeletionTimestamp) || len(old.Spec.SchedulingGates) != len(new.Spec.SchedulingGates) ||
+		len(old.Spec.Containers) != len(new.Spec.Containers) || len(old.Spec.InitContainers) != len(new.Spec.InitContainers) {
+		return true
+	}
+	// Servers that do not count pod generations still change images.
+	for i := range new.Spec.Containers {
+		if old.Spec.Containers[i].Image != new.Spec.Containers[i].Image {
+			return true
+		}
+	}
+	for i := range new.Spec.InitContainers {
+		if old.Spec.InitContainers[i].Image != new.Spec.InitContainers[i].Image {
+			return true
+		}
+	}
+	return false
 }
 
 // load reads the virtual pod and its host twin (nil when absent). conflict
@@ -105,6 +135,7 @@ func (r *Reconciler) Down(ctx context.Context, req reconcile.Request) (reconcile
 	case v == nil && h != nil:
 		return r.removeOrphan(ctx, req, h)
 	case v == nil:
+		r.memo.forget(req.NamespacedName)
 		return reconcile.Result{}, nil
 	case v.DeletionTimestamp != nil:
 		return reconcile.Result{}, r.deleting(ctx, v, h)
@@ -141,8 +172,12 @@ func (r *Reconciler) Up(ctx context.Context, req reconcile.Request) (reconcile.R
 		return reconcile.Result{}, nil
 	}
 	status := virtualStatus(v, h)
-	if h.Spec.NodeName == "" || v.Spec.NodeName != "" {
+	if h.Spec.NodeName == "" || v.Spec.NodeName != "" || r.memo.get(req.NamespacedName, v.UID).boundToNode == h.Spec.NodeName {
 		return reconcile.Result{}, r.patchStatus(ctx, v, status)
+	}
+	if sameStatus(boundStatus(v.Status), status) {
+		// The binding sets PodScheduled, which is all the host has to say.
+		return reconcile.Result{}, r.bind(ctx, v, h.Spec.NodeName)
 	}
 	// Binding and status are independent writes: do them at once.
 	bound := make(chan error, 1)
@@ -201,9 +236,10 @@ func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Resul
 		}
 		return reconcile.Result{}, err
 	}
-	// Tokens, binding and status follow when the new twin's event arrives;
-	// keeping this path to one request gets pods to the host sooner.
-	return reconcile.Result{}, nil
+	// The token Secret needs the new twin's UID (the twin owns it). Until it
+	// exists the host pod waits for its volume, as a kubelet would.
+	refresh, err := r.ensureTokens(ctx, v, h)
+	return clusters.Requeue(refresh, err)
 }
 
 // updateHost carries over what may change on a running pod: labels,
@@ -244,6 +280,7 @@ func (r *Reconciler) bind(ctx context.Context, v *corev1.Pod, node string) error
 	if err := r.Virtual.SubResource("binding").Create(ctx, v, b); err != nil && !apierrors.IsConflict(err) {
 		return fmt.Errorf("binding virtual pod to node %s: %w", node, err)
 	}
+	r.memo.update(types.NamespacedName{Namespace: v.Namespace, Name: v.Name}, v.UID, func(m *podMemo) { m.boundToNode = node })
 	return nil
 }
 

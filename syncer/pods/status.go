@@ -42,6 +42,14 @@ func virtualStatus(v, h *corev1.Pod) corev1.PodStatus {
 	return s
 }
 
+// boundStatus is what the virtual API makes of a pod's status when the pod
+// is bound: PodScheduled becomes true.
+func boundStatus(s corev1.PodStatus) corev1.PodStatus {
+	s = *s.DeepCopy()
+	setCondition(&s, corev1.PodScheduled, corev1.ConditionTrue, "", "")
+	return s
+}
+
 // refusedStatus marks a pod that the security checks refused.
 func refusedStatus(v *corev1.Pod, reason string) corev1.PodStatus {
 	s := *v.Status.DeepCopy()

@@ -44,6 +44,11 @@ func (r *Reconciler) ensureTokens(ctx context.Context, v, h *corev1.Pod) (time.D
 	case err != nil && !apierrors.IsNotFound(err):
 		return 0, fmt.Errorf("reading token secret: %w", err)
 	}
+	// Written moments ago, and the cache has not caught up yet.
+	key := types.NamespacedName{Namespace: v.Namespace, Name: v.Name}
+	if m := r.memo.get(key, v.UID); time.Since(m.tokensWritten) < cacheLag && time.Until(m.tokensRefresh) > 0 {
+		return time.Until(m.tokensRefresh), nil
+	}
 
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: v.Namespace, Name: v.Spec.ServiceAccountName}}
 	if sa.Name == "" {
@@ -82,10 +87,9 @@ func (r *Reconciler) ensureTokens(ctx context.Context, v, h *corev1.Pod) (time.D
 		if err := r.Host.Update(ctx, s); err != nil {
 			return 0, fmt.Errorf("updating token secret: %w", err)
 		}
-		return refresh, nil
-	}
-	if err := r.CreateHost(ctx, KindPodToken, v, s); err != nil {
+	} else if err := r.CreateHost(ctx, KindPodToken, v, s); err != nil {
 		return 0, err
 	}
+	r.memo.update(key, v.UID, func(m *podMemo) { m.tokensWritten, m.tokensRefresh = time.Now(), time.Now().Add(refresh) })
 	return refresh, nil
 }

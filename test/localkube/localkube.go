@@ -60,6 +60,9 @@ type Options struct {
 	PKI *pki.Bundle
 	// APIServerPort fixes the API server's port; a free one when zero.
 	APIServerPort int
+	// Profiling serves the API server's /debug/pprof (to admins), for
+	// benchmarks that want to see where its CPU goes.
+	Profiling bool
 	// ToolsDir holds the binaries; $WARREN_TOOLS_DIR, or the repository's
 	// tools cache, when empty.
 	ToolsDir string
@@ -195,7 +198,7 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 		// of the kubernetes Service.
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
-		"--profiling=false",
+		"--profiling="+strconv.FormatBool(o.Profiling),
 	)
 	if err != nil {
 		return nil, err
