@@ -199,6 +199,8 @@ func BenchmarkThousandPods(b *testing.B) {
 	pid := w.syncer.cmd.Process.Pid
 	for iter := 0; iter < b.N; iter++ {
 		ctx, cancel := context.WithCancel(context.Background())
+		// First, while the planes are idle (and the fake nodes have room).
+		oneAtATime(b, ctx, host, virtual, iter)
 		idleRSS := procKB(pid, "VmRSS")
 
 		// Directly on the host.
@@ -217,7 +219,8 @@ func BenchmarkThousandPods(b *testing.B) {
 		directProc0 := cpuByProcess(w.host.PIDs()...)
 		directReq0 := requests(b, w.host)
 		start := time.Now()
-		createPods(b, ctx, host, direct, &podTimes{at: map[string]time.Time{}})
+		directCreated := &podTimes{at: map[string]time.Time{}}
+		createPods(b, ctx, host, direct, directCreated)
 		waitCount(b, "direct pods Running", directRunning, 5*time.Minute)
 		directTook := time.Since(start)
 		directCPU := cpuSeconds(w.host.PIDs()...) - cpu0
@@ -275,7 +278,7 @@ func BenchmarkThousandPods(b *testing.B) {
 		hostProc, virtualProc := diff(cpuByProcess(w.host.PIDs()...), hostProc0), diff(cpuByProcess(w.virtual.PIDs()...), virtualProc0)
 		hostReq, virtualReq := diff(requests(b, w.host), hostReq0), diff(requests(b, w.virtual), virtualReq0)
 
-		var toHost, toRunning, toHostRunning []time.Duration
+		var toHost, toRunning, toHostRunning, directToRunning []time.Duration
 		for i := range benchPods {
 			name := "load-" + strconv.Itoa(i)
 			c, _ := created.get(name)
@@ -287,6 +290,10 @@ func BenchmarkThousandPods(b *testing.B) {
 			}
 			if r, ok := hostRunning.get(name); ok {
 				toHostRunning = append(toHostRunning, r.Sub(c))
+			}
+			dc, _ := directCreated.get(name)
+			if r, ok := directRunning.get(name); ok {
+				directToRunning = append(directToRunning, r.Sub(dc))
 			}
 		}
 		ratio := virtualTook.Seconds() / directTook.Seconds()
@@ -302,7 +309,9 @@ func BenchmarkThousandPods(b *testing.B) {
 			"create->host p50 %s p99 %s; create->Running p50 %s p99 %s\n",
 			benchPods, directTook.Seconds(), virtualTook.Seconds(), ratio, idleRSS/1024, peak/1024, procKB(pid, "VmHWM")/1024,
 			percentile(toHost, 0.5), percentile(toHost, 0.99), percentile(toRunning, 0.5), percentile(toRunning, 0.99))
-		fmt.Fprintf(os.Stderr, "bench: create->Running on the host p50 %s p99 %s\n", percentile(toHostRunning, 0.5), percentile(toHostRunning, 0.99))
+		fmt.Fprintf(os.Stderr, "bench: create->Running on the host p50 %s p99 %s; direct run: create->Running p50 %s p99 %s\n",
+			percentile(toHostRunning, 0.5), percentile(toHostRunning, 0.99), percentile(directToRunning, 0.5), percentile(directToRunning, 0.99))
+		b.ReportMetric(float64(percentile(directToRunning, 0.5).Microseconds())/1000, "direct-to-running-p50-ms")
 		fmt.Fprintf(os.Stderr, "bench: CPU seconds: direct run: host plane %.1f; through the syncer: host plane %.1f, virtual plane %.1f, syncer %.1f\n",
 			directCPU, hostCPU, virtualCPU, syncerCPU)
 		fmt.Fprintf(os.Stderr, "bench: CPU seconds by process: direct run: host %s\nbench: through the syncer: host %s; virtual %s\n",
@@ -370,6 +379,94 @@ func saveMetrics(path string) {
 	_ = os.WriteFile(path, body, 0o644)
 	if log, err := os.ReadFile(w.syncer.log); err == nil {
 		_ = os.WriteFile(path+".log", log, 0o644)
+	}
+}
+
+// serialPods is how many pods oneAtATime creates on each side.
+const serialPods = 20
+
+// oneAtATime measures the same delays on idle planes: pods created one after
+// another, each once the previous one is Running, directly on the host and
+// in the virtual cluster. This is what a single `kubectl run` waits for.
+func oneAtATime(b *testing.B, ctx context.Context, host, virtual kubernetes.Interface, iter int) {
+	direct, ns := "serial-direct-"+strconv.Itoa(iter), "serial-"+strconv.Itoa(iter)
+	if _, err := host.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: direct}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := virtual.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	waitDefaultSA(b, ctx, host, direct)
+	waitDefaultSA(b, ctx, virtual, ns)
+	directRunning, onHost, running := &podTimes{at: map[string]time.Time{}}, &podTimes{at: map[string]time.Time{}}, &podTimes{at: map[string]time.Time{}}
+	watchPods(ctx, host, direct, func(p *corev1.Pod) {
+		if p.Status.Phase == corev1.PodRunning {
+			directRunning.mark(p.Name)
+		}
+	})
+	watchPods(ctx, host, hostNamespace, func(p *corev1.Pod) {
+		if p.Labels[translate.LabelNamespace] == ns {
+			onHost.mark(p.Annotations[translate.AnnotationName])
+		}
+	})
+	watchPods(ctx, virtual, ns, func(p *corev1.Pod) {
+		if p.Status.Phase == corev1.PodRunning {
+			running.mark(p.Name)
+		}
+	})
+	// run creates the pods one at a time and returns, per pod, the delays
+	// from its create returning to each of the marks.
+	run := func(cs kubernetes.Interface, ns string, until *podTimes, marks ...*podTimes) [][]time.Duration {
+		out := make([][]time.Duration, len(marks))
+		for i := range serialPods {
+			p := benchPod(ns, i)
+			if _, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				b.Fatalf("creating pod %s: %v", p.Name, err)
+			}
+			created := time.Now()
+			deadline := created.Add(time.Minute)
+			for {
+				if _, ok := until.get(p.Name); ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("pod %s/%s not Running within a minute", ns, p.Name)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			for j, m := range marks {
+				at, _ := m.get(p.Name)
+				out[j] = append(out[j], at.Sub(created))
+			}
+		}
+		return out
+	}
+	d := run(host, direct, directRunning, directRunning)
+	v := run(virtual, ns, running, onHost, running)
+	fmt.Fprintf(os.Stderr, "bench: one pod at a time (%d pods): direct create->Running p50 %s p99 %s; through the syncer create->host p50 %s p99 %s, create->Running p50 %s p99 %s\n",
+		serialPods, percentile(d[0], 0.5), percentile(d[0], 0.99), percentile(v[0], 0.5), percentile(v[0], 0.99), percentile(v[1], 0.5), percentile(v[1], 0.99))
+	b.ReportMetric(float64(percentile(v[0], 0.5).Microseconds())/1000, "serial-to-host-p50-ms")
+	b.ReportMetric(float64(percentile(v[1], 0.5).Microseconds())/1000, "serial-to-running-p50-ms")
+
+	// Make room on the fake nodes again for the 1,000-pod runs.
+	now := metav1.DeleteOptions{GracePeriodSeconds: new(int64)}
+	if err := host.CoreV1().Pods(direct).DeleteCollection(ctx, now, metav1.ListOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := virtual.CoreV1().Pods(ns).DeleteCollection(ctx, now, metav1.ListOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		d, err1 := host.CoreV1().Pods(direct).List(ctx, metav1.ListOptions{})
+		h, err2 := host.CoreV1().Pods(hostNamespace).List(ctx, metav1.ListOptions{LabelSelector: translate.LabelNamespace + "=" + ns})
+		if err1 == nil && err2 == nil && len(d.Items)+len(h.Items) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the one-at-a-time pods are still on the host a minute after their deletion")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
