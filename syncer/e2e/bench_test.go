@@ -389,6 +389,8 @@ const serialPods = 20
 // another, each once the previous one is Running, directly on the host and
 // in the virtual cluster. This is what a single `kubectl run` waits for.
 func oneAtATime(b *testing.B, ctx context.Context, host, virtual kubernetes.Interface, iter int) {
+	ctx, cancel := context.WithCancel(ctx) // its watches end with it
+	defer cancel()
 	direct, ns := "serial-direct-"+strconv.Itoa(iter), "serial-"+strconv.Itoa(iter)
 	if _, err := host.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: direct}}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
