@@ -4,9 +4,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/go-git/go-git/v5/plumbing/transport"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -60,5 +63,27 @@ func TestHTTPAuthFromSecret(t *testing.T) {
 	}
 	if _, err := Open(Options{URL: "https://example.test/fleet.git", CacheDir: t.TempDir(), Auth: &Auth{SSHIdentity: testKey(t)}}); err == nil {
 		t.Fatal("ssh key for an https URL accepted")
+	}
+}
+
+// A refused or missing credential is said once, with what to check, and
+// stays recognisable to errors.Is.
+func TestRemoteErrorsSayWhatWentWrongOnce(t *testing.T) {
+	r := &Repository{url: "https://user:hunter2@git.example.com/fleet.git"}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{transport.ErrAuthenticationRequired, "source: https://git.example.com/fleet.git: fetch: authentication required (check the Fleet's secretRef)"},
+		{fmt.Errorf("%w: realm closed", transport.ErrAuthorizationFailed), "source: https://git.example.com/fleet.git: fetch: credentials refused: realm closed"},
+		{transport.ErrRepositoryNotFound, "source: https://git.example.com/fleet.git: fetch: repository not found"},
+	} {
+		got := r.remoteError("fetch", tc.err)
+		if got.Error() != tc.want {
+			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
+		if !errors.Is(got, tc.err) {
+			t.Errorf("%q no longer is %v", got, tc.err)
+		}
 	}
 }

@@ -374,17 +374,42 @@ func (r *Repository) defaultBranch(ctx context.Context) (string, error) {
 
 // remoteError words a transport failure without credentials.
 func (r *Repository) remoteError(what string, err error) error {
+	for _, known := range []struct {
+		sentinel error
+		says     string
+	}{
+		{transport.ErrAuthenticationRequired, "authentication required (check the Fleet's secretRef)"},
+		{transport.ErrAuthorizationFailed, "credentials refused"},
+		{transport.ErrRepositoryNotFound, "repository not found"},
+	} {
+		if errors.Is(err, known.sentinel) {
+			return &remoteErr{msg: fmt.Sprintf("source: %s: %s: %s%s", redact(r.url), what, known.says, detail(err, known.sentinel)), err: err}
+		}
+	}
 	switch {
-	case errors.Is(err, transport.ErrAuthenticationRequired):
-		return fmt.Errorf("source: %s: %s: authentication required (check the Fleet's secretRef): %w", redact(r.url), what, err)
-	case errors.Is(err, transport.ErrAuthorizationFailed):
-		return fmt.Errorf("source: %s: %s: credentials refused: %w", redact(r.url), what, err)
-	case errors.Is(err, transport.ErrRepositoryNotFound):
-		return fmt.Errorf("source: %s: %s: repository not found: %w", redact(r.url), what, err)
 	case errors.Is(err, git.ErrExactSHA1NotSupported):
 		return fmt.Errorf("source: %s: %s: the server does not serve single commits; use a branch or tag: %w", redact(r.url), what, err)
 	}
 	return fmt.Errorf("source: %s: %s: %w", redact(r.url), what, err)
+}
+
+// remoteErr words a known transport failure once, keeping the original
+// error for errors.Is.
+type remoteErr struct {
+	msg string
+	err error
+}
+
+func (e *remoteErr) Error() string { return e.msg }
+func (e *remoteErr) Unwrap() error { return e.err }
+
+// detail is what err says beyond its sentinel's own words ("" when nothing).
+func detail(err, sentinel error) string {
+	rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(err.Error(), sentinel.Error()), ":"))
+	if rest == "" || rest == err.Error() && strings.Contains(rest, sentinel.Error()) {
+		return ""
+	}
+	return ": " + rest
 }
 
 func (r *Repository) checkoutsDir() string { return filepath.Join(r.cacheDir, "checkouts") }
