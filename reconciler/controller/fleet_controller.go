@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -424,21 +425,43 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 		blocked[c.Object.Name] = true // a cluster another Fleet or a person owns
 	}
 
-	var objects []*unstructuredObject
-	clusterOf := map[string]string{} // ObjectRef.String() → cluster
-	p.failed = map[string]string{}
-	for _, name := range names {
+	// Render (and make PKI bundles for) the clusters several at a time: on a
+	// cold start this is CPU (kustomize, key generation) and one look-up
+	// per cluster. The results are used in name order.
+	renders := make([]renderResult, len(names))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, renderWorkers())
+	for i, name := range names {
 		if blocked[name] {
 			continue
 		}
-		uid, err := r.uidOf(ctx, p.existing, name)
-		if err != nil {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			uid, err := r.uidOf(ctx, p.existing, name)
+			if err != nil {
+				renders[i].uidErr = err
+				return
+			}
+			renders[i].objects, renders[i].err = r.renders.get(p.desired[name], p.loaded.repo, r.Render, r.Version, uid, func(namespace, cluster string) (*unstructuredObject, error) {
+				secret, _, err := applier.PKISecret(ctx, namespace, cluster, previous)
+				return secret, err
+			})
+		})
+	}
+	wg.Wait()
+
+	var objects []*unstructuredObject
+	clusterOf := map[string]string{} // ObjectRef.String() → cluster
+	p.failed = map[string]string{}
+	for i, name := range names {
+		if blocked[name] {
+			continue
+		}
+		if err := renders[i].uidErr; err != nil {
 			return keep(previous, vcResult), conflicts, err
 		}
-		rendered, err := r.renders.get(p.desired[name], p.loaded.repo, r.Render, r.Version, uid, func(namespace, cluster string) (*unstructuredObject, error) {
-			secret, _, err := applier.PKISecret(ctx, namespace, cluster, previous)
-			return secret, err
-		})
+		rendered, err := renders[i].objects, renders[i].err
 		var conflict *apply.ConflictError
 		switch {
 		case errors.As(err, &conflict):
@@ -485,6 +508,16 @@ func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Appl
 	}
 	return inventory, conflicts, nil
 }
+
+// renderResult is one cluster's render: its objects, or why it has none
+// (uidErr fails the whole apply, err only the cluster).
+type renderResult struct {
+	objects     []*unstructuredObject
+	err, uidErr error
+}
+
+// renderWorkers is how many clusters render at once.
+func renderWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // keep returns the inventory to record after a failed apply: nothing the
 // Fleet owned before is forgotten.
