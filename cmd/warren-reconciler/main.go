@@ -6,6 +6,7 @@ import (
 	goflag "flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	fluxclient "github.com/fluxcd/pkg/runtime/client"
 	"github.com/fluxcd/pkg/runtime/logger"
@@ -18,7 +19,16 @@ import (
 // version is set at build time.
 var version = "dev"
 
+// defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set.
+// A cold start renders several clusters at once, and without a limit the
+// heap grows to twice its live size between collections; at 500 clusters
+// the live heap is well under this.
+const defaultMemoryLimit = 224 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	cfg := controller.Config{Version: version, LeaderElection: controller.DefaultLeaderElection()}
 	var (
 		logOptions    logger.Options
