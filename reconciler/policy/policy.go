@@ -141,6 +141,12 @@ func (j *judge) fields() {
 	if s.Sync.StorageClasses && !ps.Sync.StorageClasses {
 		j.reject("spec.sync.storageClasses", "syncing storage classes is not allowed")
 	}
+	if s.Sync.NodePorts && !ps.Sync.NodePorts {
+		j.reject("spec.sync.nodePorts", "NodePort services are not allowed (they would open ports on every host node)")
+	}
+	if s.Sync.LoadBalancers && !ps.Sync.LoadBalancers {
+		j.reject("spec.sync.loadBalancers", "LoadBalancer services are not allowed (they would ask the host for load balancers)")
+	}
 	if s.Sync.Nodes == v1alpha1.NodesReal && !ps.Sync.RealNodes {
 		j.reject("spec.sync.nodes", "real nodes are not allowed (the syncer would need read access to host nodes); use fake")
 	}

@@ -97,6 +97,16 @@ func TestPolicyRejectsWhatItForbids(t *testing.T) {
 			file: "clusters/a.yaml", line: 15, field: "spec.access[0].subjects[1]", says: `may not be granted to User mallory`,
 		},
 		{
+			story: "NodePort services the policy does not allow",
+			files: fleettest.Files{"clusters/a.yaml": definition("a", "  sync:\n    nodePorts: true\n")},
+			file:  "clusters/a.yaml", line: 11, field: "spec.sync.nodePorts", says: "NodePort services are not allowed",
+		},
+		{
+			story: "LoadBalancer services the policy does not allow",
+			files: fleettest.Files{"clusters/a.yaml": definition("a", "  sync:\n    loadBalancers: true\n")},
+			file:  "clusters/a.yaml", line: 11, field: "spec.sync.loadBalancers", says: "LoadBalancer services are not allowed",
+		},
+		{
 			story: "a resource amount over the per-cluster limit",
 			files: fleettest.Files{"clusters/a.yaml": strings.Replace(definition("a", ""), `cpu: "1"`, `cpu: "3"`, 1)},
 			file:  "clusters/a.yaml", line: 8, field: "spec.resources.cpu", says: "cpu 3 is over the per-cluster limit of 2",

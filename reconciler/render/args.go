@@ -87,6 +87,8 @@ func syncerArgs(vc *v1alpha1.VirtualCluster, n Names, level v1alpha1.PodSecurity
 		"--service-name=" + n.Service,
 		fmt.Sprintf("--sync-ingresses=%t", vc.Spec.Sync.Ingresses),
 		fmt.Sprintf("--sync-storage-classes=%t", vc.Spec.Sync.StorageClasses),
+		fmt.Sprintf("--sync-node-ports=%t", vc.Spec.Sync.NodePorts),
+		fmt.Sprintf("--sync-load-balancers=%t", vc.Spec.Sync.LoadBalancers),
 		"--nodes=" + string(vc.Spec.Sync.Nodes),
 		"--pod-security=" + string(level),
 		"--init-manifests=" + n.InitManifests,

@@ -416,6 +416,23 @@ func quota(vc *v1alpha1.VirtualCluster) map[string]any {
 	plus("requests.memory", r.Memory, mem)
 	plus("requests.storage", r.Storage, dataSize)
 	plus("pods", r.Pods, "1")
+
+	// Node ports and load balancers the cluster may not have are held at
+	// what its own API Service needs, so the host refuses them even if the
+	// syncer were tricked into asking.
+	sync, expose := vc.Spec.Sync, vc.Spec.Expose.Type
+	if !sync.NodePorts && !sync.LoadBalancers {
+		hard["services.nodeports"] = "0"
+		if expose == v1alpha1.ExposeNodePort || expose == v1alpha1.ExposeLoadBalancer {
+			hard["services.nodeports"] = "1"
+		}
+	}
+	if !sync.LoadBalancers {
+		hard["services.loadbalancers"] = "0"
+		if expose == v1alpha1.ExposeLoadBalancer {
+			hard["services.loadbalancers"] = "1"
+		}
+	}
 	return hard
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -286,7 +287,7 @@ func TestSpecDrivesTheRender(t *testing.T) {
 		t.Errorf("access bindings:\n%s", access)
 	}
 	syncer := args(container(t, sts, "syncer"))
-	for _, want := range []string{"--sync-ingresses=true", "--sync-storage-classes=true", "--nodes=real"} {
+	for _, want := range []string{"--sync-ingresses=true", "--sync-storage-classes=true", "--sync-node-ports=true", "--sync-load-balancers=true", "--nodes=real"} {
 		if !slices.Contains(syncer, want) {
 			t.Errorf("syncer lacks %s", want)
 		}
@@ -314,6 +315,15 @@ func TestSpecDrivesTheRender(t *testing.T) {
 	if typ, _, _ := unstructured.NestedString(svc.Object, "spec", "type"); typ != "LoadBalancer" {
 		t.Errorf("service type %s", typ)
 	}
+	// b may not have node ports or load balancers of its own: the host holds
+	// it to the one of each its API Service takes.
+	bhard, _, _ := unstructured.NestedStringMap(find(b.Objects, "ResourceQuota", "b").Object, "spec", "hard")
+	if bhard["services.nodeports"] != "1" || bhard["services.loadbalancers"] != "1" {
+		t.Errorf("quota %v: want one node port and one load balancer, for the API Service", bhard)
+	}
+	if slices.Contains(args(container(t, bsts, "syncer")), "--sync-node-ports=true") {
+		t.Error("b's syncer may open node ports")
+	}
 }
 
 // everyOption is a repository whose two clusters switch on every component:
@@ -328,7 +338,7 @@ spec:
   tenant: team-a
   maxClusters: 5
   distros: [{name: k3s}, {name: k8s}]
-  sync: {ingresses: true, storageClasses: true, realNodes: true}
+  sync: {ingresses: true, storageClasses: true, nodePorts: true, loadBalancers: true, realNodes: true}
   expose: {types: [NodePort, LoadBalancer, Ingress], hosts: ["*.example.com"]}
   grants:
   - clusterRoles: ["*"]
@@ -342,7 +352,7 @@ spec:
   tenant: team-a
   paused: true
   resources: {cpu: "2", pods: 10}
-  sync: {ingresses: true, storageClasses: true, nodes: real}
+  sync: {ingresses: true, storageClasses: true, nodePorts: true, loadBalancers: true, nodes: real}
   expose: {type: Ingress, host: a.example.com, ingressClassName: nginx}
   access:
   - clusterRole: view
@@ -433,6 +443,38 @@ func TestServiceCIDRIsChecked(t *testing.T) {
 	for _, cidr := range []string{"10.96.0.1/16", "not-a-cidr"} {
 		if _, err := render.Fleet(repo, admitted, render.Options{ServiceCIDR: cidr}); err == nil {
 			t.Errorf("service CIDR %q accepted", cidr)
+		}
+	}
+}
+
+// The reconciler renders several clusters at once: the same clusters
+// rendered concurrently come out as they do one at a time.
+func TestClustersRenderConcurrently(t *testing.T) {
+	repo, problems, err := load.Dir(exampleFleet)
+	if err != nil || len(problems) > 0 {
+		t.Fatal(err, problems)
+	}
+	admitted, _ := policy.Admit(repo, policy.Options{})
+	want, err := render.Fleet(repo, admitted, render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]*render.Output, len(admitted)*4)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			out, err := render.Cluster(render.InputFor(admitted[i%len(admitted)], repo), render.Options{})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = out
+		})
+	}
+	wg.Wait()
+	for i, out := range got {
+		w := want[slices.IndexFunc(want, func(o *render.Output) bool { return o.Cluster == out.Cluster })]
+		if !bytes.Equal(stream(t, []*render.Output{out}), stream(t, []*render.Output{w})) {
+			t.Errorf("render %d of %s differs from the sequential one", i, out.Cluster)
 		}
 	}
 }

@@ -31,6 +31,8 @@ type Config struct {
 	ServiceName        string
 	SyncIngresses      bool
 	SyncStorageClasses bool
+	SyncNodePorts      bool
+	SyncLoadBalancers  bool
 	Nodes              string
 	PodSecurity        string // baseline or restricted
 	InitManifests      string
@@ -61,6 +63,8 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.StringVar(&c.ServiceName, "service-name", "", "the Service in the host namespace that serves the virtual API (default: --name)")
 	fs.BoolVar(&c.SyncIngresses, "sync-ingresses", false, "copy Ingresses to the host")
 	fs.BoolVar(&c.SyncStorageClasses, "sync-storage-classes", false, "let virtual PVCs name host storage classes (otherwise the host default is used)")
+	fs.BoolVar(&c.SyncNodePorts, "sync-node-ports", false, "let virtual NodePort Services open node ports on the host (otherwise they are served as ClusterIP)")
+	fs.BoolVar(&c.SyncLoadBalancers, "sync-load-balancers", false, "let virtual LoadBalancer Services ask the host for load balancers (otherwise they are served as ClusterIP)")
 	fs.StringVar(&c.Nodes, "nodes", NodesFake, "virtual node objects: fake (from pod.spec.nodeName) or real (copy host node facts)")
 	fs.StringVar(&c.PodSecurity, "pod-security", "baseline", "pod security level enforced before a pod reaches the host: baseline or restricted")
 	fs.StringVar(&c.InitManifests, "init-manifests", "", "ConfigMap in the host namespace with manifests to apply in the virtual cluster (default: <name>-init-manifests)")

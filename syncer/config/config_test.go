@@ -29,7 +29,7 @@ func TestFlagsWithDownwardAPINamespace(t *testing.T) {
 
 func TestConfigFileFillsWhatFlagsLeaveOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "syncer.yaml")
-	file := "name: from-file\nhost-namespace: vc-file\nsync-ingresses: true\nhost-qps: 7.5\nnodes: real\n"
+	file := "name: from-file\nhost-namespace: vc-file\nsync-ingresses: true\nsync-node-ports: true\nhost-qps: 7.5\nnodes: real\n"
 	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestConfigFileFillsWhatFlagsLeaveOpen(t *testing.T) {
 	if c.Name != "from-flag" {
 		t.Errorf("flag must win: name = %q", c.Name)
 	}
-	if c.HostNamespace != "vc-file" || !c.SyncIngresses || c.HostQPS != 7.5 || c.Nodes != NodesReal {
+	if c.HostNamespace != "vc-file" || !c.SyncIngresses || !c.SyncNodePorts || c.SyncLoadBalancers || c.HostQPS != 7.5 || c.Nodes != NodesReal {
 		t.Errorf("file values not applied: %+v", c)
 	}
 }

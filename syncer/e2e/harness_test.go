@@ -144,6 +144,8 @@ func (w *world) startSyncer() error {
 		"--service-cidr="+w.host.ServiceCIDR,
 		"--pod-security=baseline",
 		"--sync-ingresses=true",
+		"--sync-node-ports=true",
+		"--sync-load-balancers=true",
 		"--metrics-bind-address="+w.metricsAddr,
 		"--health-probe-bind-address="+w.health,
 		"--pprof-bind-address="+os.Getenv("WARREN_SYNCER_PPROF"),

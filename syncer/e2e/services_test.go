@@ -128,3 +128,114 @@ func TestAServiceWhoseAddressIsTakenOnTheHostMoves(t *testing.T) {
 			fmt.Sprintf("virtual %s, host %s", v.Spec.ClusterIP, h.Spec.ClusterIP)
 	})
 }
+
+// With node ports and load balancers allowed, NodePort and LoadBalancer
+// Services keep their type on the host; the host decides the node ports
+// (here one the tenant asks for is taken on the host) and the virtual
+// Service follows, and a load balancer's address flows back up.
+func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
+	ctx := setup(t)
+	ns := namespace(t, ctx, "exposed")
+	const takenPort = 30555
+	foreign := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "holds-30555", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "other"},
+			Ports: []corev1.ServicePort{{Port: 80, NodePort: takenPort}}},
+	}
+	create(t, ctx, w.hostC, foreign)
+	t.Cleanup(func() { _ = w.hostC.Delete(ctx, foreign) })
+	create(t, ctx, w.virtualC,
+		&corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "np", Namespace: ns},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "np"},
+				Ports: []corev1.ServicePort{{Name: "http", Port: 80, NodePort: takenPort}}},
+		},
+		&corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "lb", Namespace: ns},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "lb"},
+				Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		})
+
+	twins := func(name string) (v, h *corev1.Service, err error) {
+		v, h = &corev1.Service{}, &corev1.Service{}
+		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, v); err != nil {
+			return nil, nil, err
+		}
+		return v, h, w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: w.names.HostName(ns, name)}, h)
+	}
+	eventually(t, 30*time.Second, "a NodePort twin on a port the host chose, and the virtual Service on the same port", func() (bool, string) {
+		v, h, err := twins("np")
+		if err != nil {
+			return false, err.Error()
+		}
+		hp, vp := h.Spec.Ports[0].NodePort, v.Spec.Ports[0].NodePort
+		return h.Spec.Type == corev1.ServiceTypeNodePort && hp != 0 && hp != takenPort && vp == hp,
+			fmt.Sprintf("host %s port %d, virtual port %d", h.Spec.Type, hp, vp)
+	})
+	eventually(t, 30*time.Second, "a LoadBalancer twin with the virtual Service's node port", func() (bool, string) {
+		v, h, err := twins("lb")
+		if err != nil {
+			return false, err.Error()
+		}
+		return h.Spec.Type == corev1.ServiceTypeLoadBalancer && h.Spec.Ports[0].NodePort == v.Spec.Ports[0].NodePort,
+			fmt.Sprintf("host %s port %d, virtual port %d", h.Spec.Type, h.Spec.Ports[0].NodePort, v.Spec.Ports[0].NodePort)
+	})
+
+	// A tenant's later choice of node port is tried on the host: a free one
+	// is taken, a taken one is refused and the virtual Service goes back.
+	setPort := func(port int32) {
+		t.Helper()
+		v, _, err := twins("np")
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Spec.Ports[0].NodePort = port
+		if err := w.virtualC.Update(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setPort(30777)
+	eventually(t, 30*time.Second, "the host twin on the node port the tenant chose", func() (bool, string) {
+		v, h, err := twins("np")
+		if err != nil {
+			return false, err.Error()
+		}
+		return h.Spec.Ports[0].NodePort == 30777 && v.Spec.Ports[0].NodePort == 30777,
+			fmt.Sprintf("host port %d, virtual port %d", h.Spec.Ports[0].NodePort, v.Spec.Ports[0].NodePort)
+	})
+	setPort(takenPort)
+	eventually(t, 30*time.Second, "a taken node port refused, the virtual Service back on the host's, and an event saying so", func() (bool, string) {
+		v, h, err := twins("np")
+		if err != nil {
+			return false, err.Error()
+		}
+		var events corev1.EventList
+		if err := w.virtualC.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		said := slices.ContainsFunc(events.Items, func(e corev1.Event) bool {
+			return e.InvolvedObject.Name == "np" && e.Reason == "NodePortNotAvailable"
+		})
+		return h.Spec.Ports[0].NodePort == 30777 && v.Spec.Ports[0].NodePort == 30777 && said,
+			fmt.Sprintf("host port %d, virtual port %d, event %v", h.Spec.Ports[0].NodePort, v.Spec.Ports[0].NodePort, said)
+	})
+
+	// There is no load-balancer controller here: write its status as a cloud
+	// controller would.
+	_, h, err := twins("lb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.10"}}
+	if err := w.hostC.Status().Update(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the load balancer's address on the virtual Service", func() (bool, string) {
+		v, _, err := twins("lb")
+		if err != nil {
+			return false, err.Error()
+		}
+		ing := v.Status.LoadBalancer.Ingress
+		return len(ing) == 1 && ing[0].IP == "192.0.2.10", fmt.Sprintf("virtual ingress %v", ing)
+	})
+}

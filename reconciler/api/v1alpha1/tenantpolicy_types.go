@@ -100,6 +100,12 @@ type SyncAllowance struct {
 	Ingresses bool `json:"ingresses,omitempty"`
 	// +optional
 	StorageClasses bool `json:"storageClasses,omitempty"`
+	// NodePorts allows sync.nodePorts.
+	// +optional
+	NodePorts bool `json:"nodePorts,omitempty"`
+	// LoadBalancers allows sync.loadBalancers.
+	// +optional
+	LoadBalancers bool `json:"loadBalancers,omitempty"`
 	// RealNodes allows sync.nodes: real.
 	// +optional
 	RealNodes bool `json:"realNodes,omitempty"`

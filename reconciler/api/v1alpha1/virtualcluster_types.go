@@ -122,6 +122,14 @@ type SyncSpec struct {
 	Ingresses bool `json:"ingresses,omitempty"`
 	// +optional
 	StorageClasses bool `json:"storageClasses,omitempty"`
+	// NodePorts lets NodePort Services open node ports on the host; when
+	// off they are served as ClusterIP.
+	// +optional
+	NodePorts bool `json:"nodePorts,omitempty"`
+	// LoadBalancers lets LoadBalancer Services ask the host for load
+	// balancers; when off they are served as ClusterIP.
+	// +optional
+	LoadBalancers bool `json:"loadBalancers,omitempty"`
 	// Nodes is fake (the default) or real.
 	// +optional
 	// +kubebuilder:default=fake
