@@ -475,16 +475,7 @@ func oneAtATime(b *testing.B, ctx context.Context, host, virtual kubernetes.Inte
 // requests counts the plane's write requests so far by verb and resource
 // (subresource after a slash).
 func requests(b *testing.B, p *localkube.Plane) map[string]float64 {
-	counts, err := p.RequestCounts(context.Background(), func(l map[string]string) (string, bool) {
-		if !localkube.IsWriteVerb(l["verb"]) {
-			return "", false
-		}
-		key := l["verb"] + " " + l["resource"]
-		if l["subresource"] != "" {
-			key += "/" + l["subresource"]
-		}
-		return key, true
-	})
+	counts, err := p.WriteCounts(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}

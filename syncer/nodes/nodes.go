@@ -45,13 +45,48 @@ const (
 type Syncer struct {
 	*clusters.Pair
 
-	ensuring sync.Mutex
-	mu       sync.Mutex
-	lastBeat map[string]time.Time
+	ensuring sync.Mutex // one creation of a node at a time
+	// beats says when each node's heartbeat was last written.
+	beats stamps
 	// ensured says when a pod about to be bound last needed the node: the
 	// caches show neither the new node nor the binding for a moment, and
 	// that must neither create the node twice nor remove it as unused.
-	ensured map[string]time.Time
+	ensured stamps
+}
+
+// stamps remembers, per node, when something last happened.
+type stamps struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (t *stamps) mark(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.at == nil {
+		t.at = map[string]time.Time{}
+	}
+	t.at[name] = time.Now()
+}
+
+// since is how long ago it happened (ok false: never).
+func (t *stamps) since(name string) (d time.Duration, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.at[name]
+	return time.Since(at), ok
+}
+
+func (t *stamps) forget(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.at, name)
+}
+
+// recent reports whether it happened less than d ago.
+func (t *stamps) recent(name string, d time.Duration) bool {
+	since, ok := t.since(name)
+	return ok && since < d
 }
 
 // ensureGrace is how long a node a pod was about to be bound to is kept
@@ -84,10 +119,10 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
 
 // Ensure makes the virtual node name exist before a pod is bound to it.
 func (s *Syncer) Ensure(ctx context.Context, name string) error {
-	s.ensuring.Lock() // one creation of a node at a time
+	s.ensuring.Lock()
 	defer s.ensuring.Unlock()
-	recent := s.sinceEnsured(name) < ensureGrace
-	s.markEnsured(name) // before creating: the new node's own event must not find it unused
+	recent := s.ensured.recent(name, ensureGrace)
+	s.ensured.mark(name) // before creating: the new node's own event must not find it unused
 	if recent {
 		return nil
 	}
@@ -97,36 +132,10 @@ func (s *Syncer) Ensure(ctx context.Context, name string) error {
 		err = s.create(ctx, name)
 	}
 	if err != nil {
-		s.forgetEnsured(name)
+		s.ensured.forget(name)
 		return fmt.Errorf("making virtual node %s: %w", name, err)
 	}
 	return nil
-}
-
-func (s *Syncer) forgetEnsured(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.ensured, name)
-}
-
-func (s *Syncer) markEnsured(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ensured == nil {
-		s.ensured = map[string]time.Time{}
-	}
-	s.ensured[name] = time.Now()
-}
-
-// sinceEnsured is how long ago a pod last needed the node (long ago when
-// never).
-func (s *Syncer) sinceEnsured(name string) time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if last, ok := s.ensured[name]; ok {
-		return time.Since(last)
-	}
-	return time.Duration(1<<63 - 1)
 }
 
 // Reconcile keeps a needed node fresh and removes an unneeded one.
@@ -146,7 +155,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		return reconcile.Result{}, nil // the tenant's own node object
 	}
 	if len(pods.Items) == 0 {
-		if since := s.sinceEnsured(name); since < ensureGrace {
+		if since, ok := s.ensured.since(name); ok && since < ensureGrace {
 			return reconcile.Result{RequeueAfter: ensureGrace - since}, nil
 		}
 		if exists {
@@ -163,7 +172,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		return reconcile.Result{RequeueAfter: heartbeat}, nil
 	}
 	// Pod events wake this up often; heartbeat only when one is due.
-	if since := s.sinceBeat(name); since < heartbeat {
+	if since, ok := s.beats.since(name); ok && since < heartbeat {
 		return reconcile.Result{RequeueAfter: heartbeat - since}, nil
 	}
 	if err := s.refresh(ctx, n); err != nil {
@@ -172,27 +181,8 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	if err := s.renewLease(ctx, n); err != nil {
 		return reconcile.Result{}, err
 	}
-	s.beat(name)
+	s.beats.mark(name)
 	return reconcile.Result{RequeueAfter: heartbeat}, nil
-}
-
-func (s *Syncer) sinceBeat(name string) time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.lastBeat[name]
-	if !ok {
-		return heartbeat
-	}
-	return time.Since(t)
-}
-
-func (s *Syncer) beat(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lastBeat == nil {
-		s.lastBeat = map[string]time.Time{}
-	}
-	s.lastBeat[name] = time.Now()
 }
 
 func (s *Syncer) create(ctx context.Context, name string) error {

@@ -133,6 +133,7 @@ func (r *Reconciler) Down(ctx context.Context, req reconcile.Request) (reconcile
 		}
 		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
 	case v == nil && h != nil:
+		r.memo.forget(req.NamespacedName)
 		return r.removeOrphan(ctx, req, h)
 	case v == nil:
 		r.memo.forget(req.NamespacedName)
@@ -156,8 +157,10 @@ func (r *Reconciler) Up(ctx context.Context, req reconcile.Request) (reconcile.R
 	case err != nil || conflict:
 		return reconcile.Result{}, err
 	case v == nil && h != nil:
+		r.memo.forget(req.NamespacedName)
 		return r.removeOrphan(ctx, req, h)
 	case v == nil:
+		r.memo.forget(req.NamespacedName)
 		return reconcile.Result{}, nil
 	case v.DeletionTimestamp != nil:
 		if h == nil {

@@ -206,7 +206,7 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 		return now > count0, fmt.Sprintf("%v reconciles", now)
 	})
 	count0, sum0 := fleetReconciles()
-	before, err := apiWrites(ctx, plane)
+	before, err := plane.WriteCounts(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 		now, _ := fleetReconciles()
 		return now > count0, fmt.Sprintf("%v reconciles", now)
 	})
-	after, err := apiWrites(ctx, plane)
+	after, err := plane.WriteCounts(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}

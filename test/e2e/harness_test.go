@@ -555,21 +555,6 @@ func contains(list []string, s string) bool {
 
 // ---- the API server's own metrics
 
-// apiWrites sums apiserver_request_total over every verb that writes, per
-// verb and resource.
-func apiWrites(ctx context.Context, plane *localkube.Plane) (map[string]float64, error) {
-	return plane.RequestCounts(ctx, func(l map[string]string) (string, bool) {
-		if !localkube.IsWriteVerb(l["verb"]) {
-			return "", false
-		}
-		key := l["verb"] + " " + l["resource"]
-		if l["subresource"] != "" {
-			key += "/" + l["subresource"]
-		}
-		return key, true
-	})
-}
-
 // apiRequests sums apiserver_request_total over every verb, by verb.
 func apiRequests(ctx context.Context, plane *localkube.Plane) (map[string]float64, error) {
 	return plane.RequestCounts(ctx, func(l map[string]string) (string, bool) {

@@ -36,6 +36,21 @@ func (p *Plane) RequestCounts(ctx context.Context, group func(labels map[string]
 	return SumCounter(string(body), "apiserver_request_total", group)
 }
 
+// WriteCounts is RequestCounts of the writing verbs, keyed "VERB resource"
+// or "VERB resource/subresource".
+func (p *Plane) WriteCounts(ctx context.Context) (map[string]float64, error) {
+	return p.RequestCounts(ctx, func(l map[string]string) (string, bool) {
+		if !IsWriteVerb(l["verb"]) {
+			return "", false
+		}
+		key := l["verb"] + " " + l["resource"]
+		if l["subresource"] != "" {
+			key += "/" + l["subresource"]
+		}
+		return key, true
+	})
+}
+
 var promLabel = regexp.MustCompile(`(\w+)="([^"]*)"`)
 
 // SumCounter sums the samples of a Prometheus metric in text format by the
