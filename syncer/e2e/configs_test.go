@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -137,4 +140,57 @@ func TestClaimsComeBackBound(t *testing.T) {
 		return h.Spec.VolumeName != "" && v.Status.Phase == corev1.ClaimBound && v.Spec.VolumeName == h.Spec.VolumeName && size.String() == "1Gi",
 			fmt.Sprintf("host %s %q; virtual %s %q capacity %s", h.Status.Phase, h.Spec.VolumeName, v.Status.Phase, v.Spec.VolumeName, size.String())
 	})
+}
+
+// A tenant pod's in-cluster client (KUBERNETES_SERVICE_HOST and _PORT, the
+// mounted ca.crt) verifies the virtual API server's certificate, and the
+// name it connects to resolves, through the pod's host alias, to the host
+// Service that serves the virtual API. (The Service's address is not
+// reachable from this machine, so the handshake goes to the virtual plane's
+// own address with the name the pod would use.)
+func TestInClusterClientsVerifyTheVirtualAPI(t *testing.T) {
+	ctx := setup(t)
+	ns := namespace(t, ctx, "incluster")
+	create(t, ctx, w.virtualC, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "client", Namespace: ns},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	})
+	h, ca := &corev1.Pod{}, &corev1.ConfigMap{}
+	eventually(t, 30*time.Second, "the host pod and its copy of kube-root-ca.crt", func() (bool, string) {
+		if err := w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: w.names.HostName(ns, "client")}, h); err != nil {
+			return false, err.Error()
+		}
+		if err := w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: w.names.HostName(ns, "kube-root-ca.crt")}, ca); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+	env := map[string]string{}
+	for _, e := range h.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	host, port := env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]
+	api := &corev1.Service{}
+	if err := w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: clusterName}, api); err != nil {
+		t.Fatal(err)
+	}
+	if port != "443" || host != api.Spec.ClusterIP && !slices.ContainsFunc(h.Spec.HostAliases, func(a corev1.HostAlias) bool {
+		return a.IP == api.Spec.ClusterIP && slices.Contains(a.Hostnames, host)
+	}) {
+		t.Fatalf("KUBERNETES_SERVICE_HOST=%q PORT=%q does not lead to the API Service %s through the host aliases %+v", host, port, api.Spec.ClusterIP, h.Spec.HostAliases)
+	}
+
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(ca.Data["ca.crt"])) {
+		t.Fatal("the mounted ca.crt holds no certificate")
+	}
+	u, err := url.Parse(w.virtual.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", u.Host, &tls.Config{ServerName: host, RootCAs: roots})
+	if err != nil {
+		t.Fatalf("an in-cluster client connecting to %s is refused the virtual API's certificate: %v", host, err)
+	}
+	_ = conn.Close()
 }

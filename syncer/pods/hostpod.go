@@ -17,6 +17,13 @@ import (
 // downward-API references to spec.serviceAccountName keep their meaning.
 const AnnotationServiceAccount = "warren.dev/service-account"
 
+// APIHostName is what in-cluster clients connect to (KUBERNETES_SERVICE_HOST):
+// a name the virtual API server's certificate carries on every distro, and
+// that the pod's host alias resolves to the host Service serving that API.
+// The Service's own address is the host's to choose, after the certificate
+// was made, so a client verifying it by address would be refused.
+const APIHostName = "kubernetes.default.svc"
+
 // Env is what translating a pod needs to know beyond the pod itself.
 type Env struct {
 	Names translate.Translator
@@ -318,7 +325,9 @@ func translateContainer(names translate.Translator, ns string, svcEnv []corev1.E
 func serviceEnv(env Env, v *corev1.Pod) []corev1.EnvVar {
 	var out []corev1.EnvVar
 	if env.APIHost != "" {
-		out = append(out, serviceVars("kubernetes", env.APIHost, []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP}})...)
+		vars := serviceVars("kubernetes", env.APIHost, []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP}})
+		vars[0].Value = APIHostName // KUBERNETES_SERVICE_HOST
+		out = append(out, vars...)
 	}
 	if v.Spec.EnableServiceLinks != nil && !*v.Spec.EnableServiceLinks {
 		return out

@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,7 +89,7 @@ func TestAHostPodReferencesOnlyTranslatedObjects(t *testing.T) {
 	if env0["PASSWORD"].ValueFrom.SecretKeyRef.Name != "db-x-shop-x-demo" || c.EnvFrom[0].ConfigMapRef.Name != "settings-x-shop-x-demo" {
 		t.Error("secret or configmap reference not translated")
 	}
-	if env0["KUBERNETES_SERVICE_HOST"].Value != "10.96.5.5" || env0["DB_MAIN_SERVICE_HOST"].Value != "10.96.3.3" ||
+	if env0["KUBERNETES_SERVICE_HOST"].Value != APIHostName || env0["KUBERNETES_PORT_443_TCP_ADDR"].Value != "10.96.5.5" || env0["DB_MAIN_SERVICE_HOST"].Value != "10.96.3.3" ||
 		env0["DB_MAIN_PORT_5432_TCP"].Value != "tcp://10.96.3.3:5432" {
 		t.Errorf("service environment: %v", env0)
 	}
@@ -106,7 +107,7 @@ func TestAHostPodReferencesOnlyTranslatedObjects(t *testing.T) {
 	if s.DNSPolicy != corev1.DNSNone || s.DNSConfig.Nameservers[0] != "10.96.0.10" || s.DNSConfig.Searches[0] != "shop.svc.cluster.local" {
 		t.Errorf("DNS: %s %+v", s.DNSPolicy, s.DNSConfig)
 	}
-	if len(s.HostAliases) != 1 || s.HostAliases[0].IP != "10.96.5.5" {
+	if len(s.HostAliases) != 1 || s.HostAliases[0].IP != "10.96.5.5" || !slices.Contains(s.HostAliases[0].Hostnames, APIHostName) {
 		t.Errorf("kubernetes.default alias: %+v", s.HostAliases)
 	}
 	sel := s.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0].LabelSelector
