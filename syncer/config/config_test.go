@@ -10,7 +10,7 @@ import (
 func noEnv(string) string { return "" }
 
 func TestFlagsWithDownwardAPINamespace(t *testing.T) {
-	c, err := Parse([]string{"--name=demo", "--pod-security=restricted"}, func(k string) string {
+	c, err := Parse([]string{"--name=demo", "--pod-security=restricted", "--sync-load-balancers=true"}, func(k string) string {
 		if k == "POD_NAMESPACE" {
 			return "vc-demo"
 		}
@@ -21,6 +21,9 @@ func TestFlagsWithDownwardAPINamespace(t *testing.T) {
 	}
 	if c.HostNamespace != "vc-demo" || c.PodSecurity != "restricted" || c.Nodes != NodesFake {
 		t.Fatalf("got %+v", c)
+	}
+	if !c.SyncLoadBalancers || c.SyncNodePorts || c.SyncIngresses {
+		t.Fatalf("sync switches: load balancers %v (set), node ports %v and ingresses %v (default off)", c.SyncLoadBalancers, c.SyncNodePorts, c.SyncIngresses)
 	}
 	if c.ServiceName != "demo" || c.InitManifests != "demo-init-manifests" || c.KubeconfigSecret != "demo-kubeconfig" {
 		t.Fatalf("derived names wrong: %+v", c)
@@ -64,6 +67,8 @@ func TestBadInputNamesFileFieldAndReason(t *testing.T) {
 		{[]string{"--config=" + write("unknown.yaml", "nmae: a\n")}, []string{"unknown.yaml", "nmae", "unknown setting"}},
 		{[]string{"--config=" + write("type.yaml", "name: [a]\n")}, []string{"type.yaml", "\"name\""}},
 		{[]string{"--config=" + write("value.yaml", "host-qps: fast\n")}, []string{"value.yaml", "host-qps"}},
+		{[]string{"--config=" + write("switch.yaml", "sync-node-ports: maybe\n")}, []string{"switch.yaml", "sync-node-ports"}},
+		{[]string{"--name=a", "--host-namespace=x", "--sync-load-balancers=perhaps"}, []string{"sync-load-balancers", "perhaps"}},
 	}
 	for _, c := range cases {
 		_, err := Parse(c.args, noEnv)

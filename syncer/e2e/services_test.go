@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +131,35 @@ func TestAServiceWhoseAddressIsTakenOnTheHostMoves(t *testing.T) {
 	})
 }
 
+// unusedNodePorts returns n node ports that no Service on either plane
+// holds, so the story can run again (-count) against the same planes.
+func unusedNodePorts(t *testing.T, ctx context.Context, n int) []int32 {
+	t.Helper()
+	used := map[int32]bool{}
+	for _, c := range []client.Client{w.hostC, w.virtualC} {
+		var list corev1.ServiceList
+		if err := c.List(ctx, &list); err != nil {
+			t.Fatal(err)
+		}
+		for _, svc := range list.Items {
+			used[svc.Spec.HealthCheckNodePort] = true
+			for _, p := range svc.Spec.Ports {
+				used[p.NodePort] = true
+			}
+		}
+	}
+	var free []int32
+	for p := int32(30500); len(free) < n && p <= 32767; p++ {
+		if !used[p] {
+			free = append(free, p)
+		}
+	}
+	if len(free) < n {
+		t.Fatalf("fewer than %d free node ports", n)
+	}
+	return free
+}
+
 // With node ports and load balancers allowed, NodePort and LoadBalancer
 // Services keep their type on the host; the host decides the node ports
 // (here one the tenant asks for is taken on the host) and the virtual
@@ -136,9 +167,10 @@ func TestAServiceWhoseAddressIsTakenOnTheHostMoves(t *testing.T) {
 func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 	ctx := setup(t)
 	ns := namespace(t, ctx, "exposed")
-	const takenPort = 30555
+	free := unusedNodePorts(t, ctx, 2)
+	takenPort, laterPort := free[0], free[1]
 	foreign := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "holds-30555", Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: "holds-" + ns, Namespace: "default"},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "other"},
 			Ports: []corev1.ServicePort{{Port: 80, NodePort: takenPort}}},
 	}
@@ -194,13 +226,13 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	setPort(30777)
+	setPort(laterPort)
 	eventually(t, 30*time.Second, "the host twin on the node port the tenant chose", func() (bool, string) {
 		v, h, err := twins("np")
 		if err != nil {
 			return false, err.Error()
 		}
-		return h.Spec.Ports[0].NodePort == 30777 && v.Spec.Ports[0].NodePort == 30777,
+		return h.Spec.Ports[0].NodePort == laterPort && v.Spec.Ports[0].NodePort == laterPort,
 			fmt.Sprintf("host port %d, virtual port %d", h.Spec.Ports[0].NodePort, v.Spec.Ports[0].NodePort)
 	})
 	setPort(takenPort)
@@ -214,22 +246,23 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 			return false, err.Error()
 		}
 		said := slices.ContainsFunc(events.Items, func(e corev1.Event) bool {
-			return e.InvolvedObject.Name == "np" && e.Reason == "NodePortNotAvailable"
+			return e.InvolvedObject.Name == "np" && e.Reason == "NodePortNotAvailable" && strings.Contains(e.Message, strconv.Itoa(int(takenPort)))
 		})
-		return h.Spec.Ports[0].NodePort == 30777 && v.Spec.Ports[0].NodePort == 30777 && said,
+		return h.Spec.Ports[0].NodePort == laterPort && v.Spec.Ports[0].NodePort == laterPort && said,
 			fmt.Sprintf("host port %d, virtual port %d, event %v", h.Spec.Ports[0].NodePort, v.Spec.Ports[0].NodePort, said)
 	})
 
 	// There is no load-balancer controller here: write its status as a cloud
 	// controller would.
-	_, h, err := twins("lb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.10"}}
-	if err := w.hostC.Status().Update(ctx, h); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, 30*time.Second, "an address on the host twin's load balancer status", func() (bool, string) {
+		_, h, err := twins("lb")
+		if err != nil {
+			return false, err.Error()
+		}
+		h.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.10"}}
+		err = w.hostC.Status().Update(ctx, h) // a conflict is tried again
+		return err == nil, fmt.Sprint(err)
+	})
 	eventually(t, 30*time.Second, "the load balancer's address on the virtual Service", func() (bool, string) {
 		v, _, err := twins("lb")
 		if err != nil {
@@ -237,5 +270,24 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 		}
 		ing := v.Status.LoadBalancer.Ingress
 		return len(ing) == 1 && ing[0].IP == "192.0.2.10", fmt.Sprintf("virtual ingress %v", ing)
+	})
+}
+
+// The virtual API server's own "kubernetes" Service takes the address of
+// the host Service that serves the virtual API, so what tenants see is what
+// their pods reach (the range's first address is, on the host, the host's
+// own API server).
+func TestTheVirtualAPIServiceHasTheHostAPIServicesAddress(t *testing.T) {
+	ctx := setup(t)
+	api := &corev1.Service{}
+	if err := w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: clusterName}, api); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the virtual kubernetes Service on the host API Service's address", func() (bool, string) {
+		v := &corev1.Service{}
+		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: "default", Name: "kubernetes"}, v); err != nil {
+			return false, err.Error()
+		}
+		return v.Spec.ClusterIP == api.Spec.ClusterIP, fmt.Sprintf("virtual %s, host API Service %s", v.Spec.ClusterIP, api.Spec.ClusterIP)
 	})
 }

@@ -5,9 +5,12 @@
 //
 // NodePort and LoadBalancer Services keep their type on the host only when
 // the syncer is told so (--sync-node-ports, --sync-load-balancers); their
-// node ports follow the host twin's, as the ClusterIP does, and a load
-// balancer's status flows back up. Otherwise they are served as ClusterIP,
-// with a warning event.
+// node ports follow the host twin's, as the ClusterIP does (a node port the
+// tenant chooses later is tried on the host, and goes back to the host's,
+// with a warning event, if the host refuses it), and a load balancer's
+// status flows back up. Otherwise they are served as ClusterIP, with a
+// warning event naming the flag that is off. The health check node port is
+// left to each side.
 //
 // It never creates ExternalName or external-IP services on the host, never
 // syncs the virtual API's own "kubernetes" Service, and never changes or
@@ -18,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +29,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,16 +46,20 @@ const Kind = "Service"
 type Syncer struct {
 	*clusters.Pair
 
-	// aligned is, per virtual Service, the generation its node ports were
-	// last aligned to the host's at: an older cached copy is stale and must
-	// not be taken for a tenant's change.
-	aligned sync.Map // types.NamespacedName → alignedAt
+	// lastType is, per virtual Service, the type it had when last
+	// reconciled, so that a change to a type the host does not serve is
+	// told to the tenant as a create is.
+	lastType sync.Map // types.NamespacedName → seenType
 }
 
-type alignedAt struct {
-	uid        types.UID
-	generation int64
+type seenType struct {
+	uid types.UID
+	typ corev1.ServiceType
 }
+
+// nodePortRetry is how soon a virtual Service that refused its host twin's
+// node ports is tried again (another Service may be moving off them).
+const nodePortRetry = 10 * time.Second
 
 // SetupWithManager registers the service syncer.
 func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
@@ -61,9 +70,13 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(s)
 }
 
+// isVirtualAPI reports whether a virtual Service is the virtual API
+// server's own "kubernetes" Service.
+func isVirtualAPI(v *corev1.Service) bool { return v.Namespace == "default" && v.Name == "kubernetes" }
+
 // Synced reports whether a virtual Service has a host twin at all.
 func Synced(v *corev1.Service) bool {
-	if v.Namespace == "default" && v.Name == "kubernetes" {
+	if isVirtualAPI(v) {
 		return false // the virtual API; pods reach it through the API Service
 	}
 	return v.Spec.Type != corev1.ServiceTypeExternalName // resolved by the virtual DNS alone
@@ -78,10 +91,24 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	if foreign {
 		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
 	}
-	if v == nil || v.DeletionTimestamp != nil || !Synced(v) {
-		if v == nil {
-			s.aligned.Delete(req.NamespacedName)
+	if found && nodePortsDiffer(v, h) {
+		// Either the tenant chose other node ports, or the cache has not
+		// yet seen the virtual Service take the host's: only a live read
+		// tells, and a stale copy must never be pushed to the host.
+		fresh := &corev1.Service{}
+		if err := s.VirtualReader.Get(ctx, req.NamespacedName, fresh); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return reconcile.Result{}, fmt.Errorf("reading virtual service %s: %w", req.NamespacedName, err)
+			}
+			fresh = nil
 		}
+		v = fresh
+	}
+	if v != nil && v.DeletionTimestamp == nil && isVirtualAPI(v) {
+		return s.alignAPIService(ctx, v)
+	}
+	if v == nil || v.DeletionTimestamp != nil || !Synced(v) {
+		s.lastType.Delete(req.NamespacedName)
 		if !found {
 			return reconcile.Result{}, nil
 		}
@@ -92,15 +119,14 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 		return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
 	}
-	if a, ok := s.aligned.Load(req.NamespacedName); ok && a.(alignedAt).uid == v.UID && v.Generation < a.(alignedAt).generation {
-		return reconcile.Result{RequeueAfter: time.Second}, nil // the cache has not seen the alignment yet
+	prev, seen := s.lastType.Swap(req.NamespacedName, seenType{uid: v.UID, typ: v.Spec.Type})
+	changed := seen && prev.(seenType).uid == v.UID && prev.(seenType).typ != v.Spec.Type
+	if ok, flag := s.allowed(v.Spec.Type); !ok && (!found || changed) {
+		s.Events.Eventf(v, nil, corev1.EventTypeWarning, "ServiceTypeNotAvailable", "Sync",
+			"type %s is served as ClusterIP: %s is off for this virtual cluster", v.Spec.Type, flag)
 	}
 	want := s.hostService(v)
 	if !found {
-		if ok, flag := s.allowed(v.Spec.Type); !ok {
-			s.Events.Eventf(v, nil, corev1.EventTypeWarning, "ServiceTypeNotAvailable", "Sync",
-				"type %s is served as ClusterIP: %s is off for this virtual cluster", v.Spec.Type, flag)
-		}
 		if err := s.createHost(ctx, v, want); err != nil {
 			if err == clusters.ErrConflict {
 				return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
@@ -111,13 +137,18 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	} else if h, err = s.updateHost(ctx, v, want, h); err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := s.alignNodePorts(ctx, v, h); err != nil {
+	v, retry, err := s.alignNodePorts(ctx, v, h)
+	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if err := s.loadBalancerStatus(ctx, v, h); err != nil {
 		return reconcile.Result{}, err
 	}
-	return s.alignClusterIP(ctx, v, h)
+	res, err := s.alignClusterIP(ctx, v, h)
+	if retry && err == nil && res.RequeueAfter == 0 {
+		res.RequeueAfter = nodePortRetry
+	}
+	return res, err
 }
 
 // allowed reports whether the host may serve a Service type as it is, and
@@ -186,15 +217,15 @@ func (s *Syncer) hostService(v *corev1.Service) *corev1.Service {
 func (s *Syncer) createHost(ctx context.Context, v, h *corev1.Service) error {
 	err := s.CreateHost(ctx, Kind, v, h)
 	for range 2 {
-		ip, port := taken(err)
-		if !ip && !port {
+		ip, ports := taken(err)
+		if !ip && len(ports) == 0 {
 			break
 		}
 		if ip {
 			h.Spec.ClusterIP, h.Spec.ClusterIPs = "", nil
 		}
-		if port {
-			for i := range h.Spec.Ports {
+		for i := range ports {
+			if i < len(h.Spec.Ports) {
 				h.Spec.Ports[i].NodePort = 0
 			}
 		}
@@ -204,29 +235,42 @@ func (s *Syncer) createHost(ctx context.Context, v, h *corev1.Service) error {
 	return err
 }
 
-// taken reports whether the host refused an address (ip) or a node port
-// (port) because it is already allocated.
-func taken(err error) (ip, port bool) {
-	if err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "allocated") {
-		return false, false
+// taken reports what the host refused of a Service it was asked to create
+// or change: an address already in use (ip), and the node ports it does not
+// give (already allocated, or outside its node port range), by index in
+// spec.ports, with the host's reason.
+func taken(err error) (ip bool, ports map[int]string) {
+	if err == nil || !apierrors.IsInvalid(err) {
+		return false, nil
 	}
 	var status apierrors.APIStatus
-	if errors.As(err, &status) && status.Status().Details != nil {
+	if errors.As(err, &status) && status.Status().Details != nil && len(status.Status().Details.Causes) > 0 {
 		for _, c := range status.Status().Details.Causes {
-			if !strings.Contains(c.Message, "allocated") {
-				continue
-			}
-			if strings.Contains(c.Field, "nodePort") {
-				port = true
-			} else {
+			refused := strings.Contains(c.Message, "allocated") || strings.Contains(c.Message, "valid range")
+			var i int
+			_, scanErr := fmt.Sscanf(c.Field, "spec.ports[%d].nodePort", &i)
+			switch {
+			case !refused:
+			case scanErr == nil && c.Field == fmt.Sprintf("spec.ports[%d].nodePort", i):
+				if ports == nil {
+					ports = map[int]string{}
+				}
+				ports[i] = reason(c.Message)
+			case strings.HasPrefix(c.Field, "spec.clusterIP"):
 				ip = true
 			}
 		}
+		return ip, ports
 	}
-	if !ip && !port {
-		ip = true
+	return strings.Contains(err.Error(), "allocated"), nil // no details: an address, as before node ports
+}
+
+// reason is a field error's message without its "Invalid value: x: " part.
+func reason(msg string) string {
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
 	}
-	return ip, port
+	return msg
 }
 
 func ipTaken(err error) bool {
@@ -236,7 +280,8 @@ func ipTaken(err error) bool {
 
 // updateHost carries over what may change on a Service and returns the
 // host twin as it is now. A node port the host refuses stays as the host
-// has it (the virtual Service follows), with a warning event.
+// has it (the virtual Service follows), with a warning event that says which
+// and why.
 func (s *Syncer) updateHost(ctx context.Context, v, want, h *corev1.Service) (*corev1.Service, error) {
 	next := h.DeepCopy()
 	next.Labels, next.Annotations = want.Labels, want.Annotations
@@ -260,14 +305,25 @@ func (s *Syncer) updateHost(ctx context.Context, v, want, h *corev1.Service) (*c
 	}
 	patched := next.DeepCopy()
 	err := s.Host.Patch(ctx, patched, client.MergeFrom(h))
-	if _, port := taken(err); port {
-		s.Events.Eventf(v, nil, corev1.EventTypeWarning, "NodePortNotAvailable", "Sync",
-			"a node port asked for is taken on the host; the Service keeps the ports the host gave it")
-		for i := range next.Spec.Ports {
-			next.Spec.Ports[i].NodePort = hostNodePort(h, next.Spec.Ports[i])
+	if _, refused := taken(err); len(refused) > 0 {
+		asked := map[int]int32{}
+		for i := range refused {
+			if i < len(next.Spec.Ports) {
+				asked[i] = next.Spec.Ports[i].NodePort
+				next.Spec.Ports[i].NodePort = hostNodePort(h, next.Spec.Ports[i]) // 0: the host chooses
+			}
 		}
 		patched = next.DeepCopy()
-		err = s.Host.Patch(ctx, patched, client.MergeFrom(h))
+		if err = s.Host.Patch(ctx, patched, client.MergeFrom(h)); err == nil {
+			var said []string
+			for i, p := range patched.Spec.Ports {
+				if np, ok := asked[i]; ok {
+					said = append(said, fmt.Sprintf("node port %d of port %s is not available on the host (%s); it stays %d",
+						np, portName(p), refused[i], p.NodePort))
+				}
+			}
+			s.Events.Eventf(v, nil, corev1.EventTypeWarning, "NodePortNotAvailable", "Sync", "%s", strings.Join(said, "; "))
+		}
 	}
 	switch {
 	case apierrors.IsNotFound(err):
@@ -276,6 +332,14 @@ func (s *Syncer) updateHost(ctx context.Context, v, want, h *corev1.Service) (*c
 		return nil, fmt.Errorf("updating host service %s: %w", h.Name, err)
 	}
 	return patched, nil
+}
+
+// portName names a Service port for the tenant.
+func portName(p corev1.ServicePort) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return fmt.Sprintf("%d/%s", p.Port, p.Protocol)
 }
 
 // hostNodePort is the node port the host twin has for a port (0: none).
@@ -288,11 +352,28 @@ func hostNodePort(h *corev1.Service, p corev1.ServicePort) int32 {
 	return 0
 }
 
+// nodePortsDiffer reports whether a virtual Service and its host twin, of
+// the same type with node ports, disagree on any node port.
+func nodePortsDiffer(v, h *corev1.Service) bool {
+	if v == nil || !exposed(h.Spec.Type) || v.Spec.Type != h.Spec.Type {
+		return false
+	}
+	for _, p := range v.Spec.Ports {
+		if p.NodePort != hostNodePort(h, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // alignNodePorts gives the virtual Service its host twin's node ports (node
-// ports are mutable: an update, not a recreate).
-func (s *Syncer) alignNodePorts(ctx context.Context, v, h *corev1.Service) error {
+// ports are mutable: an update, not a recreate) and returns it as it is now.
+// If the virtual API refuses a port (another virtual Service holds it, or it
+// is outside the virtual cluster's range) the tenant is told, and retry says
+// to come back.
+func (s *Syncer) alignNodePorts(ctx context.Context, v, h *corev1.Service) (_ *corev1.Service, retry bool, _ error) {
 	if !exposed(h.Spec.Type) || h.Spec.Type != v.Spec.Type {
-		return nil
+		return v, false, nil
 	}
 	next := v.DeepCopy()
 	for i := range next.Spec.Ports {
@@ -301,16 +382,42 @@ func (s *Syncer) alignNodePorts(ctx context.Context, v, h *corev1.Service) error
 		}
 	}
 	if equality.Semantic.DeepEqual(next.Spec.Ports, v.Spec.Ports) {
-		return nil
+		return v, false, nil
 	}
-	if err := s.Virtual.Patch(ctx, next, client.MergeFrom(v)); err != nil {
-		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-			return nil // the next event brings the Service back here
+	// Locked to the version read, so a tenant's change made meanwhile is
+	// tried on the host first rather than overwritten.
+	err := s.Virtual.Patch(ctx, next, client.MergeFromWithOptions(v, client.MergeFromWithOptimisticLock{}))
+	switch {
+	case err == nil:
+		return next, false, nil
+	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+		return v, false, nil // the next event brings the Service back here
+	case apierrors.IsInvalid(err):
+		var said []string
+		for _, p := range next.Spec.Ports {
+			if p.NodePort != 0 {
+				said = append(said, fmt.Sprintf("%d (port %s)", p.NodePort, portName(p)))
+			}
 		}
-		return fmt.Errorf("giving virtual service %s/%s the host's node ports: %w", v.Namespace, v.Name, err)
+		s.Events.Eventf(v, nil, corev1.EventTypeWarning, "NodePortNotAligned", "Sync",
+			"the host serves this Service on node ports %s, which this virtual cluster refuses (%s); trying again",
+			strings.Join(said, ", "), reasons(err))
+		return v, true, nil
 	}
-	s.aligned.Store(types.NamespacedName{Namespace: v.Namespace, Name: v.Name}, alignedAt{uid: v.UID, generation: next.Generation})
-	return nil
+	return v, false, fmt.Errorf("giving virtual service %s/%s the host's node ports: %w", v.Namespace, v.Name, err)
+}
+
+// reasons are an API error's field reasons, or its message.
+func reasons(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) && status.Status().Details != nil && len(status.Status().Details.Causes) > 0 {
+		var out []string
+		for _, c := range status.Status().Details.Causes {
+			out = append(out, reason(c.Message))
+		}
+		return strings.Join(out, "; ")
+	}
+	return err.Error()
 }
 
 // loadBalancerStatus copies the host twin's load balancer up.
@@ -328,6 +435,59 @@ func (s *Syncer) loadBalancerStatus(ctx context.Context, v, h *corev1.Service) e
 		return fmt.Errorf("updating virtual service %s/%s load balancer status: %w", v.Namespace, v.Name, err)
 	}
 	return nil
+}
+
+// alignAPIService gives the virtual "kubernetes" Service the address of the
+// host Service that serves the virtual API (--service-name), so the address
+// tenants see for their API server is one their pods reach; the virtual API
+// server's own first address of the range is, on the host, the host's API
+// server. The virtual API server only creates that Service when it is
+// missing, so the recreated one keeps the new address. If the virtual side
+// has that address in use, the Service keeps its own and the syncer tries
+// again later.
+func (s *Syncer) alignAPIService(ctx context.Context, v *corev1.Service) (reconcile.Result, error) {
+	api := &corev1.Service{}
+	err := s.HostReader.Get(ctx, types.NamespacedName{Namespace: s.Names.HostNamespace, Name: s.Config.ServiceName}, api)
+	switch {
+	case apierrors.IsNotFound(err):
+		return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
+	case err != nil:
+		return reconcile.Result{}, fmt.Errorf("reading the host Service %s that serves the virtual API: %w", s.Config.ServiceName, err)
+	}
+	ip := api.Spec.ClusterIP
+	if ip == "" || ip == corev1.ClusterIPNone || ip == v.Spec.ClusterIP {
+		return reconcile.Result{}, nil
+	}
+	var all corev1.ServiceList
+	if err := s.Virtual.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
+		return reconcile.Result{}, fmt.Errorf("listing virtual services: %w", err)
+	}
+	if slices.ContainsFunc(all.Items, func(o corev1.Service) bool { return slices.Contains(o.Spec.ClusterIPs, ip) }) {
+		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil // another virtual Service holds it
+	}
+	uid := v.UID
+	if err := s.Virtual.Delete(ctx, v, client.Preconditions{UID: &uid}); err != nil {
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			return reconcile.Result{RequeueAfter: time.Second}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("replacing the virtual kubernetes Service to take %s: %w", ip, err)
+	}
+	next := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: v.Name, Namespace: v.Namespace, Labels: v.Labels, Annotations: v.Annotations}, Spec: *v.Spec.DeepCopy()}
+	next.Spec.ClusterIP, next.Spec.ClusterIPs = ip, []string{ip}
+	err = s.Virtual.Create(ctx, next)
+	if ipTaken(err) {
+		// Taken in the moment since the look: never leave the cluster
+		// without its API Service; back to its own address.
+		next.Spec.ClusterIP, next.Spec.ClusterIPs = v.Spec.ClusterIP, v.Spec.ClusterIPs
+		if err := s.Virtual.Create(ctx, next); err != nil && !apierrors.IsAlreadyExists(err) {
+			return reconcile.Result{}, fmt.Errorf("recreating the virtual kubernetes Service: %w", err)
+		}
+		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+	}
+	if err != nil && !apierrors.IsAlreadyExists(err) { // the API server may have put its own back first
+		return reconcile.Result{}, fmt.Errorf("recreating the virtual kubernetes Service with %s: %w", ip, err)
+	}
+	return reconcile.Result{}, nil
 }
 
 // alignClusterIP gives the virtual Service its twin's ClusterIP. A ClusterIP
