@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -57,6 +58,13 @@ const ConflictRetry = time.Minute
 func (p *Pair) CreateHost(ctx context.Context, kind string, virtual, host client.Object) error {
 	host.SetNamespace(p.Names.HostNamespace)
 	err := p.Host.Create(ctx, host)
+	if apierrors.IsForbidden(err) {
+		// A quota or an admission policy of the host namespace: the tenant
+		// would otherwise see nothing but a pod that stays Pending. The
+		// caller retries with backoff.
+		p.Events.Eventf(virtual, nil, corev1.EventTypeWarning, "HostRefused", "Sync",
+			"the host refused the %s: %s", kind, hostReason(err))
+	}
 	if err == nil || !apierrors.IsAlreadyExists(err) {
 		if err != nil {
 			return fmt.Errorf("creating host %s %s: %w", kind, host.GetName(), err)
@@ -72,6 +80,16 @@ func (p *Pair) CreateHost(ctx context.Context, kind string, virtual, host client
 	}
 	p.Conflict(virtual, kind, host.GetName())
 	return ErrConflict
+}
+
+// hostReason is what the host API said, without the host object's own
+// "<resource> "<name>" is forbidden: " preamble.
+func hostReason(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "is forbidden: "); i >= 0 {
+		return msg[i+len("is forbidden: "):]
+	}
+	return msg
 }
 
 // Conflict records that the host name of virtual is taken by a foreign object.

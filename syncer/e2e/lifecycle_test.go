@@ -293,3 +293,51 @@ func TestAHostPodLostWhileTheSyncerWasDown(t *testing.T) {
 		t.Errorf("the lost pod came back on the host: %v", err)
 	}
 }
+
+// A pod the host namespace's quota refuses stays Pending with an event
+// that says why, and reaches the host once there is room.
+func TestAPodTheHostRefusesSaysWhyAndRunsOnceThereIsRoom(t *testing.T) {
+	ctx := setup(t)
+	ns := namespace(t, ctx, "crowded")
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "full", Namespace: hostNamespace},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}},
+	}
+	create(t, ctx, w.hostC, quota)
+	t.Cleanup(func() { _ = w.hostC.Delete(ctx, quota) })
+	eventually(t, 30*time.Second, "the host's quota controller counting pods", func() (bool, string) {
+		if err := w.hostC.Get(ctx, client.ObjectKeyFromObject(quota), quota); err != nil {
+			return false, err.Error()
+		}
+		_, ok := quota.Status.Hard[corev1.ResourcePods]
+		return ok, "no status yet"
+	})
+
+	create(t, ctx, w.virtualC, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "waits", Namespace: ns},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	})
+	eventually(t, 30*time.Second, "an event on the virtual pod naming the host's quota", func() (bool, string) {
+		var events corev1.EventList
+		if err := w.virtualC.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		for _, e := range events.Items {
+			if e.InvolvedObject.Name == "waits" && e.Reason == "HostRefused" {
+				return strings.Contains(e.Message, "exceeded quota: full"), e.Message
+			}
+		}
+		return false, "no HostRefused event"
+	})
+
+	if err := w.hostC.Delete(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the pod Running once the quota is gone", func() (bool, string) {
+		v := &corev1.Pod{}
+		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "waits"}, v); err != nil {
+			return false, err.Error()
+		}
+		return v.Status.Phase == corev1.PodRunning, string(v.Status.Phase)
+	})
+}
