@@ -28,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -553,6 +554,12 @@ func (a *Applier) applyObjects(ctx context.Context, ds []desiredObject) (map[str
 	for _, f := range failures {
 		failed[f.Cluster] = true
 	}
+	// A CRD reports Established before the API server's discovery lists its
+	// kinds; an object of a new kind waits until it is listed.
+	for _, f := range a.waitForNewKinds(ctx, defs, rest, failed) {
+		failed[f.Cluster] = true
+		failures = append(failures, f)
+	}
 	groups, all := group(rest)
 	if len(groups[""]) > 0 && !failed[""] {
 		runBatch([]string{""}, groups) // objects of no cluster: before the clusters
@@ -560,6 +567,50 @@ func (a *Applier) applyObjects(ctx context.Context, ds []desiredObject) (map[str
 	concurrently(slices.DeleteFunc(all, func(c string) bool { return c == "" || failed[c] }), groups)
 	slices.SortFunc(failures, func(x, y ClusterFailure) int { return strings.Compare(x.Cluster, y.Cluster) })
 	return actions, failures
+}
+
+// waitForNewKinds waits, for each object in rest whose kind a CRD in defs
+// defines, until discovery lists that kind, at most WaitTimeout. Clusters
+// whose definitions failed are not waited for. It returns a failure for each
+// cluster with a kind that was still not listed.
+func (a *Applier) waitForNewKinds(ctx context.Context, defs, rest []desiredObject, failed map[string]bool) []ClusterFailure {
+	defined := map[schema.GroupKind]bool{}
+	for _, d := range defs {
+		if d.ref.Kind != "CustomResourceDefinition" || d.ref.Group != "apiextensions.k8s.io" {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(d.obj.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(d.obj.Object, "spec", "names", "kind")
+		defined[schema.GroupKind{Group: group, Kind: kind}] = true
+	}
+	if len(defined) == 0 {
+		return nil
+	}
+	clustersOf := map[schema.GroupVersionKind][]string{}
+	for _, d := range rest {
+		gvk := d.ref.GroupVersionKind()
+		c := d.obj.GetLabels()[ClusterLabel]
+		if defined[gvk.GroupKind()] && !failed[c] && !slices.Contains(clustersOf[gvk], c) {
+			clustersOf[gvk] = append(clustersOf[gvk], c)
+		}
+	}
+	var out []ClusterFailure
+	mapper := a.client.RESTMapper()
+	for gvk, clusters := range clustersOf {
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, a.opts.WaitTimeout, true, func(context.Context) (bool, error) {
+			_, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if meta.IsNoMatchError(err) {
+				return false, nil
+			}
+			return err == nil, err
+		})
+		if err != nil {
+			for _, c := range clusters {
+				out = append(out, ClusterFailure{Cluster: c, Err: fmt.Errorf("apply: %s is defined but not served by the API server: %w", gvk, err)})
+			}
+		}
+	}
+	return out
 }
 
 // prepare labels copies of the objects as this Fleet's and digests them.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -406,13 +407,17 @@ func TestPruneRemovesExactlyWhatIsGone(t *testing.T) {
 // A CRD and an object of its kind can come in one apply: the CRD goes first
 // and is established before the object is applied.
 func TestCRDAndItsObjectInOneApply(t *testing.T) {
-	f := newFixture(t, "crd")
+	// A new group and namespace each run, so that -count reruns on the same
+	// plane still meet a kind the API server has never served.
+	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	f := newFixture(t, "crd-"+run)
+	group, ns := "t"+run+".warren.dev", "crd-"+run
 	crd := `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: widgets.test.warren.dev
+  name: widgets.` + group + `
 spec:
-  group: test.warren.dev
+  group: ` + group + `
   names: {kind: Widget, listKind: WidgetList, plural: widgets, singular: widget}
   scope: Namespaced
   versions:
@@ -425,12 +430,12 @@ spec:
         properties:
           spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
 `
-	widget := "apiVersion: test.warren.dev/v1\nkind: Widget\nmetadata: {name: w, namespace: crd-a}\nspec: {size: 3}\n"
-	res := f.apply(widget, crd, namespace("crd-a"))
+	widget := "apiVersion: " + group + "/v1\nkind: Widget\nmetadata: {name: w, namespace: " + ns + "}\nspec: {size: 3}\n"
+	res := f.apply(widget, crd, namespace(ns))
 	if res.Written() != 3 {
 		t.Fatalf("changes %v, want 3 created", res.Changes)
 	}
-	again := f.apply(widget, crd, namespace("crd-a"))
+	again := f.apply(widget, crd, namespace(ns))
 	if again.Written() != 0 {
 		t.Fatalf("second apply wrote %v", again.Changes)
 	}
