@@ -36,6 +36,7 @@ func main() {
 	)
 	flag.StringVar(&cfg.CacheDir, "cache-dir", "/tmp/warren", "where each Fleet's Git cache lives")
 	flag.StringVar(&cfg.ServiceCIDR, "service-cidr", "", "the host's service CIDR; detected from the API server when empty")
+	flag.StringVar(&cfg.NodePortRange, "node-port-range", "", "the host's node-port range, first-last; detected from the API server when empty")
 	flag.StringVar(&cfg.SyncerImage, "syncer-image", "ghcr.io/warren-dev/warren-syncer:"+version, "the syncer image rendered beside each control plane")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "where Prometheus metrics are served")
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":9440", "where health and readiness probes are served")

@@ -161,6 +161,7 @@ func renderCommand() *cobra.Command {
 
 func renderFlags(cmd *cobra.Command, o *render.Options) {
 	cmd.Flags().StringVar(&o.ServiceCIDR, "service-cidr", render.DefaultServiceCIDR, "the host cluster's service CIDR")
+	cmd.Flags().StringVar(&o.NodePortRange, "node-port-range", render.DefaultNodePortRange, "the host cluster's node-port range, first-last")
 	cmd.Flags().StringVar(&o.SyncerImage, "syncer-image", render.DefaultSyncerImage, "the syncer image")
 }
 

@@ -91,3 +91,37 @@ func serviceCIDRsFromRefusal(ctx context.Context, c client.Client) ([]string, er
 	}
 	return []string{m[1]}, nil
 }
+
+var validPorts = regexp.MustCompile(`range of valid ports is ([0-9]+-[0-9]+)`)
+
+// probeNodePort is a port no host gives to node ports: below 1024, where
+// the node's own services listen.
+const probeNodePort = 1
+
+// DetectNodePortRange returns the host's node-port range, as
+// "first-last". Kubernetes has no API for it, and a dry run skips the
+// range check: the API server is asked to create a NodePort Service on a
+// port outside any plausible range, and the range is read from its
+// refusal. A refused create writes nothing; a host that accepts the port
+// gets the probe deleted at once and an error.
+func DetectNodePortRange(ctx context.Context, c client.Client) (string, error) {
+	probe := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "warren-node-port-probe-", Namespace: metav1.NamespaceDefault},
+		Spec: corev1.ServiceSpec{
+			Type:  corev1.ServiceTypeNodePort,
+			Ports: []corev1.ServicePort{{Port: 443, NodePort: probeNodePort}},
+		},
+	}
+	err := c.Create(ctx, probe)
+	if err == nil {
+		if err := c.Delete(ctx, probe); err != nil && !apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("apply: the host accepted node port %d, and the probe Service default/%s could not be removed: %w", probeNodePort, probe.Name, err)
+		}
+		return "", fmt.Errorf("apply: the host accepted node port %d; set the node-port range by flag", probeNodePort)
+	}
+	m := validPorts.FindStringSubmatch(err.Error())
+	if m == nil {
+		return "", fmt.Errorf("apply: cannot tell the host's node-port range from %q; set it by flag", err.Error())
+	}
+	return m[1], nil
+}

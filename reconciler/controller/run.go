@@ -38,6 +38,8 @@ type Config struct {
 	CacheDir string
 	// ServiceCIDR overrides detection of the host's service range.
 	ServiceCIDR string
+	// NodePortRange overrides detection of the host's node-port range.
+	NodePortRange string
 	SyncerImage string
 	Version     string
 
@@ -105,6 +107,20 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 	}
 	log.Info("host service CIDR", "cidr", serviceCIDR)
 
+	nodePorts := cfg.NodePortRange
+	if nodePorts == "" {
+		// Only NodePort Services of clusters that sync them need it: a
+		// host that will not say runs on the default, and each such
+		// Service whose host ports the virtual side refuses says so
+		// with a NodePortNotAligned event.
+		var err error
+		if nodePorts, err = apply.DetectNodePortRange(ctx, applyClient); err != nil {
+			log.Error(err, "detecting the host's node-port range; assuming the default (set --node-port-range to skip)", "default", render.DefaultNodePortRange)
+			nodePorts = render.DefaultNodePortRange
+		}
+	}
+	log.Info("host node-port range", "range", nodePorts)
+
 	recorder := conditionMetrics()
 	eventRecorder, err := events.NewRecorder(mgr, log, "", ControllerName)
 	if err != nil {
@@ -125,7 +141,7 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		EventRecorder: eventRecorder,
 		Metrics:       fluxcontroller.NewMetrics(mgr, recorder, FleetFinalizer),
 		CacheDir:      cfg.CacheDir,
-		Render:        render.Options{ServiceCIDR: serviceCIDR, SyncerImage: cfg.SyncerImage},
+		Render:        render.Options{ServiceCIDR: serviceCIDR, NodePortRange: nodePorts, SyncerImage: cfg.SyncerImage},
 		Version:       cfg.Version,
 	}
 	if err := fleets.SetupWithManager(mgr, opts); err != nil {

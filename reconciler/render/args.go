@@ -72,6 +72,9 @@ func k3sArgs(vc *v1alpha1.VirtualCluster, n Names, o Options) []string {
 		"--kube-apiserver-arg=endpoint-reconciler-type=none",
 		"--kube-controller-manager-arg=controllers=" + controllersFlag(),
 	}
+	if o.NodePortRange != DefaultNodePortRange {
+		args = append(args, "--service-node-port-range="+o.NodePortRange)
+	}
 	for _, san := range tlsSANs(vc, n) {
 		args = append(args, "--tls-san="+san)
 	}
@@ -129,7 +132,7 @@ func etcdArgs() []string {
 }
 
 func apiServerArgs(o Options) []string {
-	return []string{
+	args := []string{
 		"--etcd-servers=http://127.0.0.1:2379",
 		"--secure-port=6443",
 		"--service-cluster-ip-range=" + o.ServiceCIDR,
@@ -148,6 +151,12 @@ func apiServerArgs(o Options) []string {
 		"--service-account-key-file=/pki/service.key",
 		"--service-account-signing-key-file=/pki/service.key",
 	}
+	// Only a host off the default says so, so that the rendered control
+	// planes of most hosts stay as they were.
+	if o.NodePortRange != DefaultNodePortRange {
+		args = append(args, "--service-node-port-range="+o.NodePortRange)
+	}
+	return args
 }
 
 func controllerManagerArgs(o Options) []string {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -25,6 +26,9 @@ import (
 const (
 	// DefaultServiceCIDR is the host service CIDR when Options names none.
 	DefaultServiceCIDR = "10.96.0.0/16"
+	// DefaultNodePortRange is Kubernetes' own --service-node-port-range,
+	// the host's when Options names none.
+	DefaultNodePortRange = "30000-32767"
 	// DefaultSyncerImage is the syncer image when Options names none.
 	DefaultSyncerImage = syncerImageName + ":v0.1.0"
 
@@ -32,12 +36,27 @@ const (
 	dataSize = "5Gi"
 )
 
+// checkPortRange accepts "first-last" with 1 <= first <= last <= 65535.
+func checkPortRange(r string) error {
+	first, last, ok := strings.Cut(r, "-")
+	a, errA := strconv.Atoi(first)
+	b, errB := strconv.Atoi(last)
+	if !ok || errA != nil || errB != nil || a < 1 || b > 65535 || a > b {
+		return fmt.Errorf("node-port range %q: want first-last, two ports from 1 to 65535, the first not above the last", r)
+	}
+	return nil
+}
+
 // Options are the inputs that come from the host, not the repository.
 type Options struct {
 	// ServiceCIDR is the host's service CIDR. The virtual API server uses
 	// the same range so that the syncer can give each virtual service its
 	// host twin's ClusterIP.
 	ServiceCIDR string
+	// NodePortRange is the host's node-port range, "first-last". The
+	// virtual API server uses the same range so that the syncer can give
+	// each virtual NodePort Service its host twin's ports.
+	NodePortRange string
 	// SyncerImage is the syncer's image reference (name:tag or name@digest).
 	SyncerImage string
 }
@@ -52,6 +71,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if p.Masked() != p {
 		return o, fmt.Errorf("service CIDR %q has host bits set; did you mean %s?", o.ServiceCIDR, p.Masked())
+	}
+	if o.NodePortRange == "" {
+		o.NodePortRange = DefaultNodePortRange
+	}
+	if err := checkPortRange(o.NodePortRange); err != nil {
+		return o, err
 	}
 	if o.SyncerImage == "" {
 		o.SyncerImage = DefaultSyncerImage

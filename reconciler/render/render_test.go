@@ -447,6 +447,53 @@ func TestServiceCIDRIsChecked(t *testing.T) {
 	}
 }
 
+// The virtual API server takes the host's node-port range, so that a
+// virtual NodePort Service can hold its host twin's ports; a host on the
+// default range renders no flag, and a malformed range is an error.
+func TestNodePortRangeFollowsTheHost(t *testing.T) {
+	root := t.TempDir()
+	fleettest.Write(t, root, everyOption)
+	const flag = "--service-node-port-range=31000-31999"
+	outs := renderDir(t, root, render.Options{NodePortRange: "31000-31999"})
+	k3s := args(container(t, find(outs[0].Objects, "StatefulSet", "a"), "k3s"))
+	k8s := args(container(t, find(outs[1].Objects, "StatefulSet", "b"), "kube-apiserver"))
+	if !slices.Contains(k3s, flag) || !slices.Contains(k8s, flag) {
+		t.Errorf("want %s for k3s %v and kube-apiserver %v", flag, k3s, k8s)
+	}
+	for _, out := range renderDir(t, root, render.Options{NodePortRange: render.DefaultNodePortRange}) {
+		for _, o := range out.Objects {
+			if o.GetKind() != "StatefulSet" {
+				continue
+			}
+			for _, c := range []string{"k3s", "kube-apiserver"} {
+				if cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers"); hasContainer(cs, c) {
+					for _, a := range args(container(t, o, c)) {
+						if strings.HasPrefix(a, "--service-node-port-range") {
+							t.Errorf("%s on the default range has %s", c, a)
+						}
+					}
+				}
+			}
+		}
+	}
+	repo, _, _ := load.Dir(root)
+	admitted, _ := policy.Admit(repo, policy.Options{})
+	for _, r := range []string{"30000", "32767-30000", "0-100", "30000-70000", "a-b"} {
+		if _, err := render.Fleet(repo, admitted, render.Options{NodePortRange: r}); err == nil || !strings.Contains(err.Error(), "node-port range") {
+			t.Errorf("node-port range %q: err %v", r, err)
+		}
+	}
+}
+
+func hasContainer(cs []any, name string) bool {
+	for _, c := range cs {
+		if m, ok := c.(map[string]any); ok && m["name"] == name {
+			return true
+		}
+	}
+	return false
+}
+
 // The reconciler renders several clusters at once: the same clusters
 // rendered concurrently come out as they do one at a time.
 func TestClustersRenderConcurrently(t *testing.T) {

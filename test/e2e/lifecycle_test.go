@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,6 +65,14 @@ func TestCommitChangeAndRemoveClusters(t *testing.T) {
 				if !found {
 					t.Errorf("cluster %s: no %s in namespace vc-%s; it holds %v", n, kind, n, keys(objs))
 				}
+			}
+			// The virtual API server is given the node-port range the
+			// reconciler detected on the host.
+			sts, err := h.kube.AppsV1().StatefulSets("vc-"+n).Get(context.Background(), n, metav1.GetOptions{})
+			if err != nil {
+				t.Errorf("cluster %s: StatefulSet: %v", n, err)
+			} else if k3s := containerArgs(sts.Spec.Template.Spec.Containers, "k3s"); !slices.Contains(k3s, "--service-node-port-range="+hostNodePorts) {
+				t.Errorf("cluster %s: k3s runs with %v, want the host's node-port range %s", n, k3s, hostNodePorts)
 			}
 			pod, err := h.kube.CoreV1().Pods("vc-"+n).Get(context.Background(), n+"-0", metav1.GetOptions{})
 			if err != nil {
@@ -159,4 +168,13 @@ func (h *host) generations(names ...string) map[string]string {
 		}
 	}
 	return out
+}
+
+func containerArgs(cs []corev1.Container, name string) []string {
+	for _, c := range cs {
+		if c.Name == name {
+			return c.Args
+		}
+	}
+	return nil
 }

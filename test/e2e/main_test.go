@@ -62,6 +62,10 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// hostNodePorts is the shared host's node-port range: not Kubernetes'
+// default, so that the stories see the reconciler learn it.
+const hostNodePorts = "30000-31999"
+
 // hostPlane is the host every story shares: a control plane with a
 // controller manager (namespace deletion, garbage collection, StatefulSets),
 // a scheduler and one kwok fake node (pods are simulated: no container
@@ -76,7 +80,7 @@ func hostPlane(t testing.TB) *localkube.Plane {
 	sharedOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		p, err := localkube.Start(ctx, localkube.Options{ControllerManager: true, Scheduler: true, Nodes: 1})
+		p, err := localkube.Start(ctx, localkube.Options{ControllerManager: true, Scheduler: true, Nodes: 1, NodePortRange: hostNodePorts})
 		if err != nil {
 			sharedErr = fmt.Errorf("starting the host plane: %w", err)
 			return

@@ -13,6 +13,7 @@
 package localkube
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,9 @@ type Options struct {
 	Nodes int
 	// ServiceCIDR is the service range; DefaultServiceCIDR when empty.
 	ServiceCIDR string
+	// NodePortRange is the API server's --service-node-port-range
+	// ("30000-32767" when empty).
+	NodePortRange string
 	// PKI lets the caller supply the plane's CAs and service-account key;
 	// a fresh bundle is generated when nil.
 	PKI *pki.Bundle
@@ -199,6 +203,7 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
 		"--profiling="+strconv.FormatBool(o.Profiling),
+		"--service-node-port-range="+cmp.Or(o.NodePortRange, "30000-32767"),
 	)
 	if err != nil {
 		return nil, err
