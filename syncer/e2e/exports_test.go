@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,7 +32,20 @@ subjects: [{kind: Group, name: ` + group + `, apiGroup: rbac.authorization.k8s.i
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: clusterName + "-init-manifests", Namespace: hostNamespace},
 		Data: map[string]string{"access.yaml": manifests("admins")}}
-	create(t, ctx, w.hostC, cm)
+	// A rerun (-count) finds the ConfigMap of the last run: start it over.
+	if err := w.hostC.Create(ctx, cm); apierrors.IsAlreadyExists(err) {
+		live := &corev1.ConfigMap{}
+		if err := w.hostC.Get(ctx, client.ObjectKeyFromObject(cm), live); err != nil {
+			t.Fatal(err)
+		}
+		live.Data = cm.Data
+		if err := w.hostC.Update(ctx, live); err != nil {
+			t.Fatal(err)
+		}
+		cm = live
+	} else if err != nil {
+		t.Fatal(err)
+	}
 	subject := func() string {
 		b := &rbacv1.ClusterRoleBinding{}
 		if err := w.virtualC.Get(ctx, client.ObjectKey{Name: "warren-access"}, b); err != nil || len(b.Subjects) == 0 {

@@ -212,18 +212,26 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() (
 	}
 }
 
-// runs counts how often each story's namespace was asked for, so stories
-// can run again (-count) against the same planes.
+// runs counts how often each name was asked for, so stories can run again
+// (-count) against the same planes.
 var runs = map[string]int{}
+
+// fresh returns name the first time, and name-2, name-3... after, with
+// which time this is.
+func fresh(name string) (string, int) {
+	runs[name]++
+	n := runs[name]
+	if n > 1 {
+		suffix := "-" + strconv.Itoa(n)
+		name = name[:min(len(name), 63-len(suffix))] + suffix
+	}
+	return name, n
+}
 
 // namespace creates a fresh virtual namespace for one story.
 func namespace(t *testing.T, ctx context.Context, name string) string {
 	t.Helper()
-	runs[name]++
-	if n := runs[name]; n > 1 {
-		suffix := "-" + strconv.Itoa(n)
-		name = name[:min(len(name), 63-len(suffix))] + suffix
-	}
+	name, _ = fresh(name)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := w.virtualC.Create(ctx, ns); err != nil {
 		t.Fatal(err)

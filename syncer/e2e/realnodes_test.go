@@ -32,14 +32,15 @@ func TestRealNodesCopyHostFacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	create(t, ctx, w.hostC, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "vc-real"}})
+	hostNS, _ := fresh("vc-real")
+	create(t, ctx, w.hostC, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hostNS}})
 
 	logPath := filepath.Join(t.TempDir(), "syncer.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(w.syncerBin, "--name=real", "--host-namespace=vc-real", "--nodes=real",
+	cmd := exec.Command(w.syncerBin, "--name=real", "--host-namespace="+hostNS, "--nodes=real",
 		"--virtual-kubeconfig="+virtual.KubeconfigPath, "--host-kubeconfig="+w.host.KubeconfigPath,
 		"--service-cidr="+w.host.ServiceCIDR, "--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-elect=false")
 	cmd.Stdout, cmd.Stderr = logFile, logFile

@@ -108,9 +108,10 @@ func TestServicesWithoutSelectorCarryTheirEndpoints(t *testing.T) {
 func TestAServiceWhoseAddressIsTakenOnTheHostMoves(t *testing.T) {
 	ctx := setup(t)
 	ns := namespace(t, ctx, "moving")
-	taken := strings.TrimSuffix(w.host.ServiceCIDR, "0/16") + "77"
-	create(t, ctx, w.hostC, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other-team"}}, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "theirs", Namespace: "other-team"},
+	other, run := fresh("other-team")
+	taken := strings.TrimSuffix(w.host.ServiceCIDR, "0/16") + strconv.Itoa(76+run)
+	create(t, ctx, w.hostC, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}}, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "theirs", Namespace: other},
 		Spec:       corev1.ServiceSpec{ClusterIP: taken, Ports: []corev1.ServicePort{{Port: 53}}},
 	})
 	create(t, ctx, w.virtualC, &corev1.Service{
