@@ -4,7 +4,9 @@
 // health and metrics.
 //
 // It holds no sync logic of its own; each kind lives in its own package.
-// It must never widen the host cache beyond the host namespace.
+// It must never widen the host cache beyond the host namespace; the one
+// exception is the host's StorageClasses, cached (read only) when
+// --sync-storage-classes asks for their mirror.
 package syncer
 
 import (
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -42,6 +45,7 @@ import (
 	"github.com/warren-dev/warren/syncer/nodes"
 	"github.com/warren-dev/warren/syncer/pods"
 	"github.com/warren-dev/warren/syncer/services"
+	"github.com/warren-dev/warren/syncer/storageclasses"
 	"github.com/warren-dev/warren/syncer/translate"
 	"github.com/warren-dev/warren/syncer/volumes"
 )
@@ -77,14 +81,19 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("connecting to the virtual API: %w", err)
 	}
+	// Events carry no labels of ours; the event syncer filters them.
+	byObject := map[client.Object]cache.ByObject{&corev1.Event{}: {Label: labels.Everything()}}
+	if cfg.SyncStorageClasses {
+		// The platform's classes: cluster-scoped and unlabelled, all mirrored.
+		byObject[&storagev1.StorageClass{}] = cache.ByObject{Label: labels.Everything()}
+	}
 	host, err := cluster.New(hostCfg, func(o *cluster.Options) {
 		o.Scheme = scheme
 		o.Cache = cache.Options{
 			DefaultNamespaces:    map[string]cache.Config{cfg.HostNamespace: {}},
 			DefaultLabelSelector: labels.SelectorFromSet(names.ManagedSelector()),
 			DefaultTransform:     cache.TransformStripManagedFields(),
-			// Events carry no labels of ours; the event syncer filters them.
-			ByObject: map[client.Object]cache.ByObject{&corev1.Event{}: {Label: labels.Everything()}},
+			ByObject:             byObject,
 		}
 	})
 	if err != nil {
@@ -169,6 +178,13 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *clusters.Pair) error {
 			return fmt.Errorf("indexing ingresses: %w", err)
 		}
 		syncers["ingress"] = &ingresses.Syncer{Pair: pair}
+	}
+	if pair.Config.SyncStorageClasses {
+		syncers["storageclass"] = &storageclasses.Syncer{Pair: pair}
+	} else if err := mgr.Add(&storageclasses.Remover{
+		Virtual: pair.Virtual, VirtualReader: pair.VirtualReader, Log: ctrl.Log.WithName("syncer").WithName("storageclass"),
+	}); err != nil {
+		return fmt.Errorf("adding the storage class remover: %w", err)
 	}
 	for name, s := range syncers {
 		if err := s.SetupWithManager(mgr); err != nil {

@@ -62,7 +62,7 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.StringVar(&c.ServiceCIDR, "service-cidr", "10.96.0.0/16", "the host's service CIDR, which the virtual API server uses too")
 	fs.StringVar(&c.ServiceName, "service-name", "", "the Service in the host namespace that serves the virtual API (default: --name)")
 	fs.BoolVar(&c.SyncIngresses, "sync-ingresses", false, "copy Ingresses to the host")
-	fs.BoolVar(&c.SyncStorageClasses, "sync-storage-classes", false, "let virtual PVCs name host storage classes (otherwise the host default is used)")
+	fs.BoolVar(&c.SyncStorageClasses, "sync-storage-classes", false, "mirror the host's StorageClasses into the virtual cluster and let virtual PVCs name them (otherwise the host default is used; needs list and watch on host storage classes)")
 	fs.BoolVar(&c.SyncNodePorts, "sync-node-ports", false, "let virtual NodePort Services open node ports on the host (otherwise they are served as ClusterIP)")
 	fs.BoolVar(&c.SyncLoadBalancers, "sync-load-balancers", false, "let virtual LoadBalancer Services ask the host for load balancers (otherwise they are served as ClusterIP)")
 	fs.StringVar(&c.Nodes, "nodes", NodesFake, "virtual node objects: fake (from pod.spec.nodeName) or real (copy host node facts)")

@@ -146,6 +146,7 @@ func (w *world) startSyncer() error {
 		"--sync-ingresses=true",
 		"--sync-node-ports=true",
 		"--sync-load-balancers=true",
+		"--sync-storage-classes=true",
 		"--metrics-bind-address="+w.metricsAddr,
 		"--health-probe-bind-address="+w.health,
 		"--pprof-bind-address="+os.Getenv("WARREN_SYNCER_PPROF"),
@@ -216,22 +217,20 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() (
 // (-count) against the same planes.
 var runs = map[string]int{}
 
-// fresh returns name the first time, and name-2, name-3... after, with
-// which time this is.
-func fresh(name string) (string, int) {
+// unique is name the first time it is asked for and name-N the Nth time.
+func unique(name string) string {
 	runs[name]++
-	n := runs[name]
-	if n > 1 {
+	if n := runs[name]; n > 1 {
 		suffix := "-" + strconv.Itoa(n)
 		name = name[:min(len(name), 63-len(suffix))] + suffix
 	}
-	return name, n
+	return name
 }
 
 // namespace creates a fresh virtual namespace for one story.
 func namespace(t *testing.T, ctx context.Context, name string) string {
 	t.Helper()
-	name, _ = fresh(name)
+	name = unique(name)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := w.virtualC.Create(ctx, ns); err != nil {
 		t.Fatal(err)
@@ -241,6 +240,55 @@ func namespace(t *testing.T, ctx context.Context, name string) string {
 		return err == nil, fmt.Sprint(err)
 	})
 	return name
+}
+
+// ownCluster starts, for t alone, a second virtual plane and a syncer
+// between it and a new host namespace vc-<name> (unique per run), with
+// flags beyond the basic ones, and returns a client of that plane. Both
+// are stopped when t ends. pre runs on the new plane before the syncer
+// starts.
+func ownCluster(t *testing.T, name string, pre func(client.Client), flags ...string) client.Client {
+	t.Helper()
+	ctx := t.Context()
+	name = unique(name)
+	virtual := localkube.ForTest(t, localkube.Options{ControllerManager: true, ServiceCIDR: w.host.ServiceCIDR})
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	vc, err := client.New(virtual.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, ctx, w.hostC, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "vc-" + name}})
+	if pre != nil {
+		pre(vc)
+	}
+
+	logPath := filepath.Join(t.TempDir(), "syncer.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--name=" + name, "--host-namespace=vc-" + name,
+		"--virtual-kubeconfig=" + virtual.KubeconfigPath, "--host-kubeconfig=" + w.host.KubeconfigPath,
+		"--service-cidr=" + w.host.ServiceCIDR, "--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-elect=false",
+	}, flags...)
+	cmd := exec.Command(w.syncerBin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("second syncer's log:\n%s", b)
+		}
+	})
+	return vc
 }
 
 func create(t *testing.T, ctx context.Context, c client.Client, objs ...client.Object) {

@@ -2,20 +2,12 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/warren-dev/warren/test/localkube"
 )
 
 // With --nodes=real, a virtual node is an honest copy of the host node's
@@ -23,39 +15,7 @@ import (
 // virtual plane and syncer beside the shared ones.)
 func TestRealNodesCopyHostFacts(t *testing.T) {
 	ctx := setup(t)
-	virtual := localkube.ForTest(t, localkube.Options{ControllerManager: true, ServiceCIDR: w.host.ServiceCIDR})
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	vc, err := client.New(virtual.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostNS, _ := fresh("vc-real")
-	create(t, ctx, w.hostC, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hostNS}})
-
-	logPath := filepath.Join(t.TempDir(), "syncer.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(w.syncerBin, "--name=real", "--host-namespace="+hostNS, "--nodes=real",
-		"--virtual-kubeconfig="+virtual.KubeconfigPath, "--host-kubeconfig="+w.host.KubeconfigPath,
-		"--service-cidr="+w.host.ServiceCIDR, "--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-elect=false")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("second syncer's log:\n%s", b)
-		}
-	})
+	vc := ownCluster(t, "real", nil, "--nodes=real")
 
 	create(t, ctx, vc, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}})
 	eventually(t, 30*time.Second, "the default service account", func() (bool, string) {

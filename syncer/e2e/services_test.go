@@ -108,8 +108,8 @@ func TestServicesWithoutSelectorCarryTheirEndpoints(t *testing.T) {
 func TestAServiceWhoseAddressIsTakenOnTheHostMoves(t *testing.T) {
 	ctx := setup(t)
 	ns := namespace(t, ctx, "moving")
-	other, run := fresh("other-team")
-	taken := strings.TrimSuffix(w.host.ServiceCIDR, "0/16") + strconv.Itoa(76+run)
+	other := unique("other-team")
+	taken := strings.TrimSuffix(w.host.ServiceCIDR, "0/16") + strconv.Itoa(76+runs["other-team"]) // a new address each run
 	create(t, ctx, w.hostC, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}}, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "theirs", Namespace: other},
 		Spec:       corev1.ServiceSpec{ClusterIP: taken, Ports: []corev1.ServicePort{{Port: 53}}},
