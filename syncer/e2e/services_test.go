@@ -187,6 +187,11 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Name: "lb", Namespace: ns},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "lb"},
 				Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		},
+		&corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "local", Namespace: ns},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "local"},
+				ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
 		})
 
 	twins := func(name string) (v, h *corev1.Service, err error) {
@@ -212,6 +217,17 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 		}
 		return h.Spec.Type == corev1.ServiceTypeLoadBalancer && h.Spec.Ports[0].NodePort == v.Spec.Ports[0].NodePort,
 			fmt.Sprintf("host %s port %d, virtual port %d", h.Spec.Type, h.Spec.Ports[0].NodePort, v.Spec.Ports[0].NodePort)
+	})
+
+	// A load balancer that keeps traffic on its node: the host checks its
+	// health on the node port the virtual Service shows.
+	eventually(t, 30*time.Second, "a Local LoadBalancer twin with the virtual Service's health check node port", func() (bool, string) {
+		v, h, err := twins("local")
+		if err != nil {
+			return false, err.Error()
+		}
+		return h.Spec.HealthCheckNodePort != 0 && h.Spec.HealthCheckNodePort == v.Spec.HealthCheckNodePort,
+			fmt.Sprintf("host health check node port %d, virtual %d", h.Spec.HealthCheckNodePort, v.Spec.HealthCheckNodePort)
 	})
 
 	// A tenant's later choice of node port is tried on the host: a free one

@@ -9,8 +9,9 @@
 // tenant chooses later is tried on the host, and goes back to the host's,
 // with a warning event, if the host refuses it), and a load balancer's
 // status flows back up. Otherwise they are served as ClusterIP, with a
-// warning event naming the flag that is off. The health check node port is
-// left to each side.
+// warning event naming the flag that is off. The host twin asks for the
+// virtual Service's health check node port; as that port cannot change once
+// set, a host that chooses another says so in a warning event.
 //
 // It never creates ExternalName or external-IP services on the host, never
 // syncs the virtual API's own "kubernetes" Service, and never changes or
@@ -202,6 +203,9 @@ func (s *Syncer) hostService(v *corev1.Service) *corev1.Service {
 		h.Spec.LoadBalancerSourceRanges = v.Spec.LoadBalancerSourceRanges
 		h.Spec.LoadBalancerClass = v.Spec.LoadBalancerClass
 		h.Spec.AllocateLoadBalancerNodePorts = v.Spec.AllocateLoadBalancerNodePorts
+		if needsHealthCheck(h) {
+			h.Spec.HealthCheckNodePort = v.Spec.HealthCheckNodePort
+		}
 	}
 	for _, p := range v.Spec.Ports {
 		if !exposed(typ) {
@@ -214,11 +218,16 @@ func (s *Syncer) hostService(v *corev1.Service) *corev1.Service {
 
 // createHost creates the twin with the virtual ClusterIP and node ports if
 // the host has them free, and with ones the host chooses otherwise.
+//
+// The host allocates the address, then the node ports, then the health
+// check node port, and reports only the first it refuses: three retries
+// at most.
 func (s *Syncer) createHost(ctx context.Context, v, h *corev1.Service) error {
 	err := s.CreateHost(ctx, Kind, v, h)
-	for range 2 {
+	for range 3 {
 		ip, ports := taken(err)
-		if !ip && len(ports) == 0 {
+		health := healthCheckTaken(err) && h.Spec.HealthCheckNodePort != 0
+		if !ip && len(ports) == 0 && !health {
 			break
 		}
 		if ip {
@@ -229,10 +238,38 @@ func (s *Syncer) createHost(ctx context.Context, v, h *corev1.Service) error {
 				h.Spec.Ports[i].NodePort = 0
 			}
 		}
+		if health {
+			h.Spec.HealthCheckNodePort = 0
+		}
 		h.ResourceVersion = ""
 		err = s.CreateHost(ctx, Kind, v, h)
+		if health && err == nil {
+			s.healthCheckMoved(v, h)
+		}
 	}
 	return err
+}
+
+// healthCheckMoved tells the tenant that the host checks the Service's
+// health on a port other than the one the virtual Service shows, which
+// cannot change once set.
+func (s *Syncer) healthCheckMoved(v, h *corev1.Service) {
+	s.Events.Eventf(v, nil, corev1.EventTypeWarning, "HealthCheckNodePortNotAligned", "Sync",
+		"health check node port %d is not available on the host; the host checks this Service's health on node port %d (a health check node port cannot change once set)",
+		v.Spec.HealthCheckNodePort, h.Spec.HealthCheckNodePort)
+}
+
+// needsHealthCheck reports whether a Service has a health check node port:
+// a LoadBalancer that keeps traffic on the node it arrives at.
+func needsHealthCheck(svc *corev1.Service) bool {
+	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+}
+
+// healthCheckTaken reports whether the host refused the health check node
+// port it was asked for. The API server reports that as an internal error,
+// not a field error.
+func healthCheckTaken(err error) bool {
+	return apierrors.IsInternalError(err) && strings.Contains(err.Error(), "HealthCheck NodePort")
 }
 
 // taken reports what the host refused of a Service it was asked to create
@@ -297,14 +334,26 @@ func (s *Syncer) updateHost(ctx context.Context, v, want, h *corev1.Service) (*c
 	next.Spec.LoadBalancerSourceRanges = want.Spec.LoadBalancerSourceRanges
 	next.Spec.LoadBalancerClass = want.Spec.LoadBalancerClass
 	next.Spec.AllocateLoadBalancerNodePorts = want.Spec.AllocateLoadBalancerNodePorts
-	if !exposed(want.Spec.Type) {
+	switch {
+	case !needsHealthCheck(next):
 		next.Spec.HealthCheckNodePort = 0
+	case !needsHealthCheck(h):
+		// Becoming one: ask for the virtual Service's. Once set, a health
+		// check node port cannot change.
+		next.Spec.HealthCheckNodePort = want.Spec.HealthCheckNodePort
 	}
 	if equality.Semantic.DeepEqual(next, h) {
 		return h, nil
 	}
 	patched := next.DeepCopy()
 	err := s.Host.Patch(ctx, patched, client.MergeFrom(h))
+	if healthCheckTaken(err) && next.Spec.HealthCheckNodePort != 0 {
+		next.Spec.HealthCheckNodePort = 0 // the host chooses
+		patched = next.DeepCopy()
+		if err = s.Host.Patch(ctx, patched, client.MergeFrom(h)); err == nil {
+			s.healthCheckMoved(v, patched)
+		}
+	}
 	if _, refused := taken(err); len(refused) > 0 {
 		asked := map[int]int32{}
 		for i := range refused {
@@ -510,18 +559,33 @@ func (s *Syncer) alignClusterIP(ctx context.Context, v, h *corev1.Service) (reco
 	next := &corev1.Service{ObjectMeta: *v.ObjectMeta.DeepCopy(), Spec: *v.Spec.DeepCopy()}
 	next.ResourceVersion, next.UID, next.CreationTimestamp, next.ManagedFields = "", "", v.CreationTimestamp, nil
 	next.Spec.ClusterIP, next.Spec.ClusterIPs = hostIP, []string{hostIP}
+	if needsHealthCheck(next) && needsHealthCheck(h) {
+		// Made anew anyway: it can take the host's health check port too.
+		next.Spec.HealthCheckNodePort = h.Spec.HealthCheckNodePort
+	}
+	// Never lose the tenant's Service: what the virtual side has in use
+	// elsewhere falls back, the health check port to the Service's own
+	// (freed by the delete), the address to any, and then the next round
+	// moves the host twin to it.
 	err := s.Virtual.Create(ctx, next)
-	if err != nil && ipTaken(err) {
-		// Never lose the tenant's Service: take any address, and let the next
-		// round move the host twin to it.
-		next.Spec.ClusterIP, next.Spec.ClusterIPs = "", nil
-		err = s.Virtual.Create(ctx, next)
-		if err == nil {
-			return clusters.Requeue(time.Second, s.DeleteHost(ctx, Kind, h))
+	moved := false
+	for range 2 {
+		switch {
+		case healthCheckTaken(err) && next.Spec.HealthCheckNodePort != v.Spec.HealthCheckNodePort:
+			next.Spec.HealthCheckNodePort = v.Spec.HealthCheckNodePort
+		case ipTaken(err) && next.Spec.ClusterIP != "":
+			next.Spec.ClusterIP, next.Spec.ClusterIPs = "", nil
+			moved = true
+		default:
+			continue
 		}
+		err = s.Virtual.Create(ctx, next)
 	}
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("recreating virtual service %s with ClusterIP %s: %w", key, hostIP, err)
+	}
+	if moved {
+		return clusters.Requeue(time.Second, s.DeleteHost(ctx, Kind, h))
 	}
 	return reconcile.Result{}, nil
 }

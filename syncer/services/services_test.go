@@ -160,9 +160,14 @@ type hostPorts struct {
 	next int32
 }
 
-func (a *hostPorts) allocate(svc *corev1.Service, own []corev1.ServicePort) error {
+func (a *hostPorts) allocate(svc *corev1.Service, own *corev1.Service) error {
 	if !exposed(svc.Spec.Type) {
 		return nil
+	}
+	var ownPorts []corev1.ServicePort
+	var ownHealth int32
+	if own != nil {
+		ownPorts, ownHealth = own.Spec.Ports, own.Spec.HealthCheckNodePort
 	}
 	var errs field.ErrorList
 	for i := range svc.Spec.Ports {
@@ -171,12 +176,22 @@ func (a *hostPorts) allocate(svc *corev1.Service, own []corev1.ServicePort) erro
 		case p.NodePort == 0:
 			p.NodePort = a.next
 			a.next++
-		case a.held[p.NodePort] && !slices.ContainsFunc(own, func(o corev1.ServicePort) bool { return o.NodePort == p.NodePort }):
+		case a.held[p.NodePort] && !slices.ContainsFunc(ownPorts, func(o corev1.ServicePort) bool { return o.NodePort == p.NodePort }):
 			errs = append(errs, field.Invalid(field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort, "provided port is already allocated"))
 		}
 	}
 	if len(errs) > 0 {
 		return apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name, errs)
+	}
+	// Then the health check node port, refused as the real one refuses it.
+	switch hc := svc.Spec.HealthCheckNodePort; {
+	case !needsHealthCheck(svc):
+		svc.Spec.HealthCheckNodePort = 0
+	case hc == 0:
+		svc.Spec.HealthCheckNodePort = a.next
+		a.next++
+	case a.held[hc] && hc != ownHealth:
+		return apierrors.NewInternalError(fmt.Errorf("failed to allocate requested HealthCheck NodePort %d: provided port is already allocated", hc))
 	}
 	return nil
 }
@@ -195,7 +210,7 @@ func (a *hostPorts) funcs(patches *int) interceptor.Funcs {
 			if err := c.Get(ctx, client.ObjectKeyFromObject(obj), now); err != nil {
 				return err
 			}
-			if err := a.allocate(obj.(*corev1.Service), now.Spec.Ports); err != nil {
+			if err := a.allocate(obj.(*corev1.Service), now); err != nil {
 				return err
 			}
 			return c.Patch(ctx, obj, patch, opts...)
@@ -224,6 +239,10 @@ func TestReconcileFollowsTheHostsNodePortsAndStatus(t *testing.T) {
 		h.Status.LoadBalancer.Ingress = ingress
 		return h
 	}
+	local := func(v *corev1.Service, health int32) *corev1.Service {
+		v.Spec.ExternalTrafficPolicy, v.Spec.HealthCheckNodePort = corev1.ServiceExternalTrafficPolicyLocal, health
+		return v
+	}
 	lbIngress := corev1.LoadBalancerIngress{IP: "192.0.2.10"}
 	clusterIP := virtual(corev1.ServiceTypeClusterIP, 0)
 	clusterIP.Spec.ExternalTrafficPolicy = ""
@@ -239,6 +258,7 @@ func TestReconcileFollowsTheHostsNodePortsAndStatus(t *testing.T) {
 		wantVirtual  int32
 		wantEvent    []string // words of the one warning event, if any
 		wantIngress  []corev1.LoadBalancerIngress
+		wantHealth   [2]int32 // health check node ports: host, virtual
 	}{
 		"a free node port is kept": {
 			flags: config.Config{SyncNodePorts: true}, virtual: virtual(corev1.ServiceTypeNodePort, 30080),
@@ -285,6 +305,25 @@ func TestReconcileFollowsTheHostsNodePortsAndStatus(t *testing.T) {
 			host:     twin(clusterIP, 0),
 			wantType: corev1.ServiceTypeNodePort, wantNodePort: 31000,
 			wantEvent: []string{"NodePortNotAvailable", "node port 30080 of port http", "stays 31000"},
+		},
+		"the host checks health on the virtual Service's port": {
+			flags: config.Config{SyncLoadBalancers: true}, virtual: local(virtual(corev1.ServiceTypeLoadBalancer, 31234), 30100),
+			wantType: corev1.ServiceTypeLoadBalancer, wantNodePort: 31234, wantHealth: [2]int32{30100, 30100},
+		},
+		"a health check port taken on the host is the host's choice, told": {
+			flags: config.Config{SyncLoadBalancers: true}, held: []int32{30100}, virtual: local(virtual(corev1.ServiceTypeLoadBalancer, 31234), 30100),
+			wantType: corev1.ServiceTypeLoadBalancer, wantNodePort: 31234, wantHealth: [2]int32{31000, 30100},
+			wantEvent: []string{"HealthCheckNodePortNotAligned", "30100 is not available", "node port 31000"},
+		},
+		"becoming Local asks the host for the virtual Service's health check port": {
+			flags: config.Config{SyncLoadBalancers: true}, virtual: local(virtual(corev1.ServiceTypeLoadBalancer, 31234), 30100),
+			host:     twin(virtual(corev1.ServiceTypeLoadBalancer, 0), 31234),
+			wantType: corev1.ServiceTypeLoadBalancer, wantNodePort: 31234, wantHealth: [2]int32{30100, 30100},
+		},
+		"back from Local frees the host's health check port": {
+			flags: config.Config{SyncLoadBalancers: true}, virtual: virtual(corev1.ServiceTypeLoadBalancer, 31234),
+			host:     twin(local(virtual(corev1.ServiceTypeLoadBalancer, 0), 30100), 31234),
+			wantType: corev1.ServiceTypeLoadBalancer, wantNodePort: 31234,
 		},
 		"a load balancer's status flows up": {
 			flags: config.Config{SyncLoadBalancers: true}, virtual: virtual(corev1.ServiceTypeLoadBalancer, 31234),
@@ -335,6 +374,9 @@ func TestReconcileFollowsTheHostsNodePortsAndStatus(t *testing.T) {
 			if h.Spec.Type != tc.wantType || h.Spec.Ports[0].NodePort != tc.wantNodePort || v.Spec.Ports[0].NodePort != wantVirtual {
 				t.Errorf("host %s on node port %d, virtual on %d; want host %s on %d, virtual on %d",
 					h.Spec.Type, h.Spec.Ports[0].NodePort, v.Spec.Ports[0].NodePort, tc.wantType, tc.wantNodePort, wantVirtual)
+			}
+			if got := [2]int32{h.Spec.HealthCheckNodePort, v.Spec.HealthCheckNodePort}; got != tc.wantHealth {
+				t.Errorf("health check node ports (host, virtual) %v, want %v", got, tc.wantHealth)
 			}
 			if len(h.Spec.ExternalIPs) != 0 {
 				t.Errorf("external IPs %v reached the host", h.Spec.ExternalIPs)
