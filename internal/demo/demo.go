@@ -1,27 +1,26 @@
 // Package demo is `warren demo`: warren's main job on an embedded default.
-// It starts a local host control plane, turns the bundled example fleet into
-// a local Git repository, runs the reconciler against it and shows each
-// cluster admitted, applied and Ready, then commits the removal of one
-// cluster and shows it pruned. It only ever touches the plane it started and
-// the repository it made.
+// It starts a local host control plane and the real sealed-secrets
+// controller on it, pushes the bundled example fleet to a local Git
+// repository, runs the reconciler against it and shows each cluster
+// admitted, applied and Ready, then the commit in which warren pushed their
+// kubeconfigs back to Git, sealed, and one of them unsealed on the host.
+// Then it pushes the removal of one cluster and shows it pruned and its
+// kubeconfig removed from Git by warren. It only ever touches the plane it
+// started and the repositories it made, and never prints a credential.
 package demo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,15 +33,16 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/warren-dev/warren/config"
-	"github.com/warren-dev/warren/examples"
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/controller"
 	"github.com/warren-dev/warren/test/localkube"
+	"github.com/warren-dev/warren/test/sealedsecrets"
 )
 
 // Options tune the demo.
 type Options struct {
-	// Once exits after the prune has been shown; otherwise the demo keeps
+	// Once exits after the prune, and the removal of the pruned cluster's
+	// kubeconfig from Git, have been shown; otherwise the demo keeps
 	// reconciling until ctx ends.
 	Once bool
 	// Nodes is the number of kwok fake nodes on the host plane.
@@ -66,10 +66,11 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 }
 
 type demo struct {
-	out   io.Writer
-	start time.Time
-	opts  Options
-	c     client.Client
+	out    io.Writer
+	start  time.Time
+	opts   Options
+	c      client.Client
+	sealed *sealedsecrets.Controller
 }
 
 func (d *demo) say(format string, args ...any) {
@@ -96,12 +97,19 @@ func (d *demo) run(ctx context.Context) error {
 	defer plane.Stop()
 	d.say("host plane up at %s", plane.Config.Host)
 
-	repoDir := filepath.Join(work, "fleet")
-	repo, err := makeRepository(repoDir)
+	d.say("starting the sealed-secrets controller (the real one, as a local process) on the host plane")
+	if d.sealed, err = sealedsecrets.Start(ctx, plane, sealedsecrets.Options{}); err != nil {
+		return fmt.Errorf("starting the sealed-secrets controller: %w", err)
+	}
+	defer d.sealed.Stop()
+	d.say("sealed-secrets controller up: Service %s/%s serves its sealing certificate", d.sealed.Namespace, d.sealed.ServiceName)
+
+	repos, err := makeRepositories(ctx, filepath.Join(work, "fleet.git"), filepath.Join(work, "fleet"))
 	if err != nil {
 		return err
 	}
-	d.say("example fleet committed to a Git repository at %s", repoDir)
+	d.say("example fleet committed in a working clone at %s", repos.CloneDir)
+	d.say("and pushed to %s, a bare repository standing in for the Git server", repos.RemoteDir)
 
 	scheme := controller.Scheme()
 	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
@@ -138,24 +146,16 @@ func (d *demo) run(ctx context.Context) error {
 	}()
 	d.say("reconciler running (its log: %s)", logPath)
 
-	if err := d.createFleet(ctx, repoDir); err != nil {
+	if err := d.createFleet(ctx, repos.RemoteDir); err != nil {
 		return err
 	}
-	d.say("Fleet %s/%s created for %s; watching:", fleetNamespace, fleetName, repoDir)
+	d.say("Fleet %s/%s created for %s, publishing kubeconfigs sealed for %s/%s; watching:",
+		fleetNamespace, fleetName, repos.RemoteDir, d.sealed.Namespace, d.sealed.ServiceName)
 
 	seen := map[string]map[string]bool{}
-	clusters, err := d.watchUntil(ctx, reconcilerDone, seen, func(vcs []v1alpha1.VirtualCluster) bool {
-		if len(vcs) == 0 {
-			return false
-		}
-		for i := range vcs {
-			for _, t := range []string{v1alpha1.AdmittedCondition, v1alpha1.AppliedCondition, v1alpha1.ReadyCondition} {
-				if !conditions.IsTrue(&vcs[i], t) {
-					return false
-				}
-			}
-		}
-		return true
+	lifecycle := []string{v1alpha1.AdmittedCondition, v1alpha1.AppliedCondition, v1alpha1.ReadyCondition}
+	clusters, err := d.watchUntil(ctx, reconcilerDone, seen, lifecycle, func(vcs []v1alpha1.VirtualCluster) bool {
+		return len(vcs) > 0 && allTrue(vcs, lifecycle)
 	})
 	if err != nil {
 		return err
@@ -163,15 +163,33 @@ func (d *demo) run(ctx context.Context) error {
 	d.say("all %d clusters admitted, applied and Ready:", len(clusters))
 	d.table(clusters)
 
+	d.say("warren commits each Ready cluster's kubeconfig back to Git, sealed:")
+	publishing := []string{v1alpha1.KubeconfigPublishedCondition}
+	if clusters, err = d.watchUntil(ctx, reconcilerDone, seen, publishing, func(vcs []v1alpha1.VirtualCluster) bool {
+		return allTrue(vcs, publishing) && d.fleetPublished(ctx)
+	}); err != nil {
+		return err
+	}
+	if err := d.showPublished(ctx, repos, clusters); err != nil {
+		return err
+	}
+
 	victim := clusters[len(clusters)-1]
-	d.say("committing the removal of %s (%s)", victim.Name, victim.Status.SourcePath)
-	if err := removeAndCommit(repo, repoDir, victim.Status.SourcePath, "Remove "+victim.Name); err != nil {
+	if victim.Status.Kubeconfig == nil {
+		return fmt.Errorf("%s reports no published kubeconfig", victim.Name)
+	}
+	d.say("committing and pushing the removal of %s (%s)", victim.Name, victim.Status.SourcePath)
+	if err := repos.RemoveAndPush(ctx, victim.Status.SourcePath, "Remove "+victim.Name); err != nil {
+		return err
+	}
+	removal, err := repos.Head()
+	if err != nil {
 		return err
 	}
 	if err := d.requestReconcile(ctx); err != nil {
 		return err
 	}
-	if _, err := d.watchUntil(ctx, reconcilerDone, seen, func(vcs []v1alpha1.VirtualCluster) bool {
+	if _, err := d.watchUntil(ctx, reconcilerDone, seen, lifecycle, func(vcs []v1alpha1.VirtualCluster) bool {
 		for _, vc := range vcs {
 			if vc.Name == victim.Name {
 				return false
@@ -191,11 +209,34 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	d.table(rest.Items)
 
+	if err := d.waitFileRemoved(ctx, repos, victim.Status.Kubeconfig.Path); err != nil {
+		return err
+	}
+	d.say("warren removed %s from Git:", victim.Status.Kubeconfig.Path)
+	if err := d.showPushedCommits(ctx, repos, removal); err != nil {
+		return err
+	}
+	files, err := readSealedFiles(repos.CloneDir)
+	if err != nil {
+		return err
+	}
+	d.say("%s/ now holds:", v1alpha1.DefaultKubeconfigPath)
+	d.showSealedFiles(files)
+
 	if d.opts.Once {
 		d.say("done")
 		return nil
 	}
-	fmt.Fprintf(d.out, "\nStill reconciling. Try it yourself:\n  export KUBECONFIG=%s\n  kubectl get virtualclusters\n  cd %s   # commit a change, then wait up to 10s\nCtrl-C stops the demo and removes everything it made.\n", plane.KubeconfigPath, repoDir)
+	fmt.Fprintf(d.out, `
+Still reconciling. Try it yourself:
+  export KUBECONFIG=%s
+  kubectl get virtualclusters
+  cd %s
+  # change clusters/ or policies/, then:
+  git add -A && git commit -m "..." && git push   # warren applies it within 10s
+  git pull && ls kubeconfigs/                      # once a new cluster is Ready: its sealed kubeconfig, committed by warren
+Ctrl-C stops the demo and removes everything it made.
+`, plane.KubeconfigPath, repos.CloneDir)
 	select {
 	case <-ctx.Done():
 		return nil
@@ -204,8 +245,20 @@ func (d *demo) run(ctx context.Context) error {
 	}
 }
 
-// watchUntil prints each cluster's progress as it happens until done holds.
-func (d *demo) watchUntil(ctx context.Context, reconcilerDone <-chan error, seen map[string]map[string]bool, done func([]v1alpha1.VirtualCluster) bool) ([]v1alpha1.VirtualCluster, error) {
+func allTrue(vcs []v1alpha1.VirtualCluster, types []string) bool {
+	for i := range vcs {
+		for _, t := range types {
+			if !conditions.IsTrue(&vcs[i], t) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// watchUntil prints each cluster's conditions of the given types as they
+// turn True, until done holds.
+func (d *demo) watchUntil(ctx context.Context, reconcilerDone <-chan error, seen map[string]map[string]bool, types []string, done func([]v1alpha1.VirtualCluster) bool) ([]v1alpha1.VirtualCluster, error) {
 	deadline := time.Now().Add(d.opts.Timeout)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -220,7 +273,7 @@ func (d *demo) watchUntil(ctx context.Context, reconcilerDone <-chan error, seen
 			if seen[vc.Name] == nil {
 				seen[vc.Name] = map[string]bool{}
 			}
-			for _, t := range []string{v1alpha1.AdmittedCondition, v1alpha1.AppliedCondition, v1alpha1.ReadyCondition} {
+			for _, t := range types {
 				if c := conditions.Get(vc, t); c != nil && c.Status == metav1.ConditionTrue && !seen[vc.Name][t] {
 					seen[vc.Name][t] = true
 					d.say("  %-18s %-8s %s", vc.Name, t, c.Message)
@@ -248,10 +301,25 @@ func (d *demo) fleetState(ctx context.Context) string {
 	if err := d.c.Get(ctx, client.ObjectKey{Namespace: fleetNamespace, Name: fleetName}, &f); err != nil {
 		return err.Error()
 	}
-	if c := conditions.Get(&f, "Ready"); c != nil {
-		return fmt.Sprintf("Fleet Ready=%s %s: %s", c.Status, c.Reason, c.Message)
+	c := conditions.Get(&f, "Ready")
+	if c == nil {
+		return "the Fleet has no Ready condition yet"
 	}
-	return "the Fleet has no Ready condition yet"
+	state := fmt.Sprintf("Fleet Ready=%s %s: %s", c.Status, c.Reason, c.Message)
+	if c := conditions.Get(&f, v1alpha1.KubeconfigsPublishedCondition); c != nil {
+		state += fmt.Sprintf("; %s=%s %s: %s", c.Type, c.Status, c.Reason, c.Message)
+	}
+	return state
+}
+
+// fleetPublished says whether the Fleet's publisher reports every
+// kubeconfig current in Git.
+func (d *demo) fleetPublished(ctx context.Context) bool {
+	var f v1alpha1.Fleet
+	if err := d.c.Get(ctx, client.ObjectKey{Namespace: fleetNamespace, Name: fleetName}, &f); err != nil {
+		return false
+	}
+	return conditions.IsTrue(&f, v1alpha1.KubeconfigsPublishedCondition) && f.Status.Kubeconfigs != nil && f.Status.Kubeconfigs.LastCommit != ""
 }
 
 // table prints clusters the way `kubectl get virtualclusters` does.
@@ -314,7 +382,7 @@ func waitCRDEstablished(ctx context.Context, c client.Client, name string) error
 	}
 }
 
-func (d *demo) createFleet(ctx context.Context, repoDir string) error {
+func (d *demo) createFleet(ctx context.Context, url string) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fleetNamespace}}
 	if err := d.c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
@@ -322,9 +390,15 @@ func (d *demo) createFleet(ctx context.Context, repoDir string) error {
 	fleet := &v1alpha1.Fleet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: fleetNamespace, Name: fleetName},
 		Spec: v1alpha1.FleetSpec{
-			URL:      repoDir,
-			Ref:      &v1alpha1.GitRef{Branch: "main"},
+			URL:      url,
+			Ref:      &v1alpha1.GitRef{Branch: branch},
 			Interval: metav1.Duration{Duration: 10 * time.Second},
+			Kubeconfigs: &v1alpha1.KubeconfigPublishing{
+				Sealing: v1alpha1.SealingSource{Controller: &v1alpha1.SealingController{
+					Namespace: d.sealed.Namespace,
+					Service:   d.sealed.ServiceName,
+				}},
+			},
 		},
 	}
 	return d.c.Create(ctx, fleet)
@@ -361,50 +435,4 @@ func (d *demo) waitNamespaceGone(ctx context.Context, name string) error {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-var author = &object.Signature{Name: "warren demo", Email: "demo@warren.invalid"}
-
-// makeRepository writes the embedded example fleet to dir and commits it on main.
-func makeRepository(dir string) (*git.Repository, error) {
-	sub, err := fs.Sub(examples.Fleet, "fleet")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.CopyFS(dir, sub); err != nil {
-		return nil, fmt.Errorf("writing the example fleet: %w", err)
-	}
-	repo, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: "refs/heads/main"}})
-	if err != nil {
-		return nil, fmt.Errorf("creating the example repository: %w", err)
-	}
-	wt, err := repo.Worktree()
-	if err != nil {
-		return nil, err
-	}
-	if err := wt.AddGlob("."); err != nil {
-		return nil, err
-	}
-	return repo, commit(wt, "Example fleet: two teams, three clusters")
-}
-
-func removeAndCommit(repo *git.Repository, dir, path, message string) error {
-	if path == "" || strings.Contains(path, "..") {
-		return errors.New("the cluster does not say which file defines it")
-	}
-	wt, err := repo.Worktree()
-	if err != nil {
-		return err
-	}
-	if _, err := wt.Remove(filepath.ToSlash(path)); err != nil {
-		return fmt.Errorf("removing %s: %w", path, err)
-	}
-	return commit(wt, message)
-}
-
-func commit(wt *git.Worktree, message string) error {
-	sig := *author
-	sig.When = time.Now()
-	_, err := wt.Commit(message, &git.CommitOptions{Author: &sig})
-	return err
 }

@@ -339,9 +339,17 @@ func fakeNode(i int) *corev1.Node {
 			Capacity:    capacity,
 			Allocatable: capacity,
 			// Loopback addresses: nothing should ever try to reach a fake
-			// node, and if something does it stays on this machine.
-			Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("127.0.10.%d", i+1)}},
-			NodeInfo:  corev1.NodeSystemInfo{KubeletVersion: "kwok", OperatingSystem: "linux", Architecture: "amd64"},
+			// node, and if something does it stays on this machine. The
+			// Hostname entry is needed too: kwok's node-initialize stage
+			// keeps a node's addresses only when it has both an InternalIP
+			// and a Hostname, and otherwise rewrites them from its own
+			// --node-ip and --node-name, unset here, leaving none (so a
+			// NodePort cluster never had an endpoint).
+			Addresses: []corev1.NodeAddress{
+				{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("127.0.10.%d", i+1)},
+				{Type: corev1.NodeHostName, Address: name},
+			},
+			NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "kwok", OperatingSystem: "linux", Architecture: "amd64"},
 		},
 	}
 }
