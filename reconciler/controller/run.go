@@ -40,8 +40,8 @@ type Config struct {
 	ServiceCIDR string
 	// NodePortRange overrides detection of the host's node-port range.
 	NodePortRange string
-	SyncerImage string
-	Version     string
+	SyncerImage   string
+	Version       string
 
 	MetricsAddr     string
 	HealthAddr      string
