@@ -419,20 +419,29 @@ func (d *demo) requestReconcile(ctx context.Context) error {
 }
 
 func (d *demo) waitNamespaceGone(ctx context.Context, name string) error {
+	return d.poll(ctx, 250*time.Millisecond, func() (bool, error) {
+		return apierrors.IsNotFound(d.c.Get(ctx, client.ObjectKey{Name: name}, &corev1.Namespace{})), nil
+	}, func() error {
+		return fmt.Errorf("namespace %s still exists after %s", name, d.opts.Timeout)
+	})
+}
+
+// poll calls check every interval until it reports done or fails; once
+// the demo's step timeout has passed it returns late's error instead.
+func (d *demo) poll(ctx context.Context, interval time.Duration, check func() (bool, error), late func() error) error {
 	deadline := time.Now().Add(d.opts.Timeout)
 	for {
-		var ns corev1.Namespace
-		err := d.c.Get(ctx, client.ObjectKey{Name: name}, &ns)
-		if apierrors.IsNotFound(err) {
-			return nil
+		done, err := check()
+		if err != nil || done {
+			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("namespace %s still exists after %s", name, d.opts.Timeout)
+			return late()
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }

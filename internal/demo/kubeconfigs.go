@@ -76,24 +76,12 @@ func (d *demo) showPublished(ctx context.Context, repos *fleetRepos, clusters []
 
 // waitFileRemoved waits until the remote's main no longer holds path.
 func (d *demo) waitFileRemoved(ctx context.Context, repos *fleetRepos, path string) error {
-	deadline := time.Now().Add(d.opts.Timeout)
-	for {
+	return d.poll(ctx, 250*time.Millisecond, func() (bool, error) {
 		has, err := repos.RemoteHasFile(path)
-		if err != nil {
-			return err
-		}
-		if !has {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s is still in Git %s after its cluster was pruned; %s", path, d.opts.Timeout, d.fleetState(ctx))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		return !has, err
+	}, func() error {
+		return fmt.Errorf("%s is still in Git %s after its cluster was pruned; %s", path, d.opts.Timeout, d.fleetState(ctx))
+	})
 }
 
 func shortSHA(sha string) string {
@@ -200,25 +188,20 @@ func (d *demo) unseal(ctx context.Context, f sealedFile) (*corev1.Secret, error)
 		return nil, fmt.Errorf("applying %s: %w", f.path, err)
 	}
 	d.say("applied %s to the host (what Flux or Argo CD would do with kubeconfigs/)", f.path)
-	deadline := time.Now().Add(d.opts.Timeout)
-	for {
-		var s corev1.Secret
+	var s corev1.Secret
+	err := d.poll(ctx, 100*time.Millisecond, func() (bool, error) {
 		err := d.c.Get(ctx, client.ObjectKey{Namespace: f.namespace, Name: f.name}, &s)
-		if err == nil {
-			return &s, nil
+		if apierrors.IsNotFound(err) {
+			return false, nil
 		}
-		if !apierrors.IsNotFound(err) {
-			return nil, err
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the sealed-secrets controller did not unseal %s into Secret %s/%s within %s (its log: %s)", f.path, f.namespace, f.name, d.opts.Timeout, d.sealed.LogPath)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return err == nil, err
+	}, func() error {
+		return fmt.Errorf("the sealed-secrets controller did not unseal %s into Secret %s/%s within %s (its log: %s)", f.path, f.namespace, f.name, d.opts.Timeout, d.sealed.LogPath)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return &s, nil
 }
 
 // showSecret prints what a Secret holds without a byte of its values.

@@ -144,11 +144,7 @@ func (s *Syncer) remove(ctx context.Context, v *storagev1.StorageClass) (reconci
 	if host != nil {
 		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}
-	return reconcile.Result{}, s.delete(ctx, v)
-}
-
-func (s *Syncer) delete(ctx context.Context, v *storagev1.StorageClass) error {
-	return deleteCopy(ctx, s.Virtual, v)
+	return reconcile.Result{}, deleteCopy(ctx, s.Virtual, v)
 }
 
 // deleteCopy deletes a copy, first dropping any finalizer a tenant added
@@ -192,7 +188,7 @@ func sameImmutable(a, b *storagev1.StorageClass) bool {
 // tenant replaced). Claims name classes, not objects, so none is affected.
 func (s *Syncer) recreate(ctx context.Context, v, want *storagev1.StorageClass) error {
 	ctrl.LoggerFrom(ctx).Info("recreating virtual storage class: its provisioner, parameters, reclaim policy or binding mode changed on the host", "storageClass", v.Name)
-	if err := s.delete(ctx, v); err != nil {
+	if err := deleteCopy(ctx, s.Virtual, v); err != nil {
 		return err
 	}
 	return s.create(ctx, want)
