@@ -11,9 +11,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/bootstrap"
 	"github.com/warren-dev/warren/syncer/config"
+	"github.com/warren-dev/warren/syncer/setup"
 )
 
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set:
@@ -37,7 +37,7 @@ func main() {
 	logger := zap.New(zap.JSONEncoder())
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
-	if err := syncer.Run(ctrl.SetupSignalHandler(), cfg); err != nil {
+	if err := setup.Run(ctrl.SetupSignalHandler(), cfg); err != nil {
 		logger.Error(err, "syncer stopped")
 		os.Exit(1)
 	}

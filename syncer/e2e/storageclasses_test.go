@@ -17,7 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/warren-dev/warren/syncer/storageclasses"
+	"github.com/warren-dev/warren/syncer/resources/storageclasses"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 

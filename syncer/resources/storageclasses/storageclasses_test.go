@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/config"
 	"github.com/warren-dev/warren/syncer/translate"
 )
@@ -71,7 +71,7 @@ func virtualAPI(objs ...client.Object) client.WithWatch {
 
 func syncerFor(host, virtual client.Client) (*Syncer, *events.FakeRecorder) {
 	recorder := events.NewFakeRecorder(10)
-	return &Syncer{Pair: &clusters.Pair{Config: &config.Config{SyncStorageClasses: true},
+	return &Syncer{Pair: &syncer.Pair{Config: &config.Config{SyncStorageClasses: true},
 		Virtual: virtual, VirtualReader: virtual, Host: host, HostReader: host, Events: recorder}}, recorder
 }
 

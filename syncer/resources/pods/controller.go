@@ -27,7 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -38,7 +38,7 @@ type Nodes interface {
 
 // Reconciler syncs one virtual pod per request.
 type Reconciler struct {
-	*clusters.Pair
+	*syncer.Pair
 	Security *Security
 	Nodes    Nodes
 
@@ -116,7 +116,7 @@ func (r *Reconciler) load(ctx context.Context, req reconcile.Request) (v, h *cor
 // removeOrphan deletes a host twin whose virtual pod is confirmed gone.
 func (r *Reconciler) removeOrphan(ctx context.Context, req reconcile.Request, h *corev1.Pod) (reconcile.Result, error) {
 	if gone, err := r.VirtualGone(ctx, req.NamespacedName, &corev1.Pod{}); !gone {
-		return clusters.Requeue(time.Second, err)
+		return syncer.Requeue(time.Second, err)
 	}
 	return reconcile.Result{}, r.DeleteHost(ctx, "Pod", h)
 }
@@ -131,7 +131,7 @@ func (r *Reconciler) Down(ctx context.Context, req reconcile.Request) (reconcile
 		if v != nil {
 			r.Conflict(v, "Pod", r.Names.HostName(req.Namespace, req.Name))
 		}
-		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
 	case v == nil && h != nil:
 		r.memo.forget(req.NamespacedName)
 		return r.removeOrphan(ctx, req, h)
@@ -147,7 +147,7 @@ func (r *Reconciler) Down(ctx context.Context, req reconcile.Request) (reconcile
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	return clusters.Requeue(refresh, r.updateHost(ctx, v, h))
+	return syncer.Requeue(refresh, r.updateHost(ctx, v, h))
 }
 
 // Up brings the virtual pod's node and status in line with the host twin.
@@ -234,15 +234,15 @@ func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Resul
 	}
 	h := HostPod(v, env)
 	if err := r.CreateHost(ctx, "Pod", v, h); err != nil {
-		if err == clusters.ErrConflict {
-			return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+		if err == syncer.ErrConflict {
+			return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
 		}
 		return reconcile.Result{}, err
 	}
 	// The token Secret needs the new twin's UID (the twin owns it). Until it
 	// exists the host pod waits for its volume, as a kubelet would.
 	refresh, err := r.ensureTokens(ctx, v, h)
-	return clusters.Requeue(refresh, err)
+	return syncer.Requeue(refresh, err)
 }
 
 // updateHost carries over what may change on a running pod: labels,

@@ -26,7 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/config"
 	"github.com/warren-dev/warren/syncer/translate"
 )
@@ -43,7 +43,7 @@ const (
 
 // Syncer reconciles virtual nodes by name.
 type Syncer struct {
-	*clusters.Pair
+	*syncer.Pair
 
 	ensuring sync.Mutex // one creation of a node at a time
 	// beats says when each node's heartbeat was last written.

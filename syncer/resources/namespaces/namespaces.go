@@ -22,13 +22,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
 // Syncer reconciles virtual namespaces by name.
 type Syncer struct {
-	*clusters.Pair
+	*syncer.Pair
 	// Ingresses includes host Ingresses in the sweep (only when synced).
 	Ingresses bool
 }
@@ -49,7 +49,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		return reconcile.Result{}, err
 	}
 	if gone, err := s.VirtualGone(ctx, req.NamespacedName, &corev1.Namespace{}); !gone {
-		return clusters.Requeue(time.Second, err)
+		return syncer.Requeue(time.Second, err)
 	}
 	lists := []client.ObjectList{
 		&corev1.PodList{}, &corev1.ServiceList{}, &corev1.ConfigMapList{}, &corev1.SecretList{},

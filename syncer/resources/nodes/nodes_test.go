@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/config"
 )
 
@@ -44,7 +44,7 @@ func TestEnsureCreatesANodeOnceWhileTheCacheLags(t *testing.T) {
 			}
 			return nil
 		}).WithStatusSubresource(&corev1.Node{}).Build()
-	s := &Syncer{Pair: &clusters.Pair{Config: &config.Config{}, Virtual: virtual, VirtualReader: virtual}}
+	s := &Syncer{Pair: &syncer.Pair{Config: &config.Config{}, Virtual: virtual, VirtualReader: virtual}}
 
 	var wg sync.WaitGroup
 	for range 20 {

@@ -7,7 +7,7 @@
 // It never copies an object no accepted pod references, never turns a
 // virtual secret into a host service-account token, and never changes or
 // deletes a host object it did not create.
-package configs
+package configmaps
 
 import (
 	"context"
@@ -25,8 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/warren-dev/warren/syncer/clusters"
-	"github.com/warren-dev/warren/syncer/ingresses"
+	"github.com/warren-dev/warren/syncer"
+	"github.com/warren-dev/warren/syncer/resources/ingresses"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -127,12 +127,12 @@ type kindOps struct {
 
 // Syncer reconciles one virtual ConfigMap or Secret per request.
 type Syncer struct {
-	*clusters.Pair
+	*syncer.Pair
 	ops kindOps
 }
 
 // ConfigMaps syncs ConfigMaps.
-func ConfigMaps(p *clusters.Pair) *Syncer {
+func ConfigMaps(p *syncer.Pair) *Syncer {
 	return &Syncer{Pair: p, ops: kindOps{
 		kind: "ConfigMap", index: ConfigMapIndex,
 		new:  func() client.Object { return &corev1.ConfigMap{} },
@@ -149,7 +149,7 @@ func ConfigMaps(p *clusters.Pair) *Syncer {
 }
 
 // Secrets syncs Secrets.
-func Secrets(p *clusters.Pair) *Syncer {
+func Secrets(p *syncer.Pair) *Syncer {
 	return &Syncer{Pair: p, ops: kindOps{
 		kind: "Secret", index: SecretIndex,
 		new:  func() client.Object { return &corev1.Secret{} },
@@ -205,12 +205,12 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile keeps the host copy exactly while the object is used.
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	kind := s.ops.kind
-	v, h, found, foreign, err := clusters.Twins(ctx, s.Pair, kind, req.NamespacedName, s.ops.new)
+	v, h, found, foreign, err := syncer.Twins(ctx, s.Pair, kind, req.NamespacedName, s.ops.new)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if foreign {
-		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
 	}
 	used := false // one user is enough to know (and cheap to find)
 	if v != nil && v.GetDeletionTimestamp() == nil {
@@ -233,7 +233,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 		if v == nil {
 			if gone, err := s.VirtualGone(ctx, req.NamespacedName, s.ops.new()); !gone {
-				return clusters.Requeue(time.Second, err)
+				return syncer.Requeue(time.Second, err)
 			}
 		}
 		return reconcile.Result{}, s.DeleteHost(ctx, kind, h)
@@ -245,7 +245,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		h.SetLabels(translate.HostLabels(v.GetLabels()))
 		s.Names.Mark(h, translate.Origin{Kind: kind, Namespace: req.Namespace, Name: req.Name, UID: string(v.GetUID())})
 		s.ops.copyData(v, h)
-		if err := s.CreateHost(ctx, kind, v, h); err != nil && err != clusters.ErrConflict {
+		if err := s.CreateHost(ctx, kind, v, h); err != nil && err != syncer.ErrConflict {
 			return reconcile.Result{}, err
 		}
 		return reconcile.Result{}, nil

@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -35,7 +35,7 @@ const HostVolumeDriver = "host.warren.dev"
 
 // Syncer reconciles one virtual claim per request.
 type Syncer struct {
-	*clusters.Pair
+	*syncer.Pair
 }
 
 // SetupWithManager registers the claim syncer.
@@ -49,17 +49,17 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile syncs one claim down and its binding up.
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v, h, found, foreign, err := clusters.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *corev1.PersistentVolumeClaim { return &corev1.PersistentVolumeClaim{} })
+	v, h, found, foreign, err := syncer.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *corev1.PersistentVolumeClaim { return &corev1.PersistentVolumeClaim{} })
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if foreign {
-		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
 	}
 	if v == nil || v.DeletionTimestamp != nil {
 		if v == nil {
 			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &corev1.PersistentVolumeClaim{}); !gone {
-				return clusters.Requeue(time.Second, err)
+				return syncer.Requeue(time.Second, err)
 			}
 			if err := s.removeVirtualVolumes(ctx, req.NamespacedName); err != nil {
 				return reconcile.Result{}, err
@@ -71,7 +71,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		return reconcile.Result{}, nil
 	}
 	if !found {
-		if err := s.CreateHost(ctx, Kind, v, s.hostClaim(v)); err != nil && err != clusters.ErrConflict {
+		if err := s.CreateHost(ctx, Kind, v, s.hostClaim(v)); err != nil && err != syncer.ErrConflict {
 			return reconcile.Result{}, err
 		}
 		return reconcile.Result{}, nil

@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -50,7 +50,7 @@ func TLSSecrets(in *networkingv1.Ingress) []string {
 
 // Syncer reconciles one virtual Ingress per request.
 type Syncer struct {
-	*clusters.Pair
+	*syncer.Pair
 }
 
 // SetupWithManager registers the ingress syncer.
@@ -64,12 +64,12 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile syncs one Ingress down and its status up.
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v, h, found, foreign, err := clusters.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *networkingv1.Ingress { return &networkingv1.Ingress{} })
+	v, h, found, foreign, err := syncer.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *networkingv1.Ingress { return &networkingv1.Ingress{} })
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if foreign {
-		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
 	}
 	if v == nil || v.DeletionTimestamp != nil {
 		if !found {
@@ -77,14 +77,14 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 		if v == nil {
 			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &networkingv1.Ingress{}); !gone {
-				return clusters.Requeue(time.Second, err)
+				return syncer.Requeue(time.Second, err)
 			}
 		}
 		return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
 	}
 	want := s.hostIngress(v)
 	if !found {
-		if err := s.CreateHost(ctx, Kind, v, want); err != nil && err != clusters.ErrConflict {
+		if err := s.CreateHost(ctx, Kind, v, want); err != nil && err != syncer.ErrConflict {
 			return reconcile.Result{}, err
 		}
 		return reconcile.Result{}, nil

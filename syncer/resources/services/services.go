@@ -36,7 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -45,7 +45,7 @@ const Kind = "Service"
 
 // Syncer reconciles one virtual Service per request.
 type Syncer struct {
-	*clusters.Pair
+	*syncer.Pair
 
 	// lastType is, per virtual Service, the type it had when last
 	// reconciled, so that a change to a type the host does not serve is
@@ -85,12 +85,12 @@ func Synced(v *corev1.Service) bool {
 
 // Reconcile brings the host twin in line and aligns the ClusterIPs.
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v, h, found, foreign, err := clusters.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *corev1.Service { return &corev1.Service{} })
+	v, h, found, foreign, err := syncer.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *corev1.Service { return &corev1.Service{} })
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if foreign {
-		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
 	}
 	if found && nodePortsDiffer(v, h) {
 		// Either the tenant chose other node ports, or the cache has not
@@ -115,7 +115,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 		if v == nil {
 			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &corev1.Service{}); !gone {
-				return clusters.Requeue(time.Second, err)
+				return syncer.Requeue(time.Second, err)
 			}
 		}
 		return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
@@ -129,8 +129,8 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	want := s.hostService(v)
 	if !found {
 		if err := s.createHost(ctx, v, want); err != nil {
-			if err == clusters.ErrConflict {
-				return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+			if err == syncer.ErrConflict {
+				return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
 			}
 			return reconcile.Result{}, err
 		}
@@ -512,7 +512,7 @@ func (s *Syncer) alignAPIService(ctx context.Context, v *corev1.Service) (reconc
 		return reconcile.Result{}, fmt.Errorf("listing virtual services: %w", err)
 	}
 	if slices.ContainsFunc(all.Items, func(o corev1.Service) bool { return slices.Contains(o.Spec.ClusterIPs, ip) }) {
-		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil // another virtual Service holds it
+		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil // another virtual Service holds it
 	}
 	uid := v.UID
 	if err := s.Virtual.Delete(ctx, v, client.Preconditions{UID: &uid}); err != nil {
@@ -531,7 +531,7 @@ func (s *Syncer) alignAPIService(ctx context.Context, v *corev1.Service) (reconc
 		if err := s.Virtual.Create(ctx, next); err != nil && !apierrors.IsAlreadyExists(err) {
 			return reconcile.Result{}, fmt.Errorf("recreating the virtual kubernetes Service: %w", err)
 		}
-		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
 	}
 	if err != nil && !apierrors.IsAlreadyExists(err) { // the API server may have put its own back first
 		return reconcile.Result{}, fmt.Errorf("recreating the virtual kubernetes Service with %s: %w", ip, err)
@@ -585,7 +585,7 @@ func (s *Syncer) alignClusterIP(ctx context.Context, v, h *corev1.Service) (reco
 		return reconcile.Result{}, fmt.Errorf("recreating virtual service %s with ClusterIP %s: %w", key, hostIP, err)
 	}
 	if moved {
-		return clusters.Requeue(time.Second, s.DeleteHost(ctx, Kind, h))
+		return syncer.Requeue(time.Second, s.DeleteHost(ctx, Kind, h))
 	}
 	return reconcile.Result{}, nil
 }

@@ -24,8 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/warren-dev/warren/syncer/clusters"
-	"github.com/warren-dev/warren/syncer/services"
+	"github.com/warren-dev/warren/syncer"
+	"github.com/warren-dev/warren/syncer/resources/services"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -37,7 +37,7 @@ const managedBy = "syncer.warren.dev"
 
 // Syncer reconciles one virtual EndpointSlice per request.
 type Syncer struct {
-	*clusters.Pair
+	*syncer.Pair
 }
 
 // SetupWithManager registers the endpoint syncer.
@@ -66,12 +66,12 @@ func (s *Syncer) slicesOfService(ctx context.Context, o client.Object) []reconci
 
 // Reconcile syncs one slice, or removes its host twin.
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v, h, found, foreign, err := clusters.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *discoveryv1.EndpointSlice { return &discoveryv1.EndpointSlice{} })
+	v, h, found, foreign, err := syncer.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *discoveryv1.EndpointSlice { return &discoveryv1.EndpointSlice{} })
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if foreign {
-		return reconcile.Result{RequeueAfter: clusters.ConflictRetry}, nil
+		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
 	}
 	wanted, err := s.wanted(ctx, v)
 	if err != nil {
@@ -83,14 +83,14 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 		if v == nil {
 			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &discoveryv1.EndpointSlice{}); !gone {
-				return clusters.Requeue(time.Second, err)
+				return syncer.Requeue(time.Second, err)
 			}
 		}
 		return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
 	}
 	want := s.hostSlice(v)
 	if !found {
-		if err := s.CreateHost(ctx, Kind, v, want); err != nil && err != clusters.ErrConflict {
+		if err := s.CreateHost(ctx, Kind, v, want); err != nil && err != syncer.ErrConflict {
 			return reconcile.Result{}, err
 		}
 		return reconcile.Result{}, nil

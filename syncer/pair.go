@@ -1,11 +1,12 @@
-// Package clusters holds what every per-kind syncer shares: the clients of
+// Package syncer holds what every synced kind (syncer/resources/<kind>)
+// shares: the clients of
 // the virtual and the host API, the name translator, the event recorder, and
 // the few host writes that enforce ownership (create with conflict check,
 // update and delete only of objects the syncer marked as its own).
 //
 // It must never write a host object that lacks this cluster's ownership
 // marks, and never write outside the one host namespace.
-package clusters
+package syncer
 
 import (
 	"context"

@@ -1,13 +1,14 @@
-// Package syncer wires the per-kind syncers between a virtual control plane
+// Package setup wires the per-kind syncers between a virtual control plane
 // and the one host namespace its workloads run in: two API connections, the
 // host cache limited to this cluster's synced objects, leader election,
 // health and metrics.
 //
-// It holds no sync logic of its own; each kind lives in its own package.
+// It holds no sync logic of its own; each kind lives in its own package
+// under syncer/resources.
 // It must never widen the host cache beyond the host namespace; the one
 // exception is the host's StorageClasses, cached (read only) when
 // --sync-storage-classes asks for their mirror.
-package syncer
+package setup
 
 import (
 	"context"
@@ -33,21 +34,21 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/config"
-	"github.com/warren-dev/warren/syncer/configs"
-	"github.com/warren-dev/warren/syncer/endpoints"
-	"github.com/warren-dev/warren/syncer/events"
-	"github.com/warren-dev/warren/syncer/ingresses"
 	"github.com/warren-dev/warren/syncer/initmanifests"
 	"github.com/warren-dev/warren/syncer/kubeconfig"
-	"github.com/warren-dev/warren/syncer/namespaces"
-	"github.com/warren-dev/warren/syncer/nodes"
-	"github.com/warren-dev/warren/syncer/pods"
-	"github.com/warren-dev/warren/syncer/services"
-	"github.com/warren-dev/warren/syncer/storageclasses"
+	"github.com/warren-dev/warren/syncer/resources/configmaps"
+	"github.com/warren-dev/warren/syncer/resources/endpoints"
+	"github.com/warren-dev/warren/syncer/resources/events"
+	"github.com/warren-dev/warren/syncer/resources/ingresses"
+	"github.com/warren-dev/warren/syncer/resources/namespaces"
+	"github.com/warren-dev/warren/syncer/resources/nodes"
+	"github.com/warren-dev/warren/syncer/resources/pods"
+	"github.com/warren-dev/warren/syncer/resources/services"
+	"github.com/warren-dev/warren/syncer/resources/storageclasses"
+	"github.com/warren-dev/warren/syncer/resources/volumes"
 	"github.com/warren-dev/warren/syncer/translate"
-	"github.com/warren-dev/warren/syncer/volumes"
 )
 
 // Run syncs until ctx ends.
@@ -103,7 +104,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("adding the host cluster: %w", err)
 	}
 
-	pair := &clusters.Pair{
+	pair := &syncer.Pair{
 		Config:        cfg,
 		Names:         names,
 		Virtual:       mgr.GetClient(),
@@ -149,7 +150,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 }
 
 // setup registers every per-kind syncer.
-func setup(ctx context.Context, mgr ctrl.Manager, pair *clusters.Pair) error {
+func setup(ctx context.Context, mgr ctrl.Manager, pair *syncer.Pair) error {
 	security, err := pods.NewSecurity(pair.Config.PodSecurity)
 	if err != nil {
 		return err
@@ -158,7 +159,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *clusters.Pair) error {
 		return fmt.Errorf("indexing pods by node: %w", err)
 	}
 	accepted := func(p *corev1.Pod) bool { return security.Check(p) == "" }
-	if err := configs.IndexPods(ctx, mgr, accepted); err != nil {
+	if err := configmaps.IndexPods(ctx, mgr, accepted); err != nil {
 		return fmt.Errorf("indexing pods by configuration: %w", err)
 	}
 	nodeSyncer := &nodes.Syncer{Pair: pair}
@@ -167,8 +168,8 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *clusters.Pair) error {
 		"pod":           &pods.Reconciler{Pair: pair, Security: security, Nodes: nodeSyncer},
 		"service":       &services.Syncer{Pair: pair},
 		"endpointslice": &endpoints.Syncer{Pair: pair},
-		"configmap":     configs.ConfigMaps(pair),
-		"secret":        configs.Secrets(pair),
+		"configmap":     configmaps.ConfigMaps(pair),
+		"secret":        configmaps.Secrets(pair),
 		"pvc":           &volumes.Syncer{Pair: pair},
 		"event":         &events.Syncer{Pair: pair},
 		"namespace":     &namespaces.Syncer{Pair: pair, Ingresses: pair.Config.SyncIngresses},

@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 )
 
 // kinds are the involved-object kinds whose events are copied.
@@ -36,7 +36,7 @@ var kinds = map[string]func() client.Object{
 
 // Syncer reconciles one host Event per request.
 type Syncer struct {
-	*clusters.Pair
+	*syncer.Pair
 }
 
 // SetupWithManager registers the event syncer on host Events.

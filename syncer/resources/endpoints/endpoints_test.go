@@ -6,13 +6,13 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/config"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
 func TestHostSlicesNeverPointIntoTheServiceRange(t *testing.T) {
-	s := &Syncer{Pair: &clusters.Pair{
+	s := &Syncer{Pair: &syncer.Pair{
 		Config: &config.Config{ServiceCIDR: "10.96.0.0/16"},
 		Names:  translate.Translator{Cluster: "demo", HostNamespace: "vc-demo"},
 	}}

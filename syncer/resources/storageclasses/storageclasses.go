@@ -27,7 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
-	"github.com/warren-dev/warren/syncer/clusters"
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -44,7 +44,7 @@ const ReasonNotMirrored = "HostClassNotMirrored"
 
 // Syncer reconciles one class name at a time, on both sides.
 type Syncer struct {
-	*clusters.Pair
+	*syncer.Pair
 }
 
 // SetupWithManager registers the mirror. The host side is watched through
