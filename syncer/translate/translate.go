@@ -9,7 +9,7 @@ package translate
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base32"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,9 +33,24 @@ const (
 	AnnotationKind      = "warren.dev/kind"
 	AnnotationUID       = "warren.dev/uid"
 
-	// reservedPrefix is the key prefix tenants may not set on host objects.
-	reservedPrefix = "warren.dev/"
+	// ReservedDomain is the label and annotation domain only warren writes:
+	// keys "warren.dev/..." and "<anything>.warren.dev/..." are never copied
+	// from a tenant's object to the host, so no tenant object can ever carry
+	// (and so match a selector on) a key warren's own objects are found by.
+	ReservedDomain = "warren.dev"
 )
+
+// Reserved reports whether a label or annotation key is in warren's domain:
+// "warren.dev/..." or "<sub>.warren.dev/...". Keys are compared without
+// regard to case, although the API only accepts lower-case prefixes.
+func Reserved(key string) bool {
+	prefix, _, ok := strings.Cut(key, "/")
+	if !ok {
+		return false
+	}
+	prefix = strings.ToLower(prefix)
+	return prefix == ReservedDomain || strings.HasSuffix(prefix, "."+ReservedDomain)
+}
 
 // MaxNameLength is the longest host name produced. 63 keeps every kind valid,
 // including Services, whose names must be DNS labels.
@@ -44,9 +59,13 @@ const MaxNameLength = 63
 // separator joins name, namespace and cluster in the readable host name.
 const separator = "-x-"
 
-// hashLength is the number of hex digits of the SHA-256 suffix of shortened
-// names (64 bits).
-const hashLength = 16
+// hashLength is the number of base32 digits of the SHA-256 suffix of
+// shortened names: 26 digits carry 130 bits, so finding two identities with
+// one suffix takes about 2^64 hashes even for a tenant choosing names freely.
+const hashLength = 26
+
+// hashEncoding writes the suffix in lower-case letters and digits only.
+var hashEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // Translator maps virtual identities to host identities for one cluster.
 type Translator struct {
@@ -55,29 +74,50 @@ type Translator struct {
 }
 
 // HostName is the host name of the virtual object namespace/name:
-// "<name>-x-<namespace>-x-<cluster>". When that is longer than 63 characters,
-// or when name or namespace contain the separator (which would make the
-// readable form ambiguous), the result is a prefix of the readable form and a
-// hash of the full identity instead.
+// "<name>-x-<namespace>-x-<cluster>" when that fits in 63 characters and
+// reads back one way only (the separator occurs exactly twice, counting
+// overlapping occurrences, so "db-x"/"n" and "db"/"x-n", both
+// "db-x-x-n-x-<cluster>", are never readable). Otherwise it is a prefix of
+// the readable form and a hash of the full identity. The result is
+// injective: two readable names differ because each reads back to its own
+// identity; a hashed name equals a readable one only if its 26 digits equal
+// the fixed tail every readable name of this cluster ends in (a 130-bit
+// preimage; with a cluster name under 26 characters the tail holds "-x-",
+// which no hash contains); and two hashed names differ unless SHA-256
+// collides on 130 bits.
 func (t Translator) HostName(namespace, name string) string {
 	full := name + separator + namespace + separator + t.Cluster
-	if len(full) <= MaxNameLength && !strings.Contains(name, separator) && !strings.Contains(namespace, separator) {
+	if len(full) <= MaxNameLength && countOverlapping(full, separator) == 2 {
 		return full
 	}
-	return shorten(full, namespace+"/"+name+"/"+t.Cluster)
+	return shorten(full, "object", namespace, name, t.Cluster)
 }
 
 // DerivedName names a host object the syncer makes for a virtual object but
 // which has no virtual twin of its own kind (for example a pod's token
-// Secret). purpose keeps it apart from names of real virtual objects.
+// Secret). It is always hashed, over an identity that starts with "derived"
+// and the purpose, so it never equals a HostName.
 func (t Translator) DerivedName(purpose, namespace, name string) string {
-	return shorten(purpose+"-"+name, purpose+"/"+namespace+"/"+name+"/"+t.Cluster)
+	return shorten(purpose+"-"+name, "derived", purpose, namespace, name, t.Cluster)
 }
 
-// shorten keeps as much of readable as fits and appends a hash of identity.
-func shorten(readable, identity string) string {
-	sum := sha256.Sum256([]byte(identity))
-	suffix := "-" + hex.EncodeToString(sum[:])[:hashLength]
+// countOverlapping counts the occurrences of sep in s, overlapping ones too.
+func countOverlapping(s, sep string) int {
+	n := 0
+	for i := 0; i+len(sep) <= len(s); i++ {
+		if s[i:i+len(sep)] == sep {
+			n++
+		}
+	}
+	return n
+}
+
+// shorten keeps as much of readable as fits and appends a hash of the
+// identity parts. The parts are joined with NUL, which no Kubernetes name
+// contains, so different part lists never hash the same input.
+func shorten(readable string, identity ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(identity, "\x00")))
+	suffix := "-" + hashEncoding.EncodeToString(sum[:])[:hashLength]
 	prefix := readable
 	if keep := MaxNameLength - len(suffix); len(prefix) > keep {
 		prefix = prefix[:keep]
@@ -154,14 +194,14 @@ func (t Translator) Owns(host metav1.Object, kind, namespace, name string) bool 
 	return ok && o.Kind == kind && o.Namespace == namespace && o.Name == name
 }
 
-// HostLabels returns the labels of the host twin of an object in namespace
-// with virtual labels: the tenant's labels (so translated selectors match)
-// without any key in the reserved warren.dev/ prefix. Ownership labels are
-// added by Mark.
+// HostLabels returns the labels of the host twin of an object with virtual
+// labels: the tenant's labels (so translated selectors match) without any
+// key in the reserved domain (see Reserved). Ownership labels are added by
+// Mark. It suits annotations too, for callers that copy them all.
 func HostLabels(virtual map[string]string) map[string]string {
 	out := make(map[string]string, len(virtual)+3)
 	for k, v := range virtual {
-		if !strings.HasPrefix(k, reservedPrefix) {
+		if !Reserved(k) {
 			out[k] = v
 		}
 	}
@@ -196,7 +236,7 @@ func (t Translator) HostLabelSelector(namespaces []string, virtual *metav1.Label
 			out.MatchLabels[k] = v
 		}
 		for _, e := range virtual.MatchExpressions {
-			if !strings.HasPrefix(e.Key, reservedPrefix) {
+			if !Reserved(e.Key) {
 				out.MatchExpressions = append(out.MatchExpressions, *e.DeepCopy())
 			}
 		}

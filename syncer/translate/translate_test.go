@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-var hashed = regexp.MustCompile(`-[0-9a-f]{16}$`)
+var hashed = regexp.MustCompile(`-[a-z2-7]{26}$`)
 
 func TestHostNameIsReadableWhenItFitsAndHashedWhenNot(t *testing.T) {
 	tr := Translator{Cluster: "demo", HostNamespace: "vc-demo"}
@@ -171,5 +171,110 @@ func TestTenantsCannotForgeReservedLabels(t *testing.T) {
 	}})
 	if len(sel.MatchExpressions) != 2 || sel.MatchExpressions[1].Key != LabelNamespace || sel.MatchExpressions[0].Key != "tier" {
 		t.Fatalf("HostLabelSelector = %+v", sel)
+	}
+}
+
+// The table the issue asked for: separators at both ends of name and
+// namespace, the length threshold, and 253-character names. Each case
+// names two identities that a naive join would give one host name.
+func TestHostNameIsInjectiveAtTheEdges(t *testing.T) {
+	long := strings.Repeat("a", 253)
+	cases := []struct {
+		what      string
+		cluster   string
+		ns1, n1   string
+		ns2, n2   string
+		readable1 bool // whether the first stays readable
+	}{
+		{what: "name ends in -x, namespace starts with x-", cluster: "demo", n1: "db-x", ns1: "n", n2: "db", ns2: "x-n"},
+		{what: "separator at the end of the name", cluster: "demo", n1: "a-x-", ns1: "b", n2: "a", ns2: "-b"},
+		{what: "separator at the start of the namespace", cluster: "demo", n1: "a", ns1: "-x-b", n2: "a-x-", ns2: "b"},
+		{what: "separator inside the name", cluster: "demo", n1: "a-x-b", ns1: "c", n2: "a", ns2: "b-x-c"},
+		{what: "name x against namespace x", cluster: "demo", n1: "x", ns1: "x-x", n2: "x-x", ns2: "x"},
+		{what: "namespace ends in -x against the cluster", cluster: "x-demo", n1: "a", ns1: "b-x", n2: "a", ns2: "b"},
+		{what: "a readable name against a hashed one", cluster: "demo", n1: "db", ns1: "n", n2: "db-x", ns2: "n", readable1: true},
+		{what: "the threshold: 63 characters stay readable", cluster: "demo", n1: strings.Repeat("a", 46), ns1: "default", n2: strings.Repeat("a", 47), ns2: "default", readable1: true},
+		{what: "253-character names differing in the last character", cluster: "demo", n1: long, ns1: "n", n2: long[:252] + "b", ns2: "n"},
+		{what: "253-character names, one namespace longer", cluster: "demo", n1: long, ns1: "n", n2: long[:252], ns2: "n"},
+		{what: "long namespace against long name", cluster: "demo", n1: "a", ns1: strings.Repeat("n", 63), n2: strings.Repeat("n", 63), ns2: "a"},
+	}
+	for _, c := range cases {
+		tr := Translator{Cluster: c.cluster, HostNamespace: "vc-" + c.cluster}
+		a, b := tr.HostName(c.ns1, c.n1), tr.HostName(c.ns2, c.n2)
+		if a == b {
+			t.Errorf("%s: %s/%s and %s/%s both translate to %q", c.what, c.ns1, c.n1, c.ns2, c.n2, a)
+		}
+		if got := !hashed.MatchString(a); got != c.readable1 {
+			t.Errorf("%s: %q readable=%v, want %v", c.what, a, got, c.readable1)
+		}
+		for _, n := range []string{a, b} {
+			if len(n) > MaxNameLength || len(validation.IsDNS1123Subdomain(n)) > 0 {
+				t.Errorf("%s: %q is not a valid host name", c.what, n)
+			}
+		}
+	}
+}
+
+// Every name, namespace and cluster over the alphabet {a, x, -} up to five
+// characters (the separator's own letters, so every overlap occurs): no two
+// identities share a host name, and each readable name reads back to its
+// own identity.
+func TestHostNameIsInjectiveExhaustively(t *testing.T) {
+	var words []string
+	var grow func(string)
+	grow = func(w string) {
+		if w != "" && w[0] != '-' && w[len(w)-1] != '-' {
+			words = append(words, w)
+		}
+		if len(w) < 5 {
+			for _, c := range "ax-" {
+				grow(w + string(c))
+			}
+		}
+	}
+	grow("")
+	seen := map[string]string{}
+	for _, cluster := range []string{"a", "x", "a-x", "x-a"} {
+		tr := Translator{Cluster: cluster}
+		for _, ns := range words {
+			for _, name := range words {
+				got := tr.HostName(ns, name)
+				id := cluster + ":" + ns + "/" + name
+				if prev, dup := seen[got]; dup {
+					t.Fatalf("%s and %s both translate to %q", prev, id, got)
+				}
+				seen[got] = id
+				if !hashed.MatchString(got) && got != name+"-x-"+ns+"-x-"+cluster {
+					t.Fatalf("%s: readable %q does not read back", id, got)
+				}
+			}
+		}
+	}
+	if len(seen) < 50000 {
+		t.Fatalf("only %d identities tried", len(seen))
+	}
+}
+
+func TestReservedKeys(t *testing.T) {
+	for key, want := range map[string]bool{
+		"warren.dev/cluster":       true,
+		"warren.dev/anything":      true,
+		"control.warren.dev/role":  true,
+		"a.b.warren.dev/x":         true,
+		"WARREN.DEV/cluster":       true,
+		"notwarren.dev/x":          false,
+		"warren.dev.example.com/x": false,
+		"app.kubernetes.io/name":   false,
+		"warren.dev":               false, // no prefix: a plain name
+		"app":                      false,
+		"syncer.warren.dev":        false,
+	} {
+		if got := Reserved(key); got != want {
+			t.Errorf("Reserved(%q) = %v, want %v", key, got, want)
+		}
+	}
+	got := HostLabels(map[string]string{"app": "web", "warren.dev/cluster": "x", "ctl.warren.dev/component": "control-plane"})
+	if len(got) != 1 || got["app"] != "web" {
+		t.Errorf("HostLabels kept reserved keys: %v", got)
 	}
 }
