@@ -7,9 +7,12 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
@@ -48,6 +51,10 @@ type Config struct {
 	PprofBindAddress       string
 	HealthProbeBindAddress string
 	LeaderElect            bool
+
+	// Workloads is the platform's word on what the cluster's workloads may
+	// use of the host (--storage-classes, --node-selector, --ingress-hosts…).
+	Workloads Workloads
 }
 
 // Parse reads args (without the program name). getenv supplies the downward
@@ -78,6 +85,8 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "health and readiness probe address (0 disables)")
 	fs.StringVar(&c.PprofBindAddress, "pprof-bind-address", "0", "Go profiling endpoint address (0 disables)")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", true, "elect a leader so two replicas never both write")
+	var workloads workloadFlags
+	workloads.bind(fs, c)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -91,6 +100,9 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	}
 	c.defaults()
 	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if err := workloads.parse(&c.Workloads); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -114,22 +126,65 @@ func applyFile(fs *pflag.FlagSet, path string) error {
 		if f.Changed {
 			continue
 		}
-		var s string
-		switch v := v.(type) {
-		case string:
-			s = v
-		case bool:
-			s = strconv.FormatBool(v)
-		case float64:
-			s = strconv.FormatFloat(v, 'f', -1, 64)
-		default:
-			return fmt.Errorf("config file %s: field %q: want a string, number or boolean, got %T", path, key, v)
+		s, err := fileValue(v, f.Value.Type(), key == "tolerations")
+		if err != nil {
+			return fmt.Errorf("config file %s: field %q: %w", path, key, err)
 		}
 		if err := fs.Set(key, s); err != nil {
 			return fmt.Errorf("config file %s: field %q: %w", path, key, err)
 		}
 	}
 	return nil
+}
+
+// fileValue is a file's value as its flag (of flagType) would be written:
+// lists comma-joined for list flags, maps as k=v pairs for map flags, and
+// a list of objects as JSON for a flag that takes JSON (asJSON).
+func fileValue(v any, flagType string, asJSON bool) (string, error) {
+	switch v.(type) {
+	case map[string]any:
+		if flagType != "stringToString" {
+			return "", fmt.Errorf("want a %s, got a map", flagType)
+		}
+	case []any:
+		if flagType != "stringSlice" && !asJSON {
+			return "", fmt.Errorf("want a %s, got a list", flagType)
+		}
+	}
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), nil
+	case map[string]any:
+		var pairs []string
+		for k, val := range v {
+			s, ok := val.(string)
+			if !ok {
+				return "", fmt.Errorf("%s: want a string value, got %T", k, val)
+			}
+			pairs = append(pairs, k+"="+s)
+		}
+		sort.Strings(pairs)
+		return strings.Join(pairs, ","), nil
+	case []any:
+		if asJSON {
+			raw, err := json.Marshal(v)
+			return string(raw), err
+		}
+		var items []string
+		for _, item := range v {
+			s, ok := item.(string)
+			if !ok {
+				return "", fmt.Errorf("want a list of strings, got a %T in it", item)
+			}
+			items = append(items, s)
+		}
+		return strings.Join(items, ","), nil
+	}
+	return "", fmt.Errorf("want a string, number, boolean, list or map, got %T", v)
 }
 
 func (c *Config) defaults() {

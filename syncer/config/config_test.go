@@ -83,3 +83,77 @@ func TestBadInputNamesFileFieldAndReason(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkloadFlagsDefaultToDeny(t *testing.T) {
+	c, err := Parse([]string{"--name=a", "--host-namespace=x"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Workloads
+	if len(w.StorageClasses) > 0 || w.AllowStaticBinding || len(w.NodeSelector) > 0 || len(w.Tolerations) > 0 ||
+		len(w.IngressHosts) > 0 || len(w.IngressClasses) > 0 || len(w.IngressAnnotations) > 0 || len(w.PodAnnotations) > 0 || len(w.EndpointCIDRs) > 0 {
+		t.Fatalf("defaults allow something: %+v", w)
+	}
+	if w.PodAnnotations.Allows("k8s.v1.cni.cncf.io/networks") || w.IngressHosts.Allows("x.example.com") {
+		t.Fatal("empty lists allow")
+	}
+}
+
+func TestWorkloadFlagsFromFlagsAndFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "syncer.yaml")
+	file := `name: a
+host-namespace: x
+storage-classes: [fast, slow]
+node-selector: {pool: tenants}
+tolerations:
+- {key: dedicated, operator: Equal, value: tenants, effect: NoSchedule}
+pod-annotations: [prometheus.io/*]
+`
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]string{"--config=" + path, "--allow-static-binding", "--ingress-hosts=*.apps.example.com,shop.example.com",
+		"--ingress-classes=public", "--ingress-annotations=nginx.ingress.kubernetes.io/ssl-redirect", "--endpoint-cidrs=192.0.2.0/24,2001:db8::/32"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Workloads
+	if strings.Join(w.StorageClasses, ",") != "fast,slow" || !w.AllowStaticBinding || w.NodeSelector["pool"] != "tenants" ||
+		len(w.Tolerations) != 1 || w.Tolerations[0].Value != "tenants" || len(w.EndpointCIDRs) != 2 || w.IngressClasses[0] != "public" {
+		t.Fatalf("got %+v", w)
+	}
+	for key, want := range map[string]bool{"prometheus.io/scrape": true, "prometheus.io": false, "x.prometheus.io/scrape": false, "k8s.v1.cni.cncf.io/networks": false} {
+		if w.PodAnnotations.Allows(key) != want {
+			t.Errorf("pod annotation %q allowed = %v", key, !want)
+		}
+	}
+	if !w.IngressAnnotations.Allows("nginx.ingress.kubernetes.io/ssl-redirect") || w.IngressAnnotations.Allows("nginx.ingress.kubernetes.io/auth-url") {
+		t.Error("ingress annotation allowlist wrong")
+	}
+	for host, want := range map[string]bool{"a.apps.example.com": true, "*.apps.example.com": true, "SHOP.example.com": true,
+		"apps.example.com": false, "other.example.com": false, "": false, "*.example.com": false} {
+		if w.IngressHosts.Allows(host) != want {
+			t.Errorf("ingress host %q allowed = %v", host, !want)
+		}
+	}
+}
+
+func TestBadWorkloadFlagsSayWhich(t *testing.T) {
+	base := []string{"--name=a", "--host-namespace=x"}
+	for flag, want := range map[string]string{
+		"--tolerations=[{":                     "--tolerations",
+		`--tolerations=[{"operator":"Maybe"}]`: "operator",
+		`--tolerations=[{"operator":"Equal"}]`: "empty key",
+		"--node-selector=bad key=v":            "--node-selector",
+		"--endpoint-cidrs=10.0.0.0/33":         "--endpoint-cidrs",
+		"--ingress-hosts=[":                    "--ingress-hosts",
+		"--pod-annotations=not a key":          "--pod-annotations",
+		"--ingress-annotations=-bad-/*":        "--ingress-annotations",
+		"--storage-classes=Not_A_Class":        "--storage-classes",
+	} {
+		_, err := Parse(append(base, flag), noEnv)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one mentioning %q", flag, err, want)
+		}
+	}
+}
