@@ -3,28 +3,15 @@ package cli_test
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	"github.com/warren-dev/warren/internal/plan"
 	"github.com/warren-dev/warren/test/fleettest"
 )
-
-// git runs the git CLI in dir, as a person preparing a pull request would.
-func git(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=Tenant", "GIT_AUTHOR_EMAIL=tenant@example.com",
-		"GIT_COMMITTER_NAME=Tenant", "GIT_COMMITTER_EMAIL=tenant@example.com",
-		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_SYSTEM=/dev/null")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-}
 
 func withMemory(name, memory string) string {
 	return fleettest.Cluster(name) + "  resources:\n    memory: " + memory + "\n"
@@ -37,15 +24,15 @@ func revisions(t *testing.T) string {
 	t.Helper()
 	repo := t.TempDir()
 	fleet := filepath.Join(repo, "fleet")
-	git(t, repo, "init", "-q", "-b", "main")
+	testkit.Git(t, repo, "init", "-q", "-b", "main")
 	fleettest.Write(t, fleet, fleettest.Files{
 		"policies/team-a.yaml": fleettest.Policy,
 		"clusters/alpha.yaml":  withMemory("alpha", "1Gi"),
 		"clusters/beta.yaml":   withMemory("beta", "1Gi"),
 		"clusters/gamma.yaml":  withMemory("gamma", "1Gi"),
 	})
-	git(t, repo, "add", "-A")
-	git(t, repo, "commit", "-q", "-m", "alpha, beta, gamma")
+	testkit.Git(t, repo, "add", "-A")
+	testkit.Git(t, repo, "commit", "-q", "-m", "alpha, beta, gamma")
 
 	fleettest.Write(t, fleet, fleettest.Files{
 		"clusters/beta.yaml":  withMemory("beta", "2Gi"),
@@ -54,8 +41,8 @@ func revisions(t *testing.T) string {
 	if err := os.Remove(filepath.Join(fleet, "clusters", "gamma.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "add", "-A")
-	git(t, repo, "commit", "-q", "-m", "add delta, grow beta, drop gamma")
+	testkit.Git(t, repo, "add", "-A")
+	testkit.Git(t, repo, "commit", "-q", "-m", "add delta, grow beta, drop gamma")
 	return fleet
 }
 

@@ -33,10 +33,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/warren-dev/warren/config"
+	"github.com/warren-dev/warren/internal/localplane"
+	"github.com/warren-dev/warren/internal/sealedsecrets"
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/controller"
-	"github.com/warren-dev/warren/test/localkube"
-	"github.com/warren-dev/warren/test/sealedsecrets"
 )
 
 // Options tune the demo.
@@ -90,7 +90,7 @@ func (d *demo) run(ctx context.Context) error {
 	defer os.RemoveAll(work)
 
 	d.say("starting a local host plane (etcd, kube-apiserver, controller-manager, scheduler, kwok with %d nodes)", d.opts.Nodes)
-	plane, err := localkube.Start(ctx, localkube.Options{ControllerManager: true, Scheduler: true, Nodes: d.opts.Nodes})
+	plane, err := localplane.Start(ctx, localplane.Options{ControllerManager: true, Scheduler: true, Nodes: d.opts.Nodes})
 	if err != nil {
 		return fmt.Errorf("starting the host plane: %w", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
@@ -23,7 +25,6 @@ import (
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/controller"
 	"github.com/warren-dev/warren/reconciler/kubeconfig"
-	"github.com/warren-dev/warren/test/gitserver"
 )
 
 // The demo is warren's main job on its embedded default. A person running
@@ -101,7 +102,7 @@ func TestDemoShowsTheLoopFromGitToSealedKubeconfigsAndBack(t *testing.T) {
 	// the sealed files the output showed.
 	git := func(dir string, args ...string) string {
 		t.Helper()
-		s, err := gitserver.RunGit(ctx, dir, args...)
+		s, err := testkit.RunGit(ctx, dir, args...)
 		if err != nil {
 			t.Fatal(err)
 		}

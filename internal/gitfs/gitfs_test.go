@@ -2,33 +2,22 @@ package gitfs_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/warren-dev/warren/test/testkit"
 
 	"github.com/warren-dev/warren/internal/gitfs"
 	"github.com/warren-dev/warren/reconciler/load"
 	"github.com/warren-dev/warren/test/fleettest"
 )
 
-func git(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=a", "GIT_AUTHOR_EMAIL=a@example.com",
-		"GIT_COMMITTER_NAME=a", "GIT_COMMITTER_EMAIL=a@example.com",
-		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_SYSTEM=/dev/null")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-}
-
 // A fleet kept in a sub-folder of a repository reads at an older revision
 // exactly as its checkout would load, links and all.
 func TestFleetAtAnOlderRevision(t *testing.T) {
 	repo := t.TempDir()
 	fleet := filepath.Join(repo, "platform", "fleet")
-	git(t, repo, "init", "-q", "-b", "main")
+	testkit.Git(t, repo, "init", "-q", "-b", "main")
 	fleettest.Write(t, repo, fleettest.Files{
 		"platform/shared/b.yaml":         fleettest.Cluster("b"),
 		"platform/fleet/policies/p.yaml": fleettest.Policy,
@@ -36,12 +25,12 @@ func TestFleetAtAnOlderRevision(t *testing.T) {
 		"platform/fleet/clusters/b.yaml": "symlink:../../shared/b.yaml", // leaves the fleet's root
 		"platform/fleet/clusters/c.yaml": "symlink:a.yaml",              // stays inside
 	})
-	git(t, repo, "add", "-A")
-	git(t, repo, "commit", "-q", "-m", "first")
+	testkit.Git(t, repo, "add", "-A")
+	testkit.Git(t, repo, "commit", "-q", "-m", "first")
 	if err := os.Remove(filepath.Join(fleet, "clusters", "a.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "commit", "-q", "-am", "drop a")
+	testkit.Git(t, repo, "commit", "-q", "-am", "drop a")
 
 	fsys, err := gitfs.AtRevision(fleet, "HEAD~1")
 	if err != nil {
@@ -72,13 +61,13 @@ func TestFleetAtAnOlderRevision(t *testing.T) {
 // revision that does not exist is an error naming it.
 func TestMissingFolderAndRevision(t *testing.T) {
 	repo := t.TempDir()
-	git(t, repo, "init", "-q", "-b", "main")
+	testkit.Git(t, repo, "init", "-q", "-b", "main")
 	fleettest.Write(t, repo, fleettest.Files{"README.md": "hello\n"})
-	git(t, repo, "add", "-A")
-	git(t, repo, "commit", "-q", "-m", "first")
+	testkit.Git(t, repo, "add", "-A")
+	testkit.Git(t, repo, "commit", "-q", "-m", "first")
 	fleettest.Write(t, repo, fleettest.Files{"fleet/clusters/a.yaml": fleettest.Cluster("a")})
-	git(t, repo, "add", "-A")
-	git(t, repo, "commit", "-q", "-m", "fleet")
+	testkit.Git(t, repo, "add", "-A")
+	testkit.Git(t, repo, "commit", "-q", "-m", "fleet")
 
 	fsys, err := gitfs.AtRevision(filepath.Join(repo, "fleet"), "HEAD~1")
 	if err != nil {

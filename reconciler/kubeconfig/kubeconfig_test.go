@@ -3,12 +3,13 @@ package kubeconfig
 import (
 	"bytes"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warren-dev/warren/test/testkit"
 
 	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
 	sscrypto "github.com/bitnami-labs/sealed-secrets/pkg/crypto"
@@ -190,7 +191,7 @@ func TestSealedFileUnsealsOnlyAsItsTargetAndHidesEveryCredential(t *testing.T) {
 		t.Errorf("change %q, want %q", res.Change, NewFile)
 	}
 
-	assertNoPlaintext(t, res.File, plain)
+	testkit.AssertNoPlaintext(t, res.File, plain)
 
 	var sealed ssv1alpha1.SealedSecret
 	if err := yaml.UnmarshalStrict(res.File, &sealed); err != nil {
@@ -221,41 +222,6 @@ func TestSealedFileUnsealsOnlyAsItsTargetAndHidesEveryCredential(t *testing.T) {
 	renamed.Name = "stolen"
 	if _, err := renamed.Unseal(codecs, keys); err == nil {
 		t.Error("a strict SealedSecret unsealed under another name")
-	}
-}
-
-// assertNoPlaintext fails if any credential, or any line of the plaintext
-// kubeconfig's secret material, appears in out in any common encoding.
-func assertNoPlaintext(t *testing.T, out, plain []byte) {
-	t.Helper()
-	cfg, err := clientcmd.Load(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var secrets [][]byte
-	for _, u := range cfg.AuthInfos {
-		secrets = append(secrets, u.ClientKeyData, u.ClientCertificateData, []byte(u.Token))
-	}
-	secrets = append(secrets, plain)
-	for _, s := range secrets {
-		if len(bytes.TrimSpace(s)) == 0 {
-			continue
-		}
-		forms := [][]byte{s, []byte(base64.StdEncoding.EncodeToString(s))}
-		if block, _ := pem.Decode(s); block != nil {
-			body := base64.StdEncoding.EncodeToString(block.Bytes)
-			forms = append(forms, []byte(body[:64]), []byte(body[len(body)-64:]))
-		}
-		for _, f := range forms {
-			if bytes.Contains(out, f) {
-				t.Fatalf("sealed file contains plaintext credential material (%d bytes)", len(f))
-			}
-		}
-	}
-	for _, marker := range []string{"PRIVATE KEY", "BEGIN CERTIFICATE", "client-key-data", "client-certificate-data", "token:"} {
-		if strings.Contains(string(out), marker) {
-			t.Fatalf("sealed file contains %q", marker)
-		}
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	"github.com/warren-dev/warren/test/gitserver"
 )
 
@@ -50,13 +52,13 @@ func TestPushCommitsOnceAndStaysQuiet(t *testing.T) {
 	if got := repo.Show(t, "main", "clusters/a.yaml"); got != "name: a" {
 		t.Fatalf("untouched file changed: %q", got)
 	}
-	if _, err := gitserver.RunGit(ctx, repo.BareDir, "cat-file", "-e", "main:kubeconfigs/old.yaml"); err == nil {
+	if _, err := testkit.RunGit(ctx, repo.BareDir, "cat-file", "-e", "main:kubeconfigs/old.yaml"); err == nil {
 		t.Fatal("kubeconfigs/old.yaml still there")
 	}
-	if got, _ := gitserver.RunGit(ctx, repo.BareDir, "log", "-1", "--format=%an <%ae>|%s", "main"); got != "warren <warren@warren.dev>|kubeconfigs: add a (new cluster)" {
+	if got, _ := testkit.RunGit(ctx, repo.BareDir, "log", "-1", "--format=%an <%ae>|%s", "main"); got != "warren <warren@warren.dev>|kubeconfigs: add a (new cluster)" {
 		t.Fatalf("commit author|subject = %q", got)
 	}
-	if out, err := gitserver.RunGit(ctx, repo.BareDir, "fsck", "--strict"); err != nil {
+	if out, err := testkit.RunGit(ctx, repo.BareDir, "fsck", "--strict"); err != nil {
 		t.Fatalf("git fsck: %v %s", err, out)
 	}
 
@@ -74,7 +76,7 @@ func TestPushCommitsOnceAndStaysQuiet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := gitserver.RunGit(ctx, repo.BareDir, "cat-file", "-e", gone.Commit+":kubeconfigs"); err == nil {
+	if _, err := testkit.RunGit(ctx, repo.BareDir, "cat-file", "-e", gone.Commit+":kubeconfigs"); err == nil {
 		t.Fatal("empty kubeconfigs folder still in the tree")
 	}
 }
@@ -104,13 +106,13 @@ func TestPushLandsOnTopOfAConcurrentCommit(t *testing.T) {
 	if res.Attempts != 2 {
 		t.Fatalf("attempts = %d, want 2", res.Attempts)
 	}
-	if parent, _ := gitserver.RunGit(ctx, repo.BareDir, "rev-parse", "main^"); parent != theirs {
+	if parent, _ := testkit.RunGit(ctx, repo.BareDir, "rev-parse", "main^"); parent != theirs {
 		t.Fatalf("warren's commit parent = %s, want the concurrent commit %s", parent, theirs)
 	}
 	if got := repo.Show(t, "main", "clusters/b.yaml"); got != "name: b" {
 		t.Fatalf("concurrent commit lost: %q", got)
 	}
-	if _, err := gitserver.RunGit(ctx, repo.BareDir, "fsck", "--strict"); err != nil {
+	if _, err := testkit.RunGit(ctx, repo.BareDir, "fsck", "--strict"); err != nil {
 		t.Fatal(err)
 	}
 }

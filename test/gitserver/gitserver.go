@@ -9,8 +9,6 @@
 package gitserver
 
 import (
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -25,13 +23,13 @@ import (
 	"net/http"
 	"net/http/cgi"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/warren-dev/warren/test/testkit"
 )
 
 // DefaultBranch is the branch NewRepo starts with.
@@ -58,12 +56,12 @@ func NewRepo(t testing.TB, root, name string) *Repo {
 		BareDir: filepath.Join(root, name+".git"),
 		WorkDir: filepath.Join(root, "work", name),
 	}
-	mustGit(t, "", "init", "--quiet", "--bare", "--initial-branch="+DefaultBranch, r.BareDir)
-	mustGit(t, r.BareDir, "config", "http.receivepack", "true")
-	mustGit(t, r.BareDir, "config", "uploadpack.allowAnySHA1InWant", "true")
-	mustGit(t, r.BareDir, "config", "receive.denyNonFastForwards", "true")
-	mustGit(t, "", "init", "--quiet", "--initial-branch="+DefaultBranch, r.WorkDir)
-	mustGit(t, r.WorkDir, "remote", "add", "origin", r.BareDir)
+	testkit.Git(t, "", "init", "--quiet", "--bare", "--initial-branch="+DefaultBranch, r.BareDir)
+	testkit.Git(t, r.BareDir, "config", "http.receivepack", "true")
+	testkit.Git(t, r.BareDir, "config", "uploadpack.allowAnySHA1InWant", "true")
+	testkit.Git(t, r.BareDir, "config", "receive.denyNonFastForwards", "true")
+	testkit.Git(t, "", "init", "--quiet", "--initial-branch="+DefaultBranch, r.WorkDir)
+	testkit.Git(t, r.WorkDir, "remote", "add", "origin", r.BareDir)
 	return r
 }
 
@@ -74,7 +72,7 @@ func (r *Repo) FileURL() string { return "file://" + r.BareDir }
 // standard output; it fails the test on error.
 func (r *Repo) Git(t testing.TB, args ...string) string {
 	t.Helper()
-	return mustGit(t, r.WorkDir, args...)
+	return testkit.Git(t, r.WorkDir, args...)
 }
 
 // CommitFiles writes files (path relative to the repository root → content)
@@ -128,13 +126,13 @@ func (r *Repo) Pull(t testing.TB) {
 // Head returns the SHA-1 a branch points at in the bare repository.
 func (r *Repo) Head(t testing.TB, branch string) string {
 	t.Helper()
-	return mustGit(t, r.BareDir, "rev-parse", "refs/heads/"+branch)
+	return testkit.Git(t, r.BareDir, "rev-parse", "refs/heads/"+branch)
 }
 
 // Show returns the content of path at rev in the bare repository.
 func (r *Repo) Show(t testing.TB, rev, path string) string {
 	t.Helper()
-	return mustGit(t, r.BareDir, "show", rev+":"+path)
+	return testkit.Git(t, r.BareDir, "show", rev+":"+path)
 }
 
 // Options configure a Server.
@@ -183,7 +181,7 @@ func (s *Server) BytesSent() int64 { return s.sent.Load() }
 // Start serves root at http://127.0.0.1:<port>/ until the test ends.
 func Start(t testing.TB, root string, opts Options) *Server {
 	t.Helper()
-	execPath := mustGit(t, "", "--exec-path")
+	execPath := testkit.Git(t, "", "--exec-path")
 	backend := &cgi.Handler{
 		Path: filepath.Join(execPath, "git-http-backend"),
 		Root: "/",
@@ -310,41 +308,6 @@ func (s *Server) listen(addr string) error {
 		}
 	}()
 	return nil
-}
-
-// mustGit runs the git CLI isolated from the machine's and user's
-// configuration, with a fixed identity.
-func mustGit(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	out, err := RunGit(context.Background(), dir, args...)
-	if err != nil {
-		t.Fatalf("gitserver: %v", err)
-	}
-	return out
-}
-
-// RunGit runs the git CLI in dir (empty: the current directory) with the
-// machine's and user's configuration ignored and a fixed test identity, and
-// returns its trimmed standard output.
-func RunGit(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_CONFIG_NOSYSTEM=1",
-		"GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_TERMINAL_PROMPT=0",
-		"GIT_AUTHOR_NAME=Test Author",
-		"GIT_AUTHOR_EMAIL=author@example.test",
-		"GIT_COMMITTER_NAME=Test Author",
-		"GIT_COMMITTER_EMAIL=author@example.test",
-	)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return strings.TrimSpace(stdout.String()), nil
 }
 
 func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/warren-dev/warren/test/testkit"
 )
 
 // A repository committed to with the CLI can be cloned and pushed to over
@@ -19,37 +21,37 @@ func TestServeCloneAndPushOverHTTP(t *testing.T) {
 	authed := strings.Replace(srv.URL("fleet"), "http://", "http://alice:s3cret@", 1)
 
 	clone := filepath.Join(t.TempDir(), "clone")
-	if _, err := RunGit(context.Background(), "", "clone", "--quiet", authed, clone); err != nil {
+	if _, err := testkit.RunGit(context.Background(), "", "clone", "--quiet", authed, clone); err != nil {
 		t.Fatalf("clone with credentials: %v", err)
 	}
-	if got, _ := RunGit(context.Background(), clone, "rev-parse", "HEAD"); got != first {
+	if got, _ := testkit.RunGit(context.Background(), clone, "rev-parse", "HEAD"); got != first {
 		t.Fatalf("cloned HEAD = %s, want %s", got, first)
 	}
 
-	if _, err := RunGit(context.Background(), "", "clone", "--quiet", srv.URL("fleet"), filepath.Join(t.TempDir(), "x")); err == nil {
+	if _, err := testkit.RunGit(context.Background(), "", "clone", "--quiet", srv.URL("fleet"), filepath.Join(t.TempDir(), "x")); err == nil {
 		t.Fatal("clone without credentials succeeded")
 	}
 
-	if _, err := RunGit(context.Background(), clone, "commit", "--quiet", "--allow-empty", "-m", "from clone"); err != nil {
+	if _, err := testkit.RunGit(context.Background(), clone, "commit", "--quiet", "--allow-empty", "-m", "from clone"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RunGit(context.Background(), clone, "push", "--quiet", "origin", "main"); err != nil {
+	if _, err := testkit.RunGit(context.Background(), clone, "push", "--quiet", "origin", "main"); err != nil {
 		t.Fatalf("push over HTTP: %v", err)
 	}
-	pushed, _ := RunGit(context.Background(), clone, "rev-parse", "HEAD")
+	pushed, _ := testkit.RunGit(context.Background(), clone, "rev-parse", "HEAD")
 	if got := repo.Head(t, "main"); got != pushed {
 		t.Fatalf("bare main = %s, want pushed %s", got, pushed)
 	}
 	repo.Pull(t)
 
 	srv.Stop()
-	if _, err := RunGit(context.Background(), clone, "fetch", "--quiet", "origin"); err == nil {
+	if _, err := testkit.RunGit(context.Background(), clone, "fetch", "--quiet", "origin"); err == nil {
 		t.Fatal("fetch from a stopped server succeeded")
 	}
 	if err := srv.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RunGit(context.Background(), clone, "fetch", "--quiet", "origin"); err != nil {
+	if _, err := testkit.RunGit(context.Background(), clone, "fetch", "--quiet", "origin"); err != nil {
 		t.Fatalf("fetch after resume: %v", err)
 	}
 }

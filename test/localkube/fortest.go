@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/warren-dev/warren/internal/localplane"
 )
 
 // ForTest starts a plane for t and stops it when t ends; it fails t if the
@@ -12,7 +14,7 @@ func ForTest(t testing.TB, o Options) *Plane {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	p, err := Start(ctx, o)
+	p, err := localplane.Start(ctx, o)
 	if err != nil {
 		t.Fatalf("starting a local control plane: %v", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -54,21 +56,17 @@ func TestADeploymentRunsOnFakeNodesAndAClaimIsBound(t *testing.T) {
 	if _, err := client.CoreV1().PersistentVolumeClaims("default").Create(ctx, claim, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var last string
-	waitUntil(t, time.Minute, func() bool {
+	testkit.Eventually(t, time.Minute, "the claim bound", func() (bool, string) {
 		pvc, err := client.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data", metav1.GetOptions{})
 		if err != nil {
-			last = err.Error()
-			return false
+			return false, err.Error()
 		}
-		last = "claim is " + string(pvc.Status.Phase)
-		return pvc.Status.Phase == corev1.ClaimBound
-	}, func() string { return last })
-	waitUntil(t, time.Minute, func() bool {
+		return pvc.Status.Phase == corev1.ClaimBound, "claim is " + string(pvc.Status.Phase)
+	})
+	testkit.Eventually(t, time.Minute, "three pods Running on the fake node", func() (bool, string) {
 		pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
-			last = err.Error()
-			return false
+			return false, err.Error()
 		}
 		running := 0
 		for _, pod := range pods.Items {
@@ -76,9 +74,9 @@ func TestADeploymentRunsOnFakeNodesAndAClaimIsBound(t *testing.T) {
 				running++
 			}
 		}
-		last = strconv.Itoa(running) + " of " + strconv.Itoa(len(pods.Items)) + " pods Running on " + localkube.FakeNodeName(0)
-		return running == 3 && len(pods.Items) == 3
-	}, func() string { return last })
+		return running == 3 && len(pods.Items) == 3,
+			strconv.Itoa(running) + " of " + strconv.Itoa(len(pods.Items)) + " pods Running on " + localkube.FakeNodeName(0)
+	})
 }
 
 func TestTwoPlanesRunAtOnceAndStopCleanly(t *testing.T) {
@@ -109,10 +107,12 @@ func TestTwoPlanesRunAtOnceAndStopCleanly(t *testing.T) {
 	}
 	// The API server publishes its own Service shortly after it is ready.
 	var svc *corev1.Service
-	waitUntil(t, 30*time.Second, func() bool {
-		svc, err = cb.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
-		return err == nil
-	}, func() string { return err.Error() })
+	testkit.Eventually(t, 30*time.Second, "plane b's kubernetes Service", func() (bool, string) {
+		if svc, err = cb.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{}); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
 	if !strings.HasPrefix(svc.Spec.ClusterIP, "10.97.") {
 		t.Fatalf("plane b's kubernetes Service has ClusterIP %s, outside its service CIDR", svc.Spec.ClusterIP)
 	}
@@ -153,16 +153,5 @@ func TestATakenPortIsNamed(t *testing.T) {
 	_, err = localkube.Start(context.Background(), localkube.Options{APIServerPort: port})
 	if err == nil || !strings.Contains(err.Error(), "port "+strconv.Itoa(port)) || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("want an error naming port %d as in use, got: %v", port, err)
-	}
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, cond func() bool, state func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", timeout, state())
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

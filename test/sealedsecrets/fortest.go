@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/internal/sealedsecrets"
 	"github.com/warren-dev/warren/test/localkube"
 )
 
@@ -14,7 +15,7 @@ func ForTest(t testing.TB, plane *localkube.Plane, o Options) *Controller {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := Start(ctx, plane, o)
+	c, err := sealedsecrets.Start(ctx, plane, o)
 	if err != nil {
 		t.Fatalf("starting the sealed-secrets controller: %v", err)
 	}

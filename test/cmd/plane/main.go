@@ -11,7 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/warren-dev/warren/test/localkube"
+	"github.com/warren-dev/warren/internal/localplane"
 )
 
 func main() {
@@ -22,7 +22,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintln(os.Stderr, "starting a local control plane...")
-	plane, err := localkube.Start(ctx, localkube.Options{ControllerManager: true, Scheduler: true, Nodes: *nodes, APIServerPort: *port})
+	plane, err := localplane.Start(ctx, localplane.Options{ControllerManager: true, Scheduler: true, Nodes: *nodes, APIServerPort: *port})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "plane:", err)
 		os.Exit(1)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/warren-dev/warren/test/gitserver"
@@ -100,7 +102,7 @@ spec:
 		flags = append(flags, "--kube-api-qps="+qps, "--kube-api-burst="+qps)
 	}
 	rec := startReconciler(b, plane, reconcilerOptions{metrics: true, flags: flags})
-	eventually(b, time.Minute, "the reconciler's metrics endpoint", func() (bool, string) {
+	testkit.Eventually(b, time.Minute, "the reconciler's metrics endpoint", func() (bool, string) {
 		_, err := scrape(rec.Metrics)
 		return err == nil, fmt.Sprint(err)
 	})
@@ -154,7 +156,7 @@ spec:
 		sha2 := repo.CommitFiles(b, changed+" gets 2 CPUs", map[string]string{clusterFile(changed): clusterYAML(changed, "bench", "2")})
 		h.annotate(fleet)
 		var applied time.Duration
-		eventually(b, 5*time.Minute, "the changed cluster's ResourceQuota", func() (bool, string) {
+		testkit.Eventually(b, 5*time.Minute, "the changed cluster's ResourceQuota", func() (bool, string) {
 			now := quotaCPU()
 			if now != cpuBefore {
 				applied = time.Since(start)
@@ -201,7 +203,7 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 	// Let the reconciles after the cold one (and their status writes)
 	// settle: wait for one started by the interval, then measure the next.
 	count0, _ := fleetReconciles()
-	eventually(b, 3*interval, "an interval-started reconcile", func() (bool, string) {
+	testkit.Eventually(b, 3*interval, "an interval-started reconcile", func() (bool, string) {
 		now, _ := fleetReconciles()
 		return now > count0, fmt.Sprintf("%v reconciles", now)
 	})
@@ -210,7 +212,7 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 	if err != nil {
 		b.Fatal(err)
 	}
-	eventually(b, 3*interval, "an interval-started no-op reconcile", func() (bool, string) {
+	testkit.Eventually(b, 3*interval, "an interval-started no-op reconcile", func() (bool, string) {
 		now, _ := fleetReconciles()
 		return now > count0, fmt.Sprintf("%v reconciles", now)
 	})

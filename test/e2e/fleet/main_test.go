@@ -34,7 +34,7 @@ func run(m *testing.M) int {
 	if testing.Short() {
 		return m.Run() // every story needs a plane and a process
 	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

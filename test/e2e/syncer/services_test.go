@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,7 +48,7 @@ func TestServicesShareTheClusterIPAndPodIPs(t *testing.T) {
 	hostName := w.names.HostName(ns, "api")
 
 	var podIPs []string
-	eventually(t, 60*time.Second, "2 virtual pods Running with IPs", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "2 virtual pods Running with IPs", func() (bool, string) {
 		var pods corev1.PodList
 		if err := w.virtualC.List(ctx, &pods, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
@@ -60,7 +62,7 @@ func TestServicesShareTheClusterIPAndPodIPs(t *testing.T) {
 		slices.Sort(podIPs)
 		return len(podIPs) == 2 && len(pods.Items) == 2, fmt.Sprintf("running pods with IPs: %v", podIPs)
 	})
-	eventually(t, 30*time.Second, "the same ClusterIP on both sides", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the same ClusterIP on both sides", func() (bool, string) {
 		v, h := &corev1.Service{}, &corev1.Service{}
 		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "api"}, v); err != nil {
 			return false, err.Error()
@@ -71,7 +73,7 @@ func TestServicesShareTheClusterIPAndPodIPs(t *testing.T) {
 		return v.Spec.ClusterIP != "" && v.Spec.ClusterIP == h.Spec.ClusterIP,
 			fmt.Sprintf("virtual %s, host %s", v.Spec.ClusterIP, h.Spec.ClusterIP)
 	})
-	eventually(t, 30*time.Second, "both sides' endpoints hold the pod IPs", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "both sides' endpoints hold the pod IPs", func() (bool, string) {
 		v, h := sliceIPs(t, w.virtualC, ns, "api"), sliceIPs(t, w.hostC, hostNamespace, hostName)
 		return slices.Equal(v, podIPs) && slices.Equal(h, podIPs),
 			fmt.Sprintf("pods %v, virtual %v, host %v", podIPs, v, h)
@@ -95,7 +97,7 @@ func TestServicesWithoutSelectorCarryTheirEndpoints(t *testing.T) {
 		},
 		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("pg"), Port: ptr.To[int32](5432)}},
 	})
-	eventually(t, 30*time.Second, "the host slice with the tenant's address only", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the host slice with the tenant's address only", func() (bool, string) {
 		got := sliceIPs(t, w.hostC, hostNamespace, w.names.HostName(ns, "db"))
 		return slices.Equal(got, []string{"192.0.2.10"}), fmt.Sprintf("host addresses %v", got)
 	})
@@ -119,7 +121,7 @@ func TestAServiceWhoseAddressIsTakenOnTheHostMoves(t *testing.T) {
 		Spec: corev1.ServiceSpec{ClusterIP: taken, Selector: map[string]string{"app": "dns"},
 			Ports: []corev1.ServicePort{{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}}},
 	})
-	eventually(t, 30*time.Second, "one shared address, not the taken one", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "one shared address, not the taken one", func() (bool, string) {
 		v, h := &corev1.Service{}, &corev1.Service{}
 		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dns"}, v); err != nil {
 			return false, err.Error()
@@ -201,7 +203,7 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 		}
 		return v, h, w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: w.names.HostName(ns, name)}, h)
 	}
-	eventually(t, 30*time.Second, "a NodePort twin on a port the host chose, and the virtual Service on the same port", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "a NodePort twin on a port the host chose, and the virtual Service on the same port", func() (bool, string) {
 		v, h, err := twins("np")
 		if err != nil {
 			return false, err.Error()
@@ -210,7 +212,7 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 		return h.Spec.Type == corev1.ServiceTypeNodePort && hp != 0 && hp != takenPort && vp == hp,
 			fmt.Sprintf("host %s port %d, virtual port %d", h.Spec.Type, hp, vp)
 	})
-	eventually(t, 30*time.Second, "a LoadBalancer twin with the virtual Service's node port", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "a LoadBalancer twin with the virtual Service's node port", func() (bool, string) {
 		v, h, err := twins("lb")
 		if err != nil {
 			return false, err.Error()
@@ -221,7 +223,7 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 
 	// A load balancer that keeps traffic on its node: the host checks its
 	// health on the node port the virtual Service shows.
-	eventually(t, 30*time.Second, "a Local LoadBalancer twin with the virtual Service's health check node port", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "a Local LoadBalancer twin with the virtual Service's health check node port", func() (bool, string) {
 		v, h, err := twins("local")
 		if err != nil {
 			return false, err.Error()
@@ -244,7 +246,7 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 		}
 	}
 	setPort(laterPort)
-	eventually(t, 30*time.Second, "the host twin on the node port the tenant chose", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the host twin on the node port the tenant chose", func() (bool, string) {
 		v, h, err := twins("np")
 		if err != nil {
 			return false, err.Error()
@@ -253,7 +255,7 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 			fmt.Sprintf("host port %d, virtual port %d", h.Spec.Ports[0].NodePort, v.Spec.Ports[0].NodePort)
 	})
 	setPort(takenPort)
-	eventually(t, 30*time.Second, "a taken node port refused, the virtual Service back on the host's, and an event saying so", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "a taken node port refused, the virtual Service back on the host's, and an event saying so", func() (bool, string) {
 		v, h, err := twins("np")
 		if err != nil {
 			return false, err.Error()
@@ -271,7 +273,7 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 
 	// There is no load-balancer controller here: write its status as a cloud
 	// controller would.
-	eventually(t, 30*time.Second, "an address on the host twin's load balancer status", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "an address on the host twin's load balancer status", func() (bool, string) {
 		_, h, err := twins("lb")
 		if err != nil {
 			return false, err.Error()
@@ -280,7 +282,7 @@ func TestNodePortAndLoadBalancerServicesFollowTheirHostTwins(t *testing.T) {
 		err = w.hostC.Status().Update(ctx, h) // a conflict is tried again
 		return err == nil, fmt.Sprint(err)
 	})
-	eventually(t, 30*time.Second, "the load balancer's address on the virtual Service", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the load balancer's address on the virtual Service", func() (bool, string) {
 		v, _, err := twins("lb")
 		if err != nil {
 			return false, err.Error()
@@ -300,7 +302,7 @@ func TestTheVirtualAPIServiceHasTheHostAPIServicesAddress(t *testing.T) {
 	if err := w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: clusterName}, api); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the virtual kubernetes Service on the host API Service's address", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the virtual kubernetes Service on the host API Service's address", func() (bool, string) {
 		v := &corev1.Service{}
 		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: "default", Name: "kubernetes"}, v); err != nil {
 			return false, err.Error()

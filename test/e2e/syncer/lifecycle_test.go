@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -74,7 +76,7 @@ func TestDeletingANamespaceCleansTheHost(t *testing.T) {
 	ctx := setup(t)
 	ns := namespace(t, ctx, "temporary")
 	app(t, ns)
-	eventually(t, 60*time.Second, "the application on the host", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "the application on the host", func() (bool, string) {
 		got := everything(t, ns)
 		return len(runningHostPods(t, ns)) == 2 && slices.Contains(got, "ConfigMap/shop") &&
 			slices.Contains(got, "Service/shop") && slices.Contains(got, "PersistentVolumeClaim/cache"), fmt.Sprint(got)
@@ -82,11 +84,11 @@ func TestDeletingANamespaceCleansTheHost(t *testing.T) {
 	if err := w.virtualC.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 90*time.Second, "nothing of the namespace left on the host", func() (bool, string) {
+	testkit.Eventually(t, 90*time.Second, "nothing of the namespace left on the host", func() (bool, string) {
 		got := everything(t, ns)
 		return len(got) == 0, fmt.Sprint(got)
 	})
-	eventually(t, 60*time.Second, "the virtual namespace gone", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "the virtual namespace gone", func() (bool, string) {
 		err := w.virtualC.Get(ctx, client.ObjectKey{Name: ns}, &corev1.Namespace{})
 		return isNotFound(err), fmt.Sprint(err)
 	})
@@ -99,7 +101,7 @@ func TestRestartingTheSyncerResyncs(t *testing.T) {
 	ctx := setup(t)
 	ns := namespace(t, ctx, "restart")
 	app(t, ns)
-	eventually(t, 60*time.Second, "the application running", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "the application running", func() (bool, string) {
 		got := runningHostPods(t, ns)
 		return len(got) == 2, fmt.Sprint(got)
 	})
@@ -125,12 +127,12 @@ func TestRestartingTheSyncerResyncs(t *testing.T) {
 	if err := w.startSyncer(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "orphans and the deleted Service's twin removed, the new pod synced", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "orphans and the deleted Service's twin removed, the new pod synced", func() (bool, string) {
 		got := everything(t, ns)
 		return !slices.Contains(got, "ConfigMap/ghost") && !slices.Contains(got, "Pod/ghost") &&
 			!slices.Contains(got, "Service/shop") && slices.Contains(got, "Pod/latecomer"), fmt.Sprint(got)
 	})
-	eventually(t, 30*time.Second, "the latecomer Running on both sides", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the latecomer Running on both sides", func() (bool, string) {
 		p := &corev1.Pod{}
 		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "latecomer"}, p); err != nil {
 			return false, err.Error()
@@ -184,7 +186,7 @@ func TestForeignHostObjectsAreNeverAdopted(t *testing.T) {
 				ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}}}}}},
 	)
 	for _, name := range []string{"web", "cfg"} {
-		eventually(t, 30*time.Second, "a conflict event on "+name, func() (bool, string) {
+		testkit.Eventually(t, 30*time.Second, "a conflict event on "+name, func() (bool, string) {
 			var events corev1.EventList
 			if err := w.virtualC.List(ctx, &events, client.InNamespace(ns)); err != nil {
 				return false, err.Error()
@@ -198,7 +200,7 @@ func TestForeignHostObjectsAreNeverAdopted(t *testing.T) {
 		})
 	}
 	// The pod itself still runs; only the clashing objects are not synced.
-	eventually(t, 30*time.Second, "the pod Running", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the pod Running", func() (bool, string) {
 		p := &corev1.Pod{}
 		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "user"}, p); err != nil {
 			return false, err.Error()
@@ -228,7 +230,7 @@ func TestAHostPodDeletedByHandFailsTheVirtualPod(t *testing.T) {
 	ns := namespace(t, ctx, "fragile")
 	create(t, ctx, w.virtualC, deployment(ns, "app", 1))
 	var victim corev1.Pod
-	eventually(t, 60*time.Second, "the pod Running", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "the pod Running", func() (bool, string) {
 		var pods corev1.PodList
 		if err := w.virtualC.List(ctx, &pods, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
@@ -243,12 +245,12 @@ func TestAHostPodDeletedByHandFailsTheVirtualPod(t *testing.T) {
 	if err := w.hostC.Delete(ctx, h, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the virtual pod Failed", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the virtual pod Failed", func() (bool, string) {
 		p := &corev1.Pod{}
 		err := w.virtualC.Get(ctx, client.ObjectKeyFromObject(&victim), p)
 		return err == nil && p.Status.Phase == corev1.PodFailed && p.Status.Reason == "HostPodDeleted", fmt.Sprintf("%v %s", err, p.Status.Phase)
 	})
-	eventually(t, 60*time.Second, "a replacement Running on both sides", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "a replacement Running on both sides", func() (bool, string) {
 		var pods corev1.PodList
 		if err := w.virtualC.List(ctx, &pods, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
@@ -268,7 +270,7 @@ func TestAHostPodLostWhileTheSyncerWasDown(t *testing.T) {
 	ns := namespace(t, ctx, "lost")
 	create(t, ctx, w.virtualC, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "solo", Namespace: ns},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}})
-	eventually(t, 60*time.Second, "the pod Running", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "the pod Running", func() (bool, string) {
 		p := &corev1.Pod{}
 		err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "solo"}, p)
 		return err == nil && p.Status.Phase == corev1.PodRunning, fmt.Sprint(err)
@@ -281,7 +283,7 @@ func TestAHostPodLostWhileTheSyncerWasDown(t *testing.T) {
 	if err := w.startSyncer(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "the virtual pod Failed", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "the virtual pod Failed", func() (bool, string) {
 		p := &corev1.Pod{}
 		err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "solo"}, p)
 		return err == nil && p.Status.Phase == corev1.PodFailed && p.Status.Reason == "HostPodDeleted", fmt.Sprintf("%v %s", err, p.Status.Phase)
@@ -305,7 +307,7 @@ func TestAPodTheHostRefusesSaysWhyAndRunsOnceThereIsRoom(t *testing.T) {
 	}
 	create(t, ctx, w.hostC, quota)
 	t.Cleanup(func() { _ = w.hostC.Delete(ctx, quota) })
-	eventually(t, 30*time.Second, "the host's quota controller counting pods", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the host's quota controller counting pods", func() (bool, string) {
 		if err := w.hostC.Get(ctx, client.ObjectKeyFromObject(quota), quota); err != nil {
 			return false, err.Error()
 		}
@@ -317,7 +319,7 @@ func TestAPodTheHostRefusesSaysWhyAndRunsOnceThereIsRoom(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "waits", Namespace: ns},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	})
-	eventually(t, 30*time.Second, "an event on the virtual pod naming the host's quota", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "an event on the virtual pod naming the host's quota", func() (bool, string) {
 		var events corev1.EventList
 		if err := w.virtualC.List(ctx, &events, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
@@ -333,7 +335,7 @@ func TestAPodTheHostRefusesSaysWhyAndRunsOnceThereIsRoom(t *testing.T) {
 	if err := w.hostC.Delete(ctx, quota); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "the pod Running once the quota is gone", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "the pod Running once the quota is gone", func() (bool, string) {
 		v := &corev1.Pod{}
 		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "waits"}, v); err != nil {
 			return false, err.Error()

@@ -50,7 +50,7 @@ func writeRequests(t *testing.T, plane *localkube.Plane, resources ...string) fl
 // runs the reconciler in-process with that ServiceAccount's rights.)
 func installWarren(t *testing.T, ctx context.Context, plane *localkube.Plane) {
 	t.Helper()
-	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "../../config/default")
+	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "../../../config/default")
 	if err != nil {
 		t.Fatalf("kustomize build config/default: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -73,7 +75,7 @@ func waitMirrored(t *testing.T, c client.Client, name, what string) *storagev1.S
 	t.Helper()
 	ctx := t.Context()
 	v := &storagev1.StorageClass{}
-	eventually(t, 30*time.Second, what, func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, what, func() (bool, string) {
 		host := &storagev1.StorageClass{}
 		if err := w.hostC.Get(ctx, client.ObjectKey{Name: name}, host); err != nil {
 			return false, "host: " + err.Error()
@@ -130,7 +132,7 @@ func TestHostStorageClassesAreMirrored(t *testing.T) {
 	if err := w.virtualC.Delete(ctx, v); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the deleted copy made again", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the deleted copy made again", func() (bool, string) {
 		err := w.virtualC.Get(ctx, client.ObjectKey{Name: name}, v)
 		return err == nil && v.UID != deleted, fmt.Sprint("the deleted copy or none: ", err)
 	})
@@ -167,7 +169,7 @@ func TestHostStorageClassesAreMirrored(t *testing.T) {
 	if err := w.hostC.Delete(ctx, remade); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the copy removed with the host class", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the copy removed with the host class", func() (bool, string) {
 		err := w.virtualC.Get(ctx, client.ObjectKey{Name: name}, &storagev1.StorageClass{})
 		return isNotFound(err), fmt.Sprint(err)
 	})
@@ -185,7 +187,7 @@ func TestATenantsOwnStorageClassIsNotReplaced(t *testing.T) {
 	removeHostClass(t, name)
 	create(t, ctx, w.hostC, platformClass(name))
 
-	eventually(t, 30*time.Second, "an event on the tenant's class", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "an event on the tenant's class", func() (bool, string) {
 		var list eventsv1.EventList
 		if err := w.virtualC.List(ctx, &list); err != nil {
 			return false, err.Error()
@@ -218,7 +220,7 @@ func TestAClaimOfAClassTheHostLacksSaysSo(t *testing.T) {
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 		}})
-	eventually(t, 60*time.Second, "a Warning on the claim naming the missing class", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "a Warning on the claim naming the missing class", func() (bool, string) {
 		var list corev1.EventList
 		if err := w.virtualC.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
@@ -249,7 +251,7 @@ func TestWithoutTheFlagNoStorageClassIsMirrored(t *testing.T) {
 		create(t, ctx, vc, storageclasses.Mirror(host),
 			&storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "tenant-own"}, Provisioner: "tenant.example.com"})
 	}, "--sync-storage-classes=false")
-	eventually(t, 60*time.Second, "only the tenant's class left", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "only the tenant's class left", func() (bool, string) {
 		var list storagev1.StorageClassList
 		if err := vc.List(ctx, &list); err != nil {
 			return false, err.Error()

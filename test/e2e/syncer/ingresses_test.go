@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,7 +33,7 @@ func TestIngressesPointAtTwins(t *testing.T) {
 			}},
 	)
 	h := &networkingv1.Ingress{}
-	eventually(t, 30*time.Second, "the host ingress and its TLS secret", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the host ingress and its TLS secret", func() (bool, string) {
 		if err := w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: w.names.HostName(ns, "site")}, h); err != nil {
 			return false, err.Error()
 		}

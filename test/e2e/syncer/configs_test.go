@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,7 +62,7 @@ func TestOnlyWhatAPodUsesReachesTheHost(t *testing.T) {
 		}},
 	)
 	want := []string{"ConfigMap/settings", "PersistentVolumeClaim/data", "Secret/password"}
-	eventually(t, 30*time.Second, "exactly the three used objects on the host", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "exactly the three used objects on the host", func() (bool, string) {
 		var got []string
 		got = append(got, originNames(t, &corev1.ConfigMapList{}, ns)...)
 		got = append(got, originNames(t, &corev1.SecretList{}, ns)...)
@@ -79,7 +81,7 @@ func TestOnlyWhatAPodUsesReachesTheHost(t *testing.T) {
 	if err := w.virtualC.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: ns}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "the ConfigMap and Secret removed with the pod", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "the ConfigMap and Secret removed with the pod", func() (bool, string) {
 		got := append(originNames(t, &corev1.ConfigMapList{}, ns), originNames(t, &corev1.SecretList{}, ns)...)
 		return len(got) == 0, fmt.Sprintf("host still has %v", got)
 	})
@@ -96,7 +98,7 @@ func TestPodTokensComeFromTheVirtualAPI(t *testing.T) {
 	ns := namespace(t, ctx, "tokens")
 	create(t, ctx, w.virtualC, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "client", Namespace: ns},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}})
-	eventually(t, 30*time.Second, "a host token Secret owned by the host pod", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "a host token Secret owned by the host pod", func() (bool, string) {
 		var secrets corev1.SecretList
 		if _, err := hostObjects(ctx, &secrets, ns); err != nil {
 			return false, err.Error()
@@ -111,7 +113,7 @@ func TestPodTokensComeFromTheVirtualAPI(t *testing.T) {
 		return false, fmt.Sprintf("%d secrets", len(secrets.Items))
 	})
 	// And the root CA the projection needs came along.
-	eventually(t, 30*time.Second, "the root CA ConfigMap on the host", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the root CA ConfigMap on the host", func() (bool, string) {
 		got := originNames(t, &corev1.ConfigMapList{}, ns)
 		return slices.Equal(got, []string{"ConfigMap/kube-root-ca.crt"}), fmt.Sprint(got)
 	})
@@ -128,7 +130,7 @@ func TestClaimsComeBackBound(t *testing.T) {
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 		}})
-	eventually(t, 60*time.Second, "the virtual claim Bound to the host's volume", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "the virtual claim Bound to the host's volume", func() (bool, string) {
 		v, h := &corev1.PersistentVolumeClaim{}, &corev1.PersistentVolumeClaim{}
 		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, v); err != nil {
 			return false, err.Error()
@@ -156,7 +158,7 @@ func TestInClusterClientsVerifyTheVirtualAPI(t *testing.T) {
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	})
 	h, ca := &corev1.Pod{}, &corev1.ConfigMap{}
-	eventually(t, 30*time.Second, "the host pod and its copy of kube-root-ca.crt", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the host pod and its copy of kube-root-ca.crt", func() (bool, string) {
 		if err := w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: w.names.HostName(ns, "client")}, h); err != nil {
 			return false, err.Error()
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warren-dev/warren/test/testkit"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -120,17 +121,14 @@ type syncerProcess struct {
 	done chan struct{}
 }
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "127.0.0.1:0"
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func (w *world) startSyncer() error {
-	w.metricsAddr, w.health = freeAddr(), freeAddr()
+	var err error
+	if w.metricsAddr, err = testkit.LoopbackAddr(); err != nil {
+		return err
+	}
+	if w.health, err = testkit.LoopbackAddr(); err != nil {
+		return err
+	}
 	logPath := filepath.Join(w.logDir, "syncer-"+strconv.FormatInt(time.Now().UnixNano(), 10)+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -194,25 +192,6 @@ func setup(t *testing.T) context.Context {
 	return t.Context()
 }
 
-// eventually polls check until it reports done, or fails t with what it
-// last said once timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, msg := check()
-		if ok {
-			return
-		}
-		last = msg
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last: %s", what, timeout, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // runs counts how often each name was asked for, so stories can run again
 // (-count) against the same planes.
 var runs = map[string]int{}
@@ -235,7 +214,7 @@ func namespace(t *testing.T, ctx context.Context, name string) string {
 	if err := w.virtualC.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the default service account", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the default service account", func() (bool, string) {
 		err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: name, Name: "default"}, &corev1.ServiceAccount{})
 		return err == nil, fmt.Sprint(err)
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warren-dev/warren/test/testkit"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
@@ -126,23 +127,6 @@ func newHost(t testing.TB, p *localkube.Plane) *host {
 	}
 }
 
-// eventually polls cond until it holds or timeout passes; then the test
-// fails with what was awaited and the last state cond described.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s still waiting for %s; last seen: %s", timeout, what, state)
-		}
-		time.Sleep(100 * time.Millisecond) // poll interval, bounded by the deadline above
-	}
-}
-
 // ---- the reconciler as a process
 
 // reconcilerProcess is warren-reconciler running as its own OS process.
@@ -172,7 +156,7 @@ func startReconciler(t testing.TB, p *localkube.Plane, o reconcilerOptions) *rec
 	metricsAddr := "0"
 	r := &reconcilerProcess{t: t, logPath: filepath.Join(dir, "reconciler.log")}
 	if o.metrics {
-		metricsAddr = freeAddr(t)
+		metricsAddr = testkit.FreeAddr(t)
 		r.Metrics = metricsAddr
 	}
 	if o.concurrent == 0 {
@@ -267,16 +251,6 @@ func (r *reconcilerProcess) stop() {
 	}
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func tail(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -354,7 +328,7 @@ func (h *host) requestReconcile(key client.ObjectKey, timeout time.Duration) *v1
 	h.t.Helper()
 	token := h.annotate(key)
 	var f *v1alpha1.Fleet
-	eventually(h.t, timeout, "a reconcile of Fleet "+key.String()+" after requested-at "+token, func() (bool, string) {
+	testkit.Eventually(h.t, timeout, "a reconcile of Fleet "+key.String()+" after requested-at "+token, func() (bool, string) {
 		f = h.fleet(key)
 		return f.Status.LastHandledRequestedAt == token, fleetState(f)
 	})
@@ -378,7 +352,7 @@ func (h *host) annotate(key client.ObjectKey) string {
 func (h *host) waitFleetApplied(key client.ObjectKey, sha string, timeout time.Duration) *v1alpha1.Fleet {
 	h.t.Helper()
 	var f *v1alpha1.Fleet
-	eventually(h.t, timeout, "Fleet "+key.String()+" Ready at "+sha, func() (bool, string) {
+	testkit.Eventually(h.t, timeout, "Fleet "+key.String()+" Ready at "+sha, func() (bool, string) {
 		f = h.fleet(key)
 		ready := apimeta.FindStatusCondition(f.Status.Conditions, meta.ReadyCondition)
 		return strings.HasSuffix(f.Status.LastAppliedRevision, "sha1:"+sha) && ready != nil && ready.Status == metav1.ConditionTrue &&
@@ -415,7 +389,7 @@ func (h *host) virtualCluster(name string) (*v1alpha1.VirtualCluster, bool) {
 // control plane StatefulSet runs (on a kwok node).
 func (h *host) waitClustersReady(timeout time.Duration, names ...string) {
 	h.t.Helper()
-	eventually(h.t, timeout, fmt.Sprintf("VirtualClusters %v Ready", names), func() (bool, string) {
+	testkit.Eventually(h.t, timeout, fmt.Sprintf("VirtualClusters %v Ready", names), func() (bool, string) {
 		var notReady []string
 		for _, n := range names {
 			vc, ok := h.virtualCluster(n)

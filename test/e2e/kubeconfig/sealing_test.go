@@ -1,4 +1,4 @@
-package kubeconfig
+package kubeconfige2e
 
 import (
 	"bytes"
@@ -10,25 +10,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	sscrypto "github.com/bitnami-labs/sealed-secrets/pkg/crypto"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"github.com/warren-dev/warren/reconciler/kubeconfig"
 	"github.com/warren-dev/warren/reconciler/pki"
 	"github.com/warren-dev/warren/test/localkube"
 	"github.com/warren-dev/warren/test/sealedsecrets"
 )
-
-var sealedSecretsGVR = schema.GroupVersionResource{Group: "bitnami.com", Version: "v1alpha1", Resource: "sealedsecrets"}
 
 // The story: cluster "alpha" belongs to tenant team-a, whose policy grants
 // the group team-a the `edit` role in namespace apps inside the cluster, and
@@ -64,25 +64,25 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 
 	// Each reconcile: fetch the sealing key and hash key, publish the cluster
 	// given the file now in Git.
-	id := Identity{User: "tenant:team-a", Groups: []string{"team-a"}}
-	cluster := Cluster{
+	id := kubeconfig.Identity{User: "tenant:team-a", Groups: []string{"team-a"}}
+	cluster := kubeconfig.Cluster{
 		Name:          "alpha",
 		HostNamespace: "vc-alpha",
 		PKI:           bundle,
 		Identity:      id,
 		Server:        virtual.Config.Host,
-		Target:        Target{Namespace: "team-a", Name: "alpha-kubeconfig"},
+		Target:        kubeconfig.Target{Namespace: "team-a", Name: "alpha-kubeconfig"},
 		Labels:        map[string]string{"warren.dev/cluster": "alpha"},
 	}
 	clock := time.Now()
-	publisher := &Publisher{Client: hostClient, Now: func() time.Time { return clock }}
-	publish := func(previous []byte) Publication {
+	publisher := &kubeconfig.Publisher{Client: hostClient, Now: func() time.Time { return clock }}
+	publish := func(previous []byte) kubeconfig.Publication {
 		t.Helper()
-		key, err := FetchSealingKey(ctx, hostClient, CertificateSource{Controller: &ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName}}, clock)
+		key, err := kubeconfig.FetchSealingKey(ctx, hostClient, kubeconfig.CertificateSource{Controller: &kubeconfig.ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName}}, clock)
 		if err != nil {
 			t.Fatalf("fetching the sealing certificate through the service proxy: %v", err)
 		}
-		hashKey, err := EnsureHashKey(ctx, hostClient, "warren-system", "warren-kubeconfig-hash")
+		hashKey, err := kubeconfig.EnsureHashKey(ctx, hostClient, "warren-system", "warren-kubeconfig-hash")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,36 +94,36 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 		if out.Path != "kubeconfigs/alpha.yaml" {
 			t.Fatalf("path %q", out.Path)
 		}
-		creds, err := LoadCredentials(ctx, hostClient, "vc-alpha", CredentialsSecretName("alpha"))
+		creds, err := kubeconfig.LoadCredentials(ctx, hostClient, "vc-alpha", kubeconfig.CredentialsSecretName("alpha"))
 		if err != nil || creds == nil {
 			t.Fatalf("credentials not kept on the host: %v", err)
 		}
-		plain, err := Build(Config{ClusterName: "alpha", Server: cluster.Server, ServerCA: bundle.ServerCA.CertPEM, User: id.User, Credentials: *creds})
+		plain, err := kubeconfig.Build(kubeconfig.Config{ClusterName: "alpha", Server: cluster.Server, ServerCA: bundle.ServerCA.CertPEM, User: id.User, Credentials: *creds})
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertNoPlaintext(t, out.File, plain)
+		testkit.AssertNoPlaintext(t, out.File, plain)
 		return out
 	}
 
 	first := publish(nil)
-	if first.Change != NewFile || first.Credentials != CredentialsNew || first.Reason() != "new cluster" {
+	if first.Change != kubeconfig.NewFile || first.Credentials != kubeconfig.CredentialsNew || first.Reason() != "new cluster" {
 		t.Fatalf("first publish: %q, %q", first.Change, first.Credentials)
 	}
 	for i := range 10 {
 		again := publish(first.File)
-		if again.Change != Unchanged || !bytes.Equal(again.File, first.File) {
+		if again.Change != kubeconfig.Unchanged || !bytes.Equal(again.File, first.File) {
 			t.Fatalf("reconcile %d with nothing changed: change %q, same bytes %v", i, again.Change, bytes.Equal(again.File, first.File))
 		}
 	}
-	if msg := CommitMessage([]Publication{publish(first.File)}, nil); msg != "" {
+	if msg := kubeconfig.CommitMessage([]kubeconfig.Publication{publish(first.File)}, nil); msg != "" {
 		t.Fatalf("nothing changed, yet a commit message: %q", msg)
 	}
 
 	// Applying the file to the host, as Flux or Argo CD would.
 	applyFile(ctx, t, host, first.File, "")
 	unsealed := waitForSecret(ctx, t, hostClient, controller, "team-a", "alpha-kubeconfig")
-	if unsealed.Labels[ClusterLabel] != "alpha" {
+	if unsealed.Labels[kubeconfig.ClusterLabel] != "alpha" {
 		t.Errorf("unsealed Secret labels %v", unsealed.Labels)
 	}
 
@@ -135,7 +135,7 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 	}
 
 	// The tenant uses the kubeconfig against the cluster.
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(unsealed.Data[SecretKey])
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(unsealed.Data[kubeconfig.SecretKey])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,13 +180,13 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 	// Two thirds into the certificate's life, the next reconcile renews it.
 	clock = clock.Add(61 * 24 * time.Hour)
 	renewed := publish(first.File)
-	if renewed.Change != ContentChanged || renewed.Credentials != CredentialsRenewed || renewed.Reason() != "renewal" {
+	if renewed.Change != kubeconfig.ContentChanged || renewed.Credentials != kubeconfig.CredentialsRenewed || renewed.Reason() != "renewal" {
 		t.Fatalf("after 61 days: change %q, credentials %q", renewed.Change, renewed.Credentials)
 	}
 	// The new certificate was issued on the real clock; back on it, the
 	// renewed file stays as it is.
 	clock = time.Now()
-	if again := publish(renewed.File); again.Change != Unchanged {
+	if again := publish(renewed.File); again.Change != kubeconfig.Unchanged {
 		t.Fatalf("right after renewal: change %q", again.Change)
 	}
 	// The host's sealing key is rotated: the next reconcile reseals, and the
@@ -195,21 +195,21 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 		t.Fatal(err)
 	}
 	resealed := publish(renewed.File)
-	if resealed.Change != SealingKeyRotated || resealed.Reason() != "sealing key rotated" {
+	if resealed.Change != kubeconfig.SealingKeyRotated || resealed.Reason() != "sealing key rotated" {
 		t.Fatalf("after key rotation: change %q", resealed.Change)
 	}
 	applyFile(ctx, t, host, resealed.File, "")
-	current, err := LoadCredentials(ctx, hostClient, "vc-alpha", CredentialsSecretName("alpha"))
+	current, err := kubeconfig.LoadCredentials(ctx, hostClient, "vc-alpha", kubeconfig.CredentialsSecretName("alpha"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := Build(Config{ClusterName: "alpha", Server: cluster.Server, ServerCA: bundle.ServerCA.CertPEM, User: id.User, Credentials: *current})
+	want, err := kubeconfig.Build(kubeconfig.Config{ClusterName: "alpha", Server: cluster.Server, ServerCA: bundle.ServerCA.CertPEM, User: id.User, Credentials: *current})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for {
 		s, err := hostClient.CoreV1().Secrets("team-a").Get(ctx, "alpha-kubeconfig", metav1.GetOptions{})
-		if err == nil && bytes.Equal(s.Data[SecretKey], want) {
+		if err == nil && bytes.Equal(s.Data[kubeconfig.SecretKey], want) {
 			break
 		}
 		select {
@@ -219,7 +219,7 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 		}
 	}
 
-	msg := CommitMessage([]Publication{renewed}, []string{"beta"})
+	msg := kubeconfig.CommitMessage([]kubeconfig.Publication{renewed}, []string{"beta"})
 	for _, want := range []string{"alpha (kubeconfigs/alpha.yaml): renewal", "beta: cluster removed"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("commit message lacks %q:\n%s", want, msg)
@@ -260,16 +260,16 @@ func TestSealingCertificateSourcesFailClearlyAndNeverFallBack(t *testing.T) {
 	})
 
 	now := time.Now()
-	fromProxy, err := FetchSealingKey(ctx, client, CertificateSource{Controller: &ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName}}, now)
+	fromProxy, err := kubeconfig.FetchSealingKey(ctx, client, kubeconfig.CertificateSource{Controller: &kubeconfig.ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName}}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, src := range map[string]CertificateSource{
-		"configmap":    {ConfigMap: &ObjectKeyRef{Namespace: "default", Name: "sealing-cert"}},
-		"secret":       {Secret: &ObjectKeyRef{Namespace: "default", Name: "sealing-cert", Key: "tls.crt"}},
-		"service port": {Controller: &ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName, Port: "8080"}},
+	for name, src := range map[string]kubeconfig.CertificateSource{
+		"configmap":    {ConfigMap: &kubeconfig.ObjectKeyRef{Namespace: "default", Name: "sealing-cert"}},
+		"secret":       {Secret: &kubeconfig.ObjectKeyRef{Namespace: "default", Name: "sealing-cert", Key: "tls.crt"}},
+		"service port": {Controller: &kubeconfig.ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName, Port: "8080"}},
 	} {
-		key, err := FetchSealingKey(ctx, client, src, now)
+		key, err := kubeconfig.FetchSealingKey(ctx, client, src, now)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -280,18 +280,18 @@ func TestSealingCertificateSourcesFailClearlyAndNeverFallBack(t *testing.T) {
 	}
 
 	for name, tc := range map[string]struct {
-		src  CertificateSource
+		src  kubeconfig.CertificateSource
 		want error
 	}{
-		"no such service":   {CertificateSource{Controller: &ControllerRef{Namespace: controller.Namespace, Service: "nope"}}, ErrNoSealingCertificate},
-		"no such secret":    {CertificateSource{Secret: &ObjectKeyRef{Namespace: "default", Name: "nope"}}, ErrNoSealingCertificate},
-		"no such key":       {CertificateSource{ConfigMap: &ObjectKeyRef{Namespace: "default", Name: "sealing-cert", Key: "other"}}, ErrNoSealingCertificate},
-		"expired":           {CertificateSource{ConfigMap: &ObjectKeyRef{Namespace: "default", Name: "expired-cert"}}, ErrSealingCertificateExpired},
-		"no source":         {CertificateSource{}, ErrNoSealingCertificate},
-		"two sources":       {CertificateSource{Secret: &ObjectKeyRef{Name: "a"}, ConfigMap: &ObjectKeyRef{Name: "b"}}, ErrNoSealingCertificate},
-		"wrong path served": {CertificateSource{Controller: &ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName, Path: "/healthz"}}, ErrNoSealingCertificate},
+		"no such service":   {kubeconfig.CertificateSource{Controller: &kubeconfig.ControllerRef{Namespace: controller.Namespace, Service: "nope"}}, kubeconfig.ErrNoSealingCertificate},
+		"no such secret":    {kubeconfig.CertificateSource{Secret: &kubeconfig.ObjectKeyRef{Namespace: "default", Name: "nope"}}, kubeconfig.ErrNoSealingCertificate},
+		"no such key":       {kubeconfig.CertificateSource{ConfigMap: &kubeconfig.ObjectKeyRef{Namespace: "default", Name: "sealing-cert", Key: "other"}}, kubeconfig.ErrNoSealingCertificate},
+		"expired":           {kubeconfig.CertificateSource{ConfigMap: &kubeconfig.ObjectKeyRef{Namespace: "default", Name: "expired-cert"}}, kubeconfig.ErrSealingCertificateExpired},
+		"no source":         {kubeconfig.CertificateSource{}, kubeconfig.ErrNoSealingCertificate},
+		"two sources":       {kubeconfig.CertificateSource{Secret: &kubeconfig.ObjectKeyRef{Name: "a"}, ConfigMap: &kubeconfig.ObjectKeyRef{Name: "b"}}, kubeconfig.ErrNoSealingCertificate},
+		"wrong path served": {kubeconfig.CertificateSource{Controller: &kubeconfig.ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName, Path: "/healthz"}}, kubeconfig.ErrNoSealingCertificate},
 	} {
-		key, err := FetchSealingKey(ctx, client, tc.src, now)
+		key, err := kubeconfig.FetchSealingKey(ctx, client, tc.src, now)
 		if !errors.Is(err, tc.want) || key != nil {
 			t.Errorf("%s: got %v, want an error wrapping %q", name, err, tc.want)
 		}
@@ -299,23 +299,23 @@ func TestSealingCertificateSourcesFailClearlyAndNeverFallBack(t *testing.T) {
 
 	// Two hours on, the controller's one-hour certificate has expired: a
 	// clear error, no key to seal with.
-	if key, err := FetchSealingKey(ctx, client, CertificateSource{Controller: &ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName}}, now.Add(2*time.Hour)); !errors.Is(err, ErrSealingCertificateExpired) || key != nil || !IsSealingUnavailable(err) {
+	if key, err := kubeconfig.FetchSealingKey(ctx, client, kubeconfig.CertificateSource{Controller: &kubeconfig.ControllerRef{Namespace: controller.Namespace, Service: controller.ServiceName}}, now.Add(2*time.Hour)); !errors.Is(err, kubeconfig.ErrSealingCertificateExpired) || key != nil || !kubeconfig.IsSealingUnavailable(err) {
 		t.Errorf("expired controller certificate: %v", err)
 	}
 
 	// The hash key: created once, then the same; a foreign Secret is never adopted.
-	k1, err := EnsureHashKey(ctx, client, "default", "warren-kubeconfig-hash")
+	k1, err := kubeconfig.EnsureHashKey(ctx, client, "default", "warren-kubeconfig-hash")
 	if err != nil {
 		t.Fatal(err)
 	}
-	k2, err := EnsureHashKey(ctx, client, "default", "warren-kubeconfig-hash")
+	k2, err := kubeconfig.EnsureHashKey(ctx, client, "default", "warren-kubeconfig-hash")
 	if err != nil || !bytes.Equal(k1, k2) {
 		t.Fatalf("second call: %v, same key %v", err, bytes.Equal(k1, k2))
 	}
-	if _, err := EnsureHashKey(ctx, client, "default", "sealing-cert"); err == nil {
+	if _, err := kubeconfig.EnsureHashKey(ctx, client, "default", "sealing-cert"); err == nil {
 		t.Fatal("a Secret warren did not create was used as the hash key")
 	}
-	if err := StoreCredentials(ctx, client, "default", "sealing-cert", nil, nil, pki.KeyPair{CertPEM: []byte("x"), KeyPEM: []byte("y")}); err == nil {
+	if err := kubeconfig.StoreCredentials(ctx, client, "default", "sealing-cert", nil, nil, pki.KeyPair{CertPEM: []byte("x"), KeyPEM: []byte("y")}); err == nil {
 		t.Fatal("a Secret warren did not create was overwritten with credentials")
 	}
 	if s, _ := client.CoreV1().Secrets("default").Get(ctx, "sealing-cert", metav1.GetOptions{}); !bytes.Equal(s.Data["tls.crt"], certPEM) {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -53,7 +55,7 @@ subjects: [{kind: Group, name: ` + group + `, apiGroup: rbac.authorization.k8s.i
 		}
 		return b.Subjects[0].Name
 	}
-	eventually(t, 30*time.Second, "the binding applied", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the binding applied", func() (bool, string) {
 		err := w.virtualC.Get(ctx, client.ObjectKey{Name: "team-a"}, &corev1.Namespace{})
 		return err == nil && subject() == "admins", subject()
 	})
@@ -61,7 +63,7 @@ subjects: [{kind: Group, name: ` + group + `, apiGroup: rbac.authorization.k8s.i
 	if err := w.hostC.Update(ctx, cm); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the changed binding re-applied", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the changed binding re-applied", func() (bool, string) {
 		return subject() == "operators", subject()
 	})
 }
@@ -71,7 +73,7 @@ subjects: [{kind: Group, name: ` + group + `, apiGroup: rbac.authorization.k8s.i
 func TestTheKubeconfigIsExported(t *testing.T) {
 	ctx := setup(t)
 	s := &corev1.Secret{}
-	eventually(t, 90*time.Second, "the kubeconfig Secret", func() (bool, string) {
+	testkit.Eventually(t, 90*time.Second, "the kubeconfig Secret", func() (bool, string) {
 		err := w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: clusterName + "-kubeconfig"}, s)
 		return err == nil, fmt.Sprint(err)
 	})

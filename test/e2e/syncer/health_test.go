@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -28,12 +30,12 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 		return resp.StatusCode, string(body)
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
-		eventually(t, 30*time.Second, path+" answers 200", func() (bool, string) {
+		testkit.Eventually(t, 30*time.Second, path+" answers 200", func() (bool, string) {
 			code, body := get("http://" + w.health + path)
 			return code == http.StatusOK, body
 		})
 	}
-	eventually(t, 30*time.Second, "per-kind metrics", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "per-kind metrics", func() (bool, string) {
 		_, body := get("http://" + w.metricsAddr + "/metrics")
 		for _, want := range []string{
 			`workqueue_depth{controller="pod",name="pod",`, `controller_runtime_reconcile_time_seconds_count{controller="pod"}`,

@@ -1,5 +1,5 @@
 // Package e2e holds warren's end-to-end stories: a real local host plane
-// (test/localkube, pods run by kwok fake nodes, no container runtime), real
+// (internal/localplane, pods run by kwok fake nodes, no container runtime), real
 // Git repositories served over smart HTTP and file:// (test/gitserver), and
 // warren-reconciler built from cmd/ and run as a real process, killed and
 // restarted like one. Its benchmarks measure the reconciler the same way.

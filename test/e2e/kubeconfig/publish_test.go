@@ -57,6 +57,7 @@ import (
 	"github.com/warren-dev/warren/test/gitserver"
 	"github.com/warren-dev/warren/test/localkube"
 	"github.com/warren-dev/warren/test/sealedsecrets"
+	"github.com/warren-dev/warren/test/testkit"
 )
 
 const policy = `apiVersion: warren.dev/v1alpha1
@@ -249,7 +250,7 @@ func TestTenantFindsASealedKubeconfigInGitAfterMergingItsCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.waitFor("beta's kubeconfig removed from Git", func() bool {
-		_, err := gitserver.RunGit(ctx, s.repo.BareDir, "cat-file", "-e", "main:kubeconfigs/beta.yaml")
+		_, err := testkit.RunGit(ctx, s.repo.BareDir, "cat-file", "-e", "main:kubeconfigs/beta.yaml")
 		return err != nil && s.cluster("beta") == nil
 	})
 	removal := s.repo.Head(t, "main")
@@ -582,7 +583,7 @@ func (s *story) noPlaintextAnywhere() {
 
 func (s *story) git(args ...string) string {
 	s.t.Helper()
-	out, err := gitserver.RunGit(s.ctx, s.repo.BareDir, args...)
+	out, err := testkit.RunGit(s.ctx, s.repo.BareDir, args...)
 	if err != nil {
 		s.t.Fatalf("git %v: %v", args, err)
 	}
@@ -625,7 +626,7 @@ func (s *story) pushUnrelated() (string, error) {
 		{"pull", "--quiet", "--ff-only", "origin", "main"},
 	}
 	for _, args := range steps {
-		if _, err := gitserver.RunGit(s.ctx, dir, args...); err != nil {
+		if _, err := testkit.RunGit(s.ctx, dir, args...); err != nil {
 			return "", err
 		}
 	}
@@ -636,11 +637,11 @@ func (s *story) pushUnrelated() (string, error) {
 		return "", err
 	}
 	for _, args := range [][]string{{"add", "docs/notes.md"}, {"commit", "--quiet", "-m", "notes from the platform meeting"}, {"push", "--quiet", "origin", "main"}} {
-		if _, err := gitserver.RunGit(s.ctx, dir, args...); err != nil {
+		if _, err := testkit.RunGit(s.ctx, dir, args...); err != nil {
 			return "", err
 		}
 	}
-	return gitserver.RunGit(s.ctx, dir, "rev-parse", "HEAD")
+	return testkit.RunGit(s.ctx, dir, "rev-parse", "HEAD")
 }
 
 // gitProxy sits in front of the Git server so a test can act at the moment

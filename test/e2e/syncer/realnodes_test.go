@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,13 +20,13 @@ func TestRealNodesCopyHostFacts(t *testing.T) {
 	vc := ownCluster(t, "real", nil, "--nodes=real")
 
 	create(t, ctx, vc, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}})
-	eventually(t, 30*time.Second, "the default service account", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "the default service account", func() (bool, string) {
 		err := vc.Get(ctx, client.ObjectKey{Namespace: "app", Name: "default"}, &corev1.ServiceAccount{})
 		return err == nil, fmt.Sprint(err)
 	})
 	create(t, ctx, vc, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "app"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}})
-	eventually(t, 60*time.Second, "a virtual node with the host node's facts", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "a virtual node with the host node's facts", func() (bool, string) {
 		p := &corev1.Pod{}
 		if err := vc.Get(ctx, client.ObjectKey{Namespace: "app", Name: "p"}, p); err != nil || p.Spec.NodeName == "" {
 			return false, fmt.Sprint("pod not bound: ", err)

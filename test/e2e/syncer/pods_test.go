@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,7 +39,7 @@ func TestADeploymentRunsOnTheHost(t *testing.T) {
 	ns := namespace(t, ctx, "shop")
 	create(t, ctx, w.virtualC, deployment(ns, "web", 3))
 
-	eventually(t, 60*time.Second, "3 host pods Running on kwok nodes", func() (bool, string) {
+	testkit.Eventually(t, 60*time.Second, "3 host pods Running on kwok nodes", func() (bool, string) {
 		pods, err := hostObjects(ctx, &corev1.PodList{}, ns)
 		if err != nil {
 			return false, err.Error()
@@ -50,7 +52,7 @@ func TestADeploymentRunsOnTheHost(t *testing.T) {
 		}
 		return running == 3 && len(pods.Items) == 3, fmt.Sprintf("%d of %d running", running, len(pods.Items))
 	})
-	eventually(t, 30*time.Second, "3 virtual pods Running, bound to virtual nodes", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "3 virtual pods Running, bound to virtual nodes", func() (bool, string) {
 		var pods corev1.PodList
 		if err := w.virtualC.List(ctx, &pods, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
@@ -70,7 +72,7 @@ func TestADeploymentRunsOnTheHost(t *testing.T) {
 	})
 
 	// The host scheduler's word reaches the tenant, in the tenant's names.
-	eventually(t, 30*time.Second, "Scheduled events on the virtual pods", func() (bool, string) {
+	testkit.Eventually(t, 30*time.Second, "Scheduled events on the virtual pods", func() (bool, string) {
 		var events corev1.EventList
 		if err := w.virtualC.List(ctx, &events, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
@@ -139,7 +141,7 @@ func TestUnsafePodsAreRefusedWithAReason(t *testing.T) {
 
 	want := map[string]string{"privileged": "privileged", "hostpath": "hostPath", "hostnetwork": "host namespaces"}
 	for name, reason := range want {
-		eventually(t, 30*time.Second, "pod "+name+" refused", func() (bool, string) {
+		testkit.Eventually(t, 30*time.Second, "pod "+name+" refused", func() (bool, string) {
 			p := &corev1.Pod{}
 			if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, p); err != nil {
 				return false, err.Error()
@@ -154,7 +156,7 @@ func TestUnsafePodsAreRefusedWithAReason(t *testing.T) {
 				cond != nil && cond.Status == corev1.ConditionFalse && strings.Contains(cond.Message, reason)
 			return ok, fmt.Sprintf("status reason %q message %q", p.Status.Reason, p.Status.Message)
 		})
-		eventually(t, 30*time.Second, "an event on pod "+name, func() (bool, string) {
+		testkit.Eventually(t, 30*time.Second, "an event on pod "+name, func() (bool, string) {
 			var events corev1.EventList
 			if err := w.virtualC.List(ctx, &events, client.InNamespace(ns)); err != nil {
 				return false, err.Error()
@@ -192,7 +194,7 @@ func TestLongNamesRoundTrip(t *testing.T) {
 		if len(hostName) > translate.MaxNameLength {
 			t.Fatalf("host name %q is too long", hostName)
 		}
-		eventually(t, 60*time.Second, "long-named pod Running on both sides", func() (bool, string) {
+		testkit.Eventually(t, 60*time.Second, "long-named pod Running on both sides", func() (bool, string) {
 			h, v := &corev1.Pod{}, &corev1.Pod{}
 			if err := w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: hostName}, h); err != nil {
 				return false, "host: " + err.Error()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -50,7 +52,7 @@ func TestAForeignObjectWithARenderedNameIsReportedAndUntouched(t *testing.T) {
 	fleet := h.createFleet("e2e-clash", fleetSpec{url: repo.FileURL()})
 
 	var f *v1alpha1.Fleet
-	eventually(t, 2*time.Minute, "the Fleet to report the conflict", func() (bool, string) {
+	testkit.Eventually(t, 2*time.Minute, "the Fleet to report the conflict", func() (bool, string) {
 		f = h.fleet(fleet)
 		return strings.HasSuffix(f.Status.LastAttemptedRevision, sha) && hasReason(f.Status.Conditions, "Conflict"), fleetState(f)
 	})
@@ -114,7 +116,7 @@ func TestTwoFleetsDefiningOneClusterConflict(t *testing.T) {
 
 	two := h.createFleet("e2e-twice-2", fleetSpec{url: second.FileURL()})
 	var f *v1alpha1.Fleet
-	eventually(t, time.Minute, "the second Fleet to report the conflict", func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "the second Fleet to report the conflict", func() (bool, string) {
 		f = h.fleet(two)
 		return strings.HasSuffix(f.Status.LastAttemptedRevision, sha2) && hasReason(f.Status.Conditions, "Conflict"), fleetState(f)
 	})

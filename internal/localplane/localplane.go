@@ -1,0 +1,475 @@
+// Package localplane starts real Kubernetes control planes as local processes
+// for warren's tests and demo: etcd and kube-apiserver, and when asked
+// kube-controller-manager, kube-scheduler and kwok with fake nodes. Every
+// process listens on 127.0.0.1 on a free port and keeps its state in a
+// temporary data dir; Stop ends them all and removes it.
+//
+// There is no container runtime on warren's machines: kwok marks pods Running
+// on its fake nodes without starting any container, and provisions volumes
+// for claims of its default StorageClass (kwok-volume) without any storage.
+//
+// The binaries come from the tools cache that `make tools` builds
+// (test/tools/build.sh); this package never downloads or builds anything.
+package localplane
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/warren-dev/warren/reconciler/pki"
+)
+
+// DefaultServiceCIDR is the service range of a plane unless told otherwise.
+const DefaultServiceCIDR = "10.96.0.0/16"
+
+// FakeNodeAnnotation marks the nodes kwok manages.
+const FakeNodeAnnotation = "kwok.x-k8s.io/node"
+
+// Options says what a plane runs.
+type Options struct {
+	// ControllerManager starts kube-controller-manager (service accounts,
+	// deployments, garbage collection, namespace deletion...).
+	ControllerManager bool
+	// Scheduler starts kube-scheduler.
+	Scheduler bool
+	// Nodes, when above zero, starts kwok and registers this many fake nodes.
+	Nodes int
+	// ServiceCIDR is the service range; DefaultServiceCIDR when empty.
+	ServiceCIDR string
+	// NodePortRange is the API server's --service-node-port-range
+	// ("30000-32767" when empty).
+	NodePortRange string
+	// PKI lets the caller supply the plane's CAs and service-account key;
+	// a fresh bundle is generated when nil.
+	PKI *pki.Bundle
+	// APIServerPort fixes the API server's port; a free one when zero.
+	APIServerPort int
+	// Profiling serves the API server's /debug/pprof (to admins), for
+	// benchmarks that want to see where its CPU goes.
+	Profiling bool
+	// ToolsDir holds the binaries; $WARREN_TOOLS_DIR, or the repository's
+	// tools cache, when empty.
+	ToolsDir string
+}
+
+// Plane is a running control plane.
+type Plane struct {
+	// Config is an admin (system:masters) client configuration.
+	Config *rest.Config
+	// KubeconfigPath is the admin kubeconfig file.
+	KubeconfigPath string
+	// ServiceCIDR is the plane's service range.
+	ServiceCIDR string
+	// Dir is the plane's data dir; Stop removes it.
+	Dir string
+	// PKI is the bundle the plane trusts.
+	PKI *pki.Bundle
+
+	procs []*process
+}
+
+// Start launches a plane and returns once it serves (and, with a
+// controller-manager, once the default ServiceAccount exists; with nodes,
+// once every fake node is Ready). On failure everything started is stopped.
+func Start(ctx context.Context, o Options) (_ *Plane, err error) {
+	tools, err := ToolsDir(o.ToolsDir)
+	if err != nil {
+		return nil, err
+	}
+	needed := []string{"etcd", "kube-apiserver"}
+	if o.ControllerManager {
+		needed = append(needed, "kube-controller-manager")
+	}
+	if o.Scheduler {
+		needed = append(needed, "kube-scheduler")
+	}
+	if o.Nodes > 0 {
+		needed = append(needed, "kwok", "kwok-stages.yaml", "kwok-storage-class.yaml")
+	}
+	for _, name := range needed {
+		if _, err := os.Stat(filepath.Join(tools, name)); err != nil {
+			return nil, fmt.Errorf("%s is missing from the tools cache %s: run `make tools` to build it", name, tools)
+		}
+	}
+
+	cidr := o.ServiceCIDR
+	if cidr == "" {
+		cidr = DefaultServiceCIDR
+	}
+	if _, err := netip.ParsePrefix(cidr); err != nil {
+		return nil, fmt.Errorf("service CIDR %q: %w", cidr, err)
+	}
+
+	bundle := o.PKI
+	if bundle == nil {
+		if bundle, err = pki.Generate("localkube"); err != nil {
+			return nil, err
+		}
+	}
+
+	dir, err := os.MkdirTemp("", "localkube-")
+	if err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	p := &Plane{Dir: dir, ServiceCIDR: cidr, PKI: bundle}
+	defer func() {
+		if err != nil {
+			_ = p.Stop()
+		}
+	}()
+
+	apiPort := o.APIServerPort
+	if apiPort != 0 {
+		if err := portFree(apiPort); err != nil {
+			return nil, fmt.Errorf("port %d for kube-apiserver is already in use: stop what holds it or choose another port", apiPort)
+		}
+	} else if apiPort, err = freePort(); err != nil {
+		return nil, err
+	}
+	etcdPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	peerPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	server := "https://127.0.0.1:" + strconv.Itoa(apiPort)
+
+	f, err := writeCertificates(dir, bundle, server, cidr)
+	if err != nil {
+		return nil, err
+	}
+	p.KubeconfigPath = f.admin
+	if p.Config, err = clientcmd.BuildConfigFromFlags("", f.admin); err != nil {
+		return nil, fmt.Errorf("reading admin kubeconfig: %w", err)
+	}
+	p.Config.QPS, p.Config.Burst = 200, 400
+
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdPort)
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
+	if err := p.start(tools, "etcd",
+		"--name=localkube",
+		"--data-dir="+filepath.Join(dir, "etcd"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=localkube="+peerURL,
+		"--log-level=warn",
+		// Throwaway test state: durability buys nothing and costs seconds.
+		"--unsafe-no-fsync",
+	); err != nil {
+		return nil, err
+	}
+
+	apiserver, err := p.startProc(tools, "kube-apiserver",
+		"--etcd-servers="+etcdURL,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(apiPort),
+		"--tls-cert-file="+f.servingCert, "--tls-private-key-file="+f.servingKey,
+		"--client-ca-file="+f.clientCA,
+		"--requestheader-client-ca-file="+f.requestHeaderCA,
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file="+f.proxyClientCert, "--proxy-client-key-file="+f.proxyClientKey,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file="+f.saPub,
+		"--service-account-signing-key-file="+f.saKey,
+		"--service-cluster-ip-range="+cidr,
+		"--authorization-mode=Node,RBAC",
+		// A loopback advertise address cannot be published as the endpoint
+		// of the kubernetes Service.
+		"--endpoint-reconciler-type=none",
+		"--allow-privileged=true",
+		"--profiling="+strconv.FormatBool(o.Profiling),
+		"--service-node-port-range="+cmp.Or(o.NodePortRange, "30000-32767"),
+	)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitFor(ctx, 90*time.Second, apiserver, "did not become ready", func(ctx context.Context) (bool, error) {
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && string(body) == "ok", nil
+	}); err != nil {
+		return nil, err
+	}
+
+	if o.ControllerManager {
+		cm, err := p.startProc(tools, "kube-controller-manager",
+			"--kubeconfig="+f.controllerManager,
+			"--secure-port=0",
+			"--leader-elect=false",
+			"--use-service-account-credentials=true",
+			"--service-account-private-key-file="+f.saKey,
+			"--root-ca-file="+f.serverCA,
+			"--cluster-signing-cert-file="+f.clientCA, "--cluster-signing-key-file="+f.clientCAKey,
+			"--service-cluster-ip-range="+cidr,
+			// The defaults (20/30) leave the default ServiceAccount seconds late.
+			"--kube-api-qps=200", "--kube-api-burst=400",
+			"--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
+		)
+		if err != nil {
+			return nil, err
+		}
+		if err := waitFor(ctx, 60*time.Second, cm, "did not create the default ServiceAccount", func(ctx context.Context) (bool, error) {
+			_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+			return err == nil, nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if o.Scheduler {
+		if err := p.start(tools, "kube-scheduler",
+			"--kubeconfig="+f.scheduler,
+			"--secure-port=0",
+			"--leader-elect=false",
+			"--kube-api-qps=200", "--kube-api-burst=400",
+		); err != nil {
+			return nil, err
+		}
+	}
+	if o.Nodes > 0 {
+		if err := p.startNodes(ctx, client, tools, f.admin, o.Nodes); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// startNodes runs kwok and registers n fake nodes, waiting until each is Ready.
+func (p *Plane) startNodes(ctx context.Context, client kubernetes.Interface, tools, kubeconfig string, n int) error {
+	kwokPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	kwok, err := p.startProc(tools, "kwok",
+		"--kubeconfig="+kubeconfig,
+		"--config="+filepath.Join(tools, "kwok-stages.yaml"),
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector="+FakeNodeAnnotation+"=fake",
+		"--node-lease-duration-seconds=40",
+		"--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
+		"--cidr=10.244.0.0/16",
+	)
+	if err != nil {
+		return err
+	}
+	// kwok's own default StorageClass: claims of it are provisioned and
+	// bound by kwok's volume stages, so StatefulSets with claims run.
+	scYAML, err := os.ReadFile(filepath.Join(tools, "kwok-storage-class.yaml"))
+	if err != nil {
+		return err
+	}
+	var sc storagev1.StorageClass
+	if err := yaml.UnmarshalStrict(scYAML, &sc); err != nil {
+		return fmt.Errorf("reading kwok's StorageClass: %w", err)
+	}
+	if _, err := client.StorageV1().StorageClasses().Create(ctx, &sc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating kwok's StorageClass: %w", err)
+	}
+	for i := range n {
+		if _, err := client.CoreV1().Nodes().Create(ctx, fakeNode(i), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("registering fake node %d: %w", i, err)
+		}
+	}
+	return waitFor(ctx, 60*time.Second, kwok, "did not make its nodes Ready", func(ctx context.Context) (bool, error) {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		ready := 0
+		for _, node := range nodes.Items {
+			for _, c := range node.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		return ready >= n, nil
+	})
+}
+
+// FakeNodeName is the name of the i-th fake node.
+func FakeNodeName(i int) string { return fmt.Sprintf("kwok-node-%d", i) }
+
+func fakeNode(i int) *corev1.Node {
+	name := FakeNodeName(i)
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("32"),
+		corev1.ResourceMemory: resource.MustParse("256Gi"),
+		corev1.ResourcePods:   resource.MustParse("1000"),
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Annotations: map[string]string{FakeNodeAnnotation: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+			Labels: map[string]string{
+				"type":                   "kwok",
+				"kubernetes.io/hostname": name,
+				"kubernetes.io/os":       "linux",
+				"kubernetes.io/arch":     "amd64",
+			},
+		},
+		Status: corev1.NodeStatus{
+			Capacity:    capacity,
+			Allocatable: capacity,
+			// Loopback addresses: nothing should ever try to reach a fake
+			// node, and if something does it stays on this machine. The
+			// Hostname entry is needed too: kwok's node-initialize stage
+			// keeps a node's addresses only when it has both an InternalIP
+			// and a Hostname, and otherwise rewrites them from its own
+			// --node-ip and --node-name, unset here, leaving none (so a
+			// NodePort cluster never had an endpoint).
+			Addresses: []corev1.NodeAddress{
+				{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("127.0.10.%d", i+1)},
+				{Type: corev1.NodeHostName, Address: name},
+			},
+			NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "kwok", OperatingSystem: "linux", Architecture: "amd64"},
+		},
+	}
+}
+
+// PIDs lists the processes the plane started, for checks that Stop ended them.
+func (p *Plane) PIDs() []int {
+	pids := make([]int, 0, len(p.procs))
+	for _, proc := range p.procs {
+		pids = append(pids, proc.cmd.Process.Pid)
+	}
+	return pids
+}
+
+// Stop ends every process the plane started, newest first, and removes its
+// data dir. It is safe to call more than once.
+func (p *Plane) Stop() error {
+	for i := len(p.procs) - 1; i >= 0; i-- {
+		p.procs[i].stop(10 * time.Second)
+	}
+	p.procs = nil
+	if p.Dir == "" {
+		return nil
+	}
+	err := os.RemoveAll(p.Dir)
+	p.Dir = ""
+	return err
+}
+
+func (p *Plane) start(tools, name string, args ...string) error {
+	_, err := p.startProc(tools, name, args...)
+	return err
+}
+
+func (p *Plane) startProc(tools, name string, args ...string) (*process, error) {
+	proc, err := startProcess(name, filepath.Join(tools, name), p.Dir, args...)
+	if err != nil {
+		return nil, err
+	}
+	p.procs = append(p.procs, proc)
+	return proc, nil
+}
+
+// waitFor polls check until it holds, the process exits, or the deadline passes.
+func waitFor(ctx context.Context, timeout time.Duration, proc *process, what string, check func(context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, err := check(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-proc.done:
+			return proc.failure("exited: " + what)
+		case <-ctx.Done():
+			return proc.failure(fmt.Sprintf("%s within %s", what, timeout))
+		case <-tick.C:
+		}
+	}
+}
+
+func freePort() (int, error) { return FreePort("127.0.0.1") }
+
+// FreePort asks the kernel for a TCP port free on host at this instant.
+func FreePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func portFree(port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+// ToolsDir finds the tools cache: dir if set, $WARREN_TOOLS_DIR, or what the
+// repository's build script names (without building).
+func ToolsDir(dir string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	if dir = os.Getenv("WARREN_TOOLS_DIR"); dir != "" {
+		return dir, nil
+	}
+	script, err := findBuildScript()
+	if err != nil {
+		return "", errors.New("WARREN_TOOLS_DIR is not set and test/tools/build.sh was not found: run `make tools` from the repository")
+	}
+	out, err := exec.Command(script, "--dir").Output()
+	if err != nil {
+		return "", fmt.Errorf("asking %s for the tools dir: %w", script, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func findBuildScript() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		candidate := filepath.Join(dir, "test", "tools", "build.sh")
+		if _, err := os.Stat(candidate); err == nil {
+			return candidate, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", os.ErrNotExist
+		}
+		dir = parent
+	}
+}
