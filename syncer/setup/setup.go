@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -155,6 +156,8 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *syncer.Pair) error {
 	if err != nil {
 		return err
 	}
+	serviceCIDR, _ := netip.ParsePrefix(pair.Config.ServiceCIDR)
+	security.Nameservers = &pods.Nameservers{ServiceCIDR: serviceCIDR, Allowed: pair.Config.Workloads.EndpointCIDRs}
 	if err := nodes.IndexPods(ctx, mgr); err != nil {
 		return fmt.Errorf("indexing pods by node: %w", err)
 	}

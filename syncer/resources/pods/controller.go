@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,7 +76,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 func downChanged(old, new *corev1.Pod) bool {
 	if old.Generation != new.Generation || !maps.Equal(old.Labels, new.Labels) || !maps.Equal(old.Annotations, new.Annotations) ||
 		!old.DeletionTimestamp.Equal(new.DeletionTimestamp) || len(old.Spec.SchedulingGates) != len(new.Spec.SchedulingGates) ||
-		len(old.Spec.Containers) != len(new.Spec.Containers) || len(old.Spec.InitContainers) != len(new.Spec.InitContainers) {
+		len(old.Spec.Containers) != len(new.Spec.Containers) || len(old.Spec.InitContainers) != len(new.Spec.InitContainers) ||
+		len(old.Spec.EphemeralContainers) != len(new.Spec.EphemeralContainers) {
 		return true
 	}
 	// Servers that do not count pod generations still change images.
@@ -143,11 +145,28 @@ func (r *Reconciler) Down(ctx context.Context, req reconcile.Request) (reconcile
 	case h == nil:
 		return r.create(ctx, v)
 	}
+	r.refuseEphemeralContainers(v)
 	refresh, err := r.ensureTokens(ctx, v, h)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	return syncer.Requeue(refresh, r.updateHost(ctx, v, h))
+}
+
+// refuseEphemeralContainers tells the tenant, once per container added,
+// that ephemeral containers (kubectl debug) are not run: the host pod's
+// spec never takes them, since they would bypass the checks a pod passed
+// when it was created.
+func (r *Reconciler) refuseEphemeralContainers(v *corev1.Pod) {
+	n := len(v.Spec.EphemeralContainers)
+	key := types.NamespacedName{Namespace: v.Namespace, Name: v.Name}
+	if n == 0 || r.memo.get(key, v.UID).ephemeralReported >= n {
+		return
+	}
+	r.Events.Eventf(v, nil, corev1.EventTypeWarning, ReasonEphemeralContainers, "Sync",
+		"ephemeral container %q is not run: a virtual cluster does not add containers to a running pod; run a debug pod instead",
+		v.Spec.EphemeralContainers[n-1].Name)
+	r.memo.update(key, v.UID, func(m *podMemo) { m.ephemeralReported = n })
 }
 
 // Up brings the virtual pod's node and status in line with the host twin.
@@ -221,16 +240,30 @@ func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Resul
 		// the syncer was down): the pod failed.
 		return reconcile.Result{}, r.patchStatus(ctx, v, lostStatus(v))
 	}
-	if reason := r.Security.Check(v); reason != "" {
+	env, err := r.env(ctx, v)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	reason := r.Security.Check(v)
+	if reason == "" {
+		if err := r.CheckRefs(ctx, References(v)); err != nil {
+			if reason = syncer.RefReason(err); reason == "" {
+				return reconcile.Result{}, err
+			}
+		}
+	}
+	if reason != "" {
 		if v.Status.Reason == ReasonPodSecurity {
 			return reconcile.Result{}, nil
 		}
 		r.Events.Eventf(v, nil, corev1.EventTypeWarning, ReasonPodSecurity, "Sync", "refused: %s", reason)
 		return reconcile.Result{}, r.patchStatus(ctx, v, refusedStatus(v, reason))
 	}
-	env, err := r.env(ctx, v)
-	if err != nil {
-		return reconcile.Result{}, err
+	spec := v.Spec.DeepCopy()
+	spec.NodeName = "" // refused above unless the syncer bound it
+	if dropped := placement(spec, env.Workloads); len(dropped) > 0 {
+		r.Events.Eventf(v, nil, corev1.EventTypeWarning, ReasonPlacement, "Sync",
+			"not carried to the host (outside the platform's placement): %s", strings.Join(dropped, ", "))
 	}
 	h := HostPod(v, env)
 	if err := r.CreateHost(ctx, "Pod", v, h); err != nil {
@@ -250,7 +283,7 @@ func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Resul
 func (r *Reconciler) updateHost(ctx context.Context, v, h *corev1.Pod) error {
 	want := h.DeepCopy()
 	want.Labels = translate.HostLabels(v.Labels)
-	want.Annotations = hostAnnotations(v.Annotations)
+	want.Annotations = hostAnnotations(v.Annotations, r.Config.Workloads.PodAnnotations)
 	want.Annotations[AnnotationServiceAccount] = v.Spec.ServiceAccountName
 	r.Names.Mark(want, translate.Origin{Kind: "Pod", Namespace: v.Namespace, Name: v.Name, UID: string(v.UID)})
 	for i := range want.Spec.Containers {
@@ -301,7 +334,7 @@ func (r *Reconciler) patchStatus(ctx context.Context, v *corev1.Pod, want corev1
 
 // env gathers the virtual facts a pod's translation depends on.
 func (r *Reconciler) env(ctx context.Context, v *corev1.Pod) (Env, error) {
-	env := Env{Names: r.Names, ClusterDomain: "cluster.local", APIHost: r.apiServiceIP(ctx)}
+	env := Env{Names: r.Names, ClusterDomain: "cluster.local", APIHost: r.apiServiceIP(ctx), Workloads: r.Config.Workloads}
 	var svcs corev1.ServiceList
 	if err := r.Virtual.List(ctx, &svcs, client.InNamespace(v.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return env, fmt.Errorf("listing virtual services: %w", err)
@@ -313,6 +346,7 @@ func (r *Reconciler) env(ctx context.Context, v *corev1.Pod) (Env, error) {
 			env.DNSServer = ip
 		}
 	}
+	r.Security.Nameservers.SetVirtualDNS(env.DNSServer)
 	return env, nil
 }
 

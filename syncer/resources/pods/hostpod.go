@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
+	"github.com/warren-dev/warren/syncer/config"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -38,6 +39,8 @@ type Env struct {
 	// environment variables a kubelet derives from them.
 	Services      []corev1.Service
 	ClusterDomain string
+	// Workloads is the platform's placement and annotation policy.
+	Workloads config.Workloads
 }
 
 // TokenKey names the key in the pod's token Secret that holds the token of
@@ -53,19 +56,12 @@ func HostPod(v *corev1.Pod, env Env) *corev1.Pod {
 	h.Name = names.HostName(ns, v.Name)
 	h.Namespace = names.HostNamespace
 	h.Labels = translate.HostLabels(v.Labels)
-	h.Annotations = hostAnnotations(v.Annotations)
+	h.Annotations = hostAnnotations(v.Annotations, env.Workloads.PodAnnotations)
 	h.Annotations[AnnotationServiceAccount] = v.Spec.ServiceAccountName
 	names.Mark(h, translate.Origin{Kind: "Pod", Namespace: ns, Name: v.Name, UID: string(v.UID)})
 
 	s := v.Spec.DeepCopy()
-	if s.NodeName != "" {
-		// A tenant bound the pod itself: keep it on that node.
-		if s.NodeSelector == nil {
-			s.NodeSelector = map[string]string{}
-		}
-		s.NodeSelector[corev1.LabelHostname] = s.NodeName
-		s.NodeName = ""
-	}
+	placement(s, env.Workloads)
 	s.ServiceAccountName = ""
 	s.DeprecatedServiceAccount = ""
 	s.AutomountServiceAccountToken = ptr.To(false)
@@ -84,7 +80,6 @@ func HostPod(v *corev1.Pod, env Env) *corev1.Pod {
 	if s.Subdomain != "" {
 		s.Subdomain = names.HostName(ns, s.Subdomain)
 	}
-	s.Tolerations = hostTolerations(s.Tolerations)
 	translateAffinity(names, ns, s)
 	translateDNS(env, ns, s)
 	if env.APIHost != "" {
@@ -98,7 +93,7 @@ func HostPod(v *corev1.Pod, env Env) *corev1.Pod {
 	}
 	tokenSecret := TokenSecretName(names, v)
 	for i := range s.Volumes {
-		translateVolume(names, ns, tokenSecret, &s.Volumes[i])
+		translateVolume(names, v, tokenSecret, &s.Volumes[i])
 	}
 	svcEnv := serviceEnv(env, v)
 	for i := range s.InitContainers {
@@ -144,28 +139,16 @@ func TokenProjections(v *corev1.Pod) []TokenProjection {
 	return out
 }
 
-func hostAnnotations(in map[string]string) map[string]string {
-	out := make(map[string]string, len(in)+6)
+// hostAnnotations are the annotations of the host pod: only keys the
+// platform allows (--pod-annotations), since host components act on pod
+// annotations (network attachments, address pools, mesh exclusions), and
+// never one in warren's domain.
+func hostAnnotations(in map[string]string, allow config.Keys) map[string]string {
+	out := make(map[string]string, 6)
 	for k, v := range in {
-		if !strings.HasPrefix(k, "warren.dev/") {
+		if allow.Allows(k) && !translate.Reserved(k) {
 			out[k] = v
 		}
-	}
-	return out
-}
-
-// hostTolerations drops tolerations that would let a pod onto control-plane
-// nodes: those naming control-plane taints and the tolerate-everything form.
-func hostTolerations(in []corev1.Toleration) []corev1.Toleration {
-	var out []corev1.Toleration
-	for _, t := range in {
-		if t.Key == "" && t.Operator == corev1.TolerationOpExists {
-			continue
-		}
-		if strings.HasPrefix(t.Key, "node-role.kubernetes.io/") {
-			continue
-		}
-		out = append(out, t)
 	}
 	return out
 }
@@ -239,8 +222,20 @@ func translateDNS(env Env, ns string, s *corev1.PodSpec) {
 	s.DNSConfig = cfg
 }
 
-func translateVolume(names translate.Translator, ns, tokenSecret string, v *corev1.Volume) {
+// EphemeralClaimName is the claim the virtual cluster's ephemeral volume
+// controller makes for a pod's generic ephemeral volume.
+func EphemeralClaimName(pod *corev1.Pod, vol string) string { return pod.Name + "-" + vol }
+
+func translateVolume(names translate.Translator, pod *corev1.Pod, tokenSecret string, v *corev1.Volume) {
+	ns := pod.Namespace
 	switch {
+	case v.Ephemeral != nil:
+		// The template never reaches the host: the virtual cluster makes
+		// the claim, the claim syncer translates it (class, data source,
+		// static binding) like any other, and the host pod mounts its twin.
+		v.VolumeSource = corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+			ClaimName: names.HostName(ns, EphemeralClaimName(pod, v.Name)),
+		}}
 	case v.ConfigMap != nil:
 		v.ConfigMap.Name = names.HostName(ns, v.ConfigMap.Name)
 	case v.Secret != nil:

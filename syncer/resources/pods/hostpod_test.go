@@ -1,6 +1,8 @@
 package pods
 
 import (
+	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/warren-dev/warren/syncer"
+	"github.com/warren-dev/warren/syncer/config"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -72,8 +76,8 @@ func TestAHostPodReferencesOnlyTranslatedObjects(t *testing.T) {
 	if s.PriorityClassName != "" || s.EnableServiceLinks == nil || *s.EnableServiceLinks {
 		t.Error("priority class or host service links kept")
 	}
-	if len(s.Tolerations) != 1 || s.Tolerations[0].Key != "dedicated" {
-		t.Errorf("tolerations %+v: control-plane and tolerate-all must go", s.Tolerations)
+	if len(s.Tolerations) != 0 {
+		t.Errorf("tolerations %+v: without --tolerations none of the tenant's may pass", s.Tolerations)
 	}
 	if s.ImagePullSecrets[0].Name != "registry-x-shop-x-demo" {
 		t.Errorf("pull secret %s", s.ImagePullSecrets[0].Name)
@@ -127,12 +131,171 @@ func TestWithoutVirtualDNSAPodNeverGetsTheHostsDNS(t *testing.T) {
 	}
 }
 
-func TestATenantBoundPodStaysOnItsNode(t *testing.T) {
+// Class 5: the platform places pods. A node name, hostname selectors and
+// node-name fields never reach the host; the platform's selector and
+// tolerations do, and tenant tolerations outside them are dropped.
+func TestPlacementIsThePlatforms(t *testing.T) {
+	w := config.Workloads{
+		NodeSelector: map[string]string{"pool": "tenants"},
+		Tolerations:  []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "tenants", Effect: corev1.TaintEffectNoSchedule}},
+	}
 	p := tenantPod()
-	p.Spec.NodeName = "kwok-node-1"
+	p.Spec.NodeName = "server-0"
+	p.Spec.NodeSelector = map[string]string{corev1.LabelHostname: "server-0", "k3s.io/hostname": "server-0", "pool": "system", "disk": "ssd"}
+	p.Spec.Tolerations = append(p.Spec.Tolerations,
+		corev1.Toleration{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)},
+		corev1.Toleration{Key: "node.kubernetes.io/unschedulable", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+		corev1.Toleration{Key: "CriticalAddonsOnly", Operator: corev1.TolerationOpExists})
+	p.Spec.Affinity.NodeAffinity = &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
+			{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"server-0"}}}},
+			{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"server-0"}}}},
+		}},
+		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{
+			{Weight: 1, Preference: corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{
+				{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"server-0"}},
+				{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}}}},
+		},
+	}
+	h := HostPod(p, Env{Names: names, Workloads: w})
+	s := h.Spec
+	if s.NodeName != "" {
+		t.Fatalf("nodeName %q reached the host", s.NodeName)
+	}
+	want := map[string]string{"pool": "tenants", "disk": "ssd"}
+	if !maps.Equal(s.NodeSelector, want) {
+		t.Errorf("node selector %v, want %v", s.NodeSelector, want)
+	}
+	if s.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		t.Errorf("required node affinity on node identity kept: %+v", s.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution)
+	}
+	pref := s.Affinity.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution
+	if len(pref) != 1 || len(pref[0].Preference.MatchExpressions) != 1 || pref[0].Preference.MatchExpressions[0].Key != "zone" {
+		t.Errorf("preferred affinity %+v", pref)
+	}
+	var keys []string
+	for _, tol := range s.Tolerations {
+		keys = append(keys, tol.Key)
+	}
+	if strings.Join(keys, ",") != "dedicated,"+corev1.TaintNodeNotReady {
+		t.Errorf("tolerations %v: want the platform's and the eviction timing one", keys)
+	}
+	dropped := placement(p.Spec.DeepCopy(), w)
+	for _, d := range []string{"spec.nodeName", "kubernetes.io/hostname", "matchFields", "unschedulable", "CriticalAddonsOnly", "spec.nodeSelector[pool]"} {
+		if !strings.Contains(strings.Join(dropped, " "), d) {
+			t.Errorf("dropped %v does not name %s", dropped, d)
+		}
+	}
+}
+
+// Class 8: only allowlisted annotations reach the host pod, never one in
+// warren's domain, and the syncer's own are there.
+func TestPodAnnotationsPassOnlyTheAllowlist(t *testing.T) {
+	p := tenantPod()
+	p.Annotations = map[string]string{
+		"k8s.v1.cni.cncf.io/networks":                      "host-net",
+		"cni.projectcalico.org/ipAddrs":                    `["10.0.0.1"]`,
+		"traffic.sidecar.istio.io/excludeOutboundIPRanges": "0.0.0.0/0",
+		"cluster-autoscaler.kubernetes.io/safe-to-evict":   "false",
+		"prometheus.io/scrape":                             "true",
+		"warren.dev/name":                                  "forged",
+		"x.warren.dev/component":                           "control-plane",
+	}
+	w := config.Workloads{PodAnnotations: config.Keys{"prometheus.io/*", "x.warren.dev/*"}}
+	h := HostPod(p, Env{Names: names, Workloads: w})
+	for k, v := range p.Annotations {
+		kept := h.Annotations[k] == v
+		if want := k == "prometheus.io/scrape"; kept != want {
+			t.Errorf("annotation %s kept=%v", k, kept)
+		}
+	}
+	if h.Annotations[translate.AnnotationName] != "web-0" || h.Annotations[AnnotationServiceAccount] != "builder" {
+		t.Errorf("the syncer's own annotations: %v", h.Annotations)
+	}
+}
+
+// Class 3: a generic ephemeral volume's template never reaches the host;
+// the host pod mounts the twin of the claim the virtual cluster made.
+func TestEphemeralVolumesMountTheVirtualClaimsTwin(t *testing.T) {
+	p := tenantPod()
+	p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "scratch", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{
+		VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{translate.LabelManagedBy: translate.ManagedByValue}},
+			Spec: corev1.PersistentVolumeClaimSpec{VolumeName: "host-root", StorageClassName: ptr.To(""),
+				DataSource: &corev1.TypedLocalObjectReference{Kind: "PersistentVolumeClaim", Name: "data-demo-0"}},
+		}}}})
 	h := HostPod(p, Env{Names: names})
-	if h.Spec.NodeName != "" || h.Spec.NodeSelector[corev1.LabelHostname] != "kwok-node-1" {
-		t.Fatalf("node %q selector %v", h.Spec.NodeName, h.Spec.NodeSelector)
+	v := h.Spec.Volumes[len(h.Spec.Volumes)-1]
+	if v.Ephemeral != nil || v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != names.HostName("shop", "web-0-scratch") {
+		t.Fatalf("ephemeral volume on the host: %+v", v.VolumeSource)
+	}
+	refs := References(p)
+	if !slices.ContainsFunc(refs, func(r syncer.Ref) bool {
+		return r.Kind == "PersistentVolumeClaim" && r.Name == "web-0-scratch" && r.Field == "spec.volumes[2].ephemeral"
+	}) {
+		t.Errorf("the claim is not among the checked references: %+v", refs)
+	}
+}
+
+// Every reference the host pod will carry is listed for the origin check.
+func TestReferencesListEveryNamedObject(t *testing.T) {
+	var got []string
+	for _, r := range References(tenantPod()) {
+		got = append(got, r.Kind+"/"+r.Name)
+	}
+	slices.Sort(got)
+	want := []string{"ConfigMap/kube-root-ca.crt", "ConfigMap/settings", "PersistentVolumeClaim/data", "Secret/db", "Secret/registry"}
+	if !slices.Equal(got, want) {
+		t.Errorf("references %v, want %v", got, want)
+	}
+}
+
+// Class 9: DNS servers a pod names itself may be the virtual cluster's DNS,
+// platform CIDRs or public resolvers; never the host's DNS.
+func TestNameserversNeverTheHosts(t *testing.T) {
+	n := &Nameservers{ServiceCIDR: netip.MustParsePrefix("10.96.0.0/16"), Allowed: []netip.Prefix{netip.MustParsePrefix("192.168.50.0/24")}}
+	n.SetVirtualDNS("10.96.7.7")
+	for server, ok := range map[string]bool{
+		"10.96.7.7": true, "192.168.50.53": true, "1.1.1.1": true, "2606:4700:4700::1111": true,
+		"10.96.0.10": false, "169.254.20.10": false, "127.0.0.53": false, "::1": false, "10.244.0.5": false,
+		"100.64.0.10": false, "0.0.0.0": false, "fd00::10": false, "::ffff:10.96.0.10": false, "dns.example": false,
+	} {
+		if got := n.Refuse(server) == ""; got != ok {
+			t.Errorf("nameserver %s allowed=%v, want %v (%s)", server, got, ok, n.Refuse(server))
+		}
+	}
+	sec, err := NewSecurity("baseline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec.Nameservers = n
+	p := tenantPod()
+	p.Spec.DNSPolicy = corev1.DNSNone
+	p.Spec.DNSConfig = &corev1.PodDNSConfig{Nameservers: []string{"10.96.0.10"}}
+	if r := sec.Check(p); !strings.Contains(r, "spec.dnsConfig.nameservers[0] 10.96.0.10") {
+		t.Errorf("host DNS under dnsPolicy None: reason %q", r)
+	}
+	p.Spec.DNSConfig.Nameservers = []string{"10.96.7.7"}
+	if r := sec.Check(p); r != "" {
+		t.Errorf("the virtual DNS refused: %q", r)
+	}
+}
+
+// Class 5: a pod created with a node name (not bound by the syncer) is
+// refused; one the syncer bound is not.
+func TestATenantChosenNodeNameIsRefused(t *testing.T) {
+	sec, err := NewSecurity("baseline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := tenantPod()
+	p.Spec.NodeName = "server-0"
+	if r := sec.Check(p); !strings.Contains(r, "spec.nodeName") {
+		t.Errorf("reason %q", r)
+	}
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue}}
+	if r := sec.Check(p); r != "" {
+		t.Errorf("a bound pod refused: %q", r)
 	}
 }
 

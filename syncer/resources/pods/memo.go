@@ -24,6 +24,9 @@ type podMemo struct {
 	tokensWritten, tokensRefresh time.Time
 	// boundToNode is the node the virtual pod was bound to.
 	boundToNode string
+	// ephemeralReported is how many ephemeral containers the tenant was
+	// told are not run.
+	ephemeralReported int
 }
 
 // cacheLag is how long a write is trusted over a cache that does not show

@@ -2,8 +2,10 @@ package pods
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	psaapi "k8s.io/pod-security-admission/api"
@@ -16,6 +18,10 @@ import (
 type Security struct {
 	level     psaapi.LevelVersion
 	evaluator policy.Evaluator
+
+	// Nameservers decides which DNS servers a pod may name itself (nil:
+	// none).
+	Nameservers *Nameservers
 }
 
 // NewSecurity builds the checks for level "baseline" or "restricted".
@@ -70,6 +76,16 @@ func (s *Security) Check(pod *corev1.Pod) string {
 	if len(pod.Spec.ResourceClaims) > 0 {
 		reasons = append(reasons, "spec.resourceClaims: dynamic resource allocation is not available in a virtual cluster")
 	}
+	if pod.Spec.NodeName != "" && !scheduled(pod) {
+		reasons = append(reasons, "spec.nodeName: a pod cannot choose its host node; the host scheduler places it within the platform's nodes")
+	}
+	if c := pod.Spec.DNSConfig; c != nil {
+		for i, ns := range c.Nameservers {
+			if why := s.Nameservers.Refuse(ns); why != "" {
+				reasons = append(reasons, fmt.Sprintf("spec.dnsConfig.nameservers[%d] %s: %s", i, ns, why))
+			}
+		}
+	}
 	return strings.Join(reasons, "; ")
 }
 
@@ -113,4 +129,70 @@ func controlPlaneKeys(pod *corev1.Pod) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// scheduled reports whether the virtual pod was bound by a binding (which
+// marks it PodScheduled), not created with a node name of the tenant's.
+func scheduled(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// Nameservers is the rule for DNS servers a pod names itself (dnsPolicy
+// None, or extra servers in dnsConfig): the virtual cluster's own DNS
+// Service, addresses in --endpoint-cidrs, or public addresses. Never the
+// host cluster's DNS: not its Service (service CIDR), not a node-local
+// cache (link-local), not pod addresses of the host's private networks.
+type Nameservers struct {
+	ServiceCIDR netip.Prefix
+	Allowed     []netip.Prefix
+	// virtualDNS is the ClusterIP of the virtual kube-system/kube-dns
+	// Service, "" when there is none; the pod syncer keeps it current.
+	virtualDNS atomic.Pointer[string]
+}
+
+// SetVirtualDNS records the address of the virtual cluster's DNS Service.
+func (n *Nameservers) SetVirtualDNS(ip string) {
+	if n != nil {
+		n.virtualDNS.Store(&ip)
+	}
+}
+
+// sharedAddressSpace (RFC 6598) is not "private" to net/netip, but many
+// clusters take their pod networks from it.
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// Refuse returns why a pod may not use server, or "".
+func (n *Nameservers) Refuse(server string) string {
+	ip, err := netip.ParseAddr(server)
+	if err != nil {
+		return "not an IP address"
+	}
+	ip = ip.Unmap()
+	if n != nil {
+		if dns := n.virtualDNS.Load(); dns != nil && *dns != "" && ip.String() == *dns {
+			return ""
+		}
+	}
+	switch {
+	case ip.IsUnspecified() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast():
+		return "loopback, link-local and multicast addresses are the node's or the host cluster's DNS"
+	case n != nil && n.ServiceCIDR.IsValid() && n.ServiceCIDR.Contains(ip):
+		return "a service address other than this cluster's own DNS is the host's"
+	}
+	if n != nil {
+		for _, p := range n.Allowed {
+			if p.Contains(ip) {
+				return ""
+			}
+		}
+	}
+	if ip.IsPrivate() || sharedAddressSpace.Contains(ip) || !ip.IsGlobalUnicast() {
+		return "a private address is only allowed within --endpoint-cidrs"
+	}
+	return ""
 }

@@ -9,6 +9,10 @@ import (
 const (
 	ReasonPodSecurity    = "PodSecurity"
 	ReasonHostPodDeleted = "HostPodDeleted"
+	// ReasonPlacement: tenant node choices the platform's placement drops.
+	ReasonPlacement = "PlacementOutsidePolicy"
+	// ReasonEphemeralContainers: ephemeral containers are not run.
+	ReasonEphemeralContainers = "EphemeralContainersNotSupported"
 )
 
 // virtualStatus is the status the virtual pod should show for its host twin:
