@@ -12,15 +12,11 @@ import (
 
 	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/apply"
@@ -44,9 +40,24 @@ type renderEntry struct {
 	objects []*unstructured.Unstructured
 }
 
+// current reports whether the cluster's cached render is still what
+// rendering it now would give.
+func (c *renderCache) current(a policy.Admission, repo *load.Repository, opts render.Options, version string, uid types.UID) bool {
+	in := render.InputFor(a, repo)
+	key, err := renderKey(in, a, opts, version, uid)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[in.Cluster.Name]
+	return ok && e.key == key
+}
+
 // get returns the cluster's objects, each owned by its VirtualCluster, with
-// its PKI Secret (read, or generated once, by pkiSecret) among them.
-func (c *renderCache) get(a policy.Admission, repo *load.Repository, opts render.Options, version string, uid types.UID, pkiSecret func(namespace, cluster string) (*unstructured.Unstructured, error)) ([]*unstructured.Unstructured, error) {
+// its PKI Secret among them: the cached ones when current, else a new render
+// with pki (which must then be given).
+func (c *renderCache) get(a policy.Admission, repo *load.Repository, opts render.Options, version string, uid types.UID, pki *unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	in := render.InputFor(a, repo)
 	key, err := renderKey(in, a, opts, version, uid)
 	if err != nil {
@@ -59,16 +70,15 @@ func (c *renderCache) get(a policy.Admission, repo *load.Repository, opts render
 		return e.objects, nil
 	}
 	c.mu.Unlock()
+	if pki == nil {
+		return nil, fmt.Errorf("cluster %s: its PKI Secret was not read before rendering; retrying", name)
+	}
 
 	out, err := render.Cluster(in, opts)
 	if err != nil {
 		return nil, err
 	}
-	secret, err := pkiSecret(render.NamesFor(in.Cluster).Namespace, name)
-	if err != nil {
-		return nil, err
-	}
-	owned := ownedBy(append(out.Objects, secret), name, uid)
+	owned := ownedBy(append(out.Objects, pki), name, uid)
 	c.mu.Lock()
 	if c.entries == nil {
 		c.entries = map[string]renderEntry{}
@@ -151,9 +161,9 @@ func toUnstructured(vcs []*v1alpha1.VirtualCluster) ([]*unstructured.Unstructure
 
 // reportClusters writes each cluster's Admitted and Applied conditions and
 // where it came from, patching only what changed.
-func (r *FleetReconciler) reportClusters(ctx context.Context, p *plan, conflicts []apply.Conflict) error {
+func (r *FleetReconciler) reportClusters(ctx context.Context, p *fleetScope) error {
 	conflictsOf := map[string][]string{}
-	for _, c := range conflicts {
+	for _, c := range p.conflicts {
 		name := clusterOfConflict(c, p)
 		conflictsOf[name] = append(conflictsOf[name], c.String())
 	}
@@ -198,41 +208,33 @@ func (r *FleetReconciler) reportClusters(ctx context.Context, p *plan, conflicts
 	return errorsJoin(errs)
 }
 
-// patchClusterStatus applies change to a VirtualCluster's status and patches
-// it only when something changed, retrying on conflict with other writers.
+// patchClusterStatus applies change to a VirtualCluster's status (one just
+// created read from the API server), with a warning event when the cluster
+// stops being admitted or meets a conflict.
 func (r *FleetReconciler) patchClusterStatus(ctx context.Context, name string, change func(*v1alpha1.VirtualCluster)) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var vc v1alpha1.VirtualCluster
-		if err := r.Get(ctx, client.ObjectKey{Name: name}, &vc); err != nil {
-			if apierrors.IsNotFound(err) {
-				// Just created: the cache has not seen it yet.
-				if err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, &vc); err != nil {
-					return client.IgnoreNotFound(err)
-				}
-			} else {
-				return err
-			}
-		}
-		before := vc.DeepCopy()
-		change(&vc)
-		if equality.Semantic.DeepEqual(before.Status, vc.Status) {
-			return nil
-		}
-		if cond := conditions.Get(&vc, v1alpha1.AdmittedCondition); cond != nil && cond.Status == metav1.ConditionFalse {
-			if old := conditions.Get(before, v1alpha1.AdmittedCondition); old == nil || old.Status != metav1.ConditionFalse {
-				r.event(&vc, corev1.EventTypeWarning, "NotAdmitted", cond.Message)
-			}
-		}
-		if cond := conditions.Get(&vc, v1alpha1.AppliedCondition); cond != nil && cond.Reason == ReasonConflict {
-			if old := conditions.Get(before, v1alpha1.AppliedCondition); old == nil || old.Reason != ReasonConflict {
-				r.event(&vc, corev1.EventTypeWarning, ReasonConflict, cond.Message)
-			}
-		}
-		return r.Status().Patch(ctx, &vc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	w := clusterStatusWriter{client: r.Client, fresh: r.APIReader, changed: r.clusterEvents}
+	return w.write(ctx, name, func(vc *v1alpha1.VirtualCluster) error {
+		change(vc)
+		return nil
 	})
 }
 
-func clusterOfConflict(c apply.Conflict, p *plan) string {
+// clusterEvents records a warning on a cluster that stops being admitted or
+// meets a conflict.
+func (r *FleetReconciler) clusterEvents(before, after *v1alpha1.VirtualCluster) {
+	if cond := conditions.Get(after, v1alpha1.AdmittedCondition); cond != nil && cond.Status == metav1.ConditionFalse {
+		if old := conditions.Get(before, v1alpha1.AdmittedCondition); old == nil || old.Status != metav1.ConditionFalse {
+			r.event(after, corev1.EventTypeWarning, "NotAdmitted", cond.Message)
+		}
+	}
+	if cond := conditions.Get(after, v1alpha1.AppliedCondition); cond != nil && cond.Reason == ReasonConflict {
+		if old := conditions.Get(before, v1alpha1.AppliedCondition); old == nil || old.Reason != ReasonConflict {
+			r.event(after, corev1.EventTypeWarning, ReasonConflict, cond.Message)
+		}
+	}
+}
+
+func clusterOfConflict(c apply.Conflict, p *fleetScope) string {
 	if c.Object.Kind == v1alpha1.VirtualClusterKind {
 		return c.Object.Name
 	}

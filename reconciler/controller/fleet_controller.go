@@ -10,11 +10,9 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -117,7 +115,7 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		}
 		conditions.Delete(fleet, meta.ReconcilingCondition)
 		if err := patcher.Patch(ctx, fleet, patch.WithOwnedConditions{Conditions: []string{
-			meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition, v1alpha1.PruneBlockedReason,
+			meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition, v1alpha1.PruneBlockedCondition,
 		}}, patch.WithFieldOwner(apply.FieldManager)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}
@@ -147,106 +145,6 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		after = nextExpiry
 	}
 	return ctrl.Result{RequeueAfter: after}, nil
-}
-
-// plan is one reconcile's view of a Fleet: what Git asks for and what the
-// host holds.
-type plan struct {
-	fleet    *v1alpha1.Fleet
-	revision string
-	loaded   *loaded
-	// existing are the Fleet's VirtualClusters on the host, by name.
-	existing map[string]*v1alpha1.VirtualCluster
-	// desired are the admitted, unexpired clusters, by name.
-	desired map[string]policy.Admission
-	// kept were applied before and are not admitted now because their file
-	// is broken or rejected (or a prune is blocked): they stay as they were.
-	kept map[string]string // name → why
-	// removed are to be pruned: gone from Git, or expired.
-	removed []string
-	// pruneBlocked says why removals are held back, if they are.
-	pruneBlocked string
-	// failed are admitted clusters this reconcile could not render or
-	// apply; they keep what they had, and say why.
-	failed map[string]string
-	// changed are the clusters whose VirtualCluster or host objects this
-	// reconcile wrote.
-	changed map[string]bool
-}
-
-// reconcile runs the pipeline once. It returns how long until the next
-// admitted cluster expires (zero for none).
-func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) (time.Duration, error) {
-	log := ctrl.LoggerFrom(ctx)
-	timeout := fleet.GetTimeout().Duration
-	fetchCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-
-	snap, err := r.fetch(fetchCtx, fleet)
-	if err != nil {
-		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonGitFailed, "%s", err)
-		r.event(fleet, corev1.EventTypeWarning, ReasonGitFailed, err.Error())
-		return 0, err
-	}
-	if snap.Revision != fleet.Status.LastAttemptedRevision {
-		conditions.MarkReconciling(fleet, ReasonProgressing, "reconciling revision %s", snap.Revision)
-	}
-	fleet.Status.LastAttemptedRevision = snap.Revision
-
-	p := &plan{fleet: fleet, revision: snap.Revision}
-	if p.existing, err = r.existingClusters(ctx, fleet); err != nil {
-		return 0, err
-	}
-	if p.loaded, err = r.load(fleet, snap, p.existing); err != nil {
-		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonLoadFailed, "%s", err)
-		return 0, err
-	}
-	now := time.Now()
-	r.classify(p, now)
-
-	applier, err := apply.New(r.ApplyClient, apply.Owner{Namespace: fleet.Namespace, Name: fleet.Name}, apply.Options{})
-	if err != nil {
-		return 0, err
-	}
-	previous := fleet.Status.Inventory
-	inventory, conflicts, applyErr := r.applyClusters(ctx, applier, p, previous)
-	fleet.Status.Inventory = inventory
-
-	// Report before pruning: waiting for a removed cluster's namespace to
-	// go can take a while, and the others' status should not wait for it.
-	if err := r.reportClusters(ctx, p, conflicts); err != nil {
-		log.Error(err, "updating VirtualCluster status")
-	}
-	var pruneErr error
-	if applyErr == nil {
-		pruneErr = r.prune(ctx, applier, p, previous, inventory)
-		if pruneErr != nil {
-			// Keep what was to be pruned, so the next reconcile tries
-			// again: forgotten, it would be orphaned for good.
-			fleet.Status.Inventory = apply.Merge(inventory, previous)
-		}
-	}
-
-	fleet.Status.AdmittedClusters = len(p.loaded.admitted)
-	fleet.Status.RejectedClusters = countRejected(p.loaded)
-	r.summarise(p, conflicts, applyErr, pruneErr)
-	if applyErr == nil && pruneErr == nil {
-		fleet.Status.LastAppliedRevision = snap.Revision
-	}
-	return untilNextExpiry(p, now), errors.Join(applyErr, pruneErr)
-}
-
-// untilNextExpiry is how long until the first desired cluster expires.
-func untilNextExpiry(p *plan, now time.Time) time.Duration {
-	var next time.Duration
-	for _, a := range p.desired {
-		if exp := a.Cluster.Object.Spec.ExpiresAt; exp != nil {
-			if d := exp.Sub(now); next == 0 || d < next {
-				next = d
-			}
-		}
-	}
-	return next
 }
 
 // fetch brings the Fleet's repository up to date.
@@ -352,242 +250,6 @@ func (r *FleetReconciler) load(fleet *v1alpha1.Fleet, snap *source.Snapshot, exi
 	return l, nil
 }
 
-// classify decides, cluster by cluster, what this reconcile does.
-func (r *FleetReconciler) classify(p *plan, now time.Time) {
-	p.desired = map[string]policy.Admission{}
-	p.kept = map[string]string{}
-	expired := map[string]bool{}
-	for _, a := range p.loaded.admitted {
-		if exp := a.Cluster.Object.Spec.ExpiresAt; exp != nil && !exp.After(now) {
-			expired[a.Cluster.Object.Name] = true
-			continue
-		}
-		p.desired[a.Cluster.Object.Name] = a
-	}
-	// A file with a problem may still be meant to define what it defined
-	// before: the clusters it held are kept, never pruned.
-	troubled := map[string][]string{}
-	for _, pr := range p.loaded.problems {
-		troubled[pr.File] = append(troubled[pr.File], pr.String())
-	}
-	var goneFromGit []string
-	for name, vc := range p.existing {
-		if _, ok := p.desired[name]; ok {
-			continue
-		}
-		switch {
-		case expired[name]:
-			p.removed = append(p.removed, name)
-		case len(troubled[vc.Status.SourcePath]) > 0:
-			p.kept[name] = strings.Join(troubled[vc.Status.SourcePath], "; ")
-		default:
-			goneFromGit = append(goneFromGit, name)
-		}
-	}
-	sort.Strings(goneFromGit)
-	switch {
-	case !p.fleet.PruneEnabled():
-		for _, name := range goneFromGit {
-			p.kept[name] = "removed from Git, but pruning is off for this Fleet"
-		}
-	case len(goneFromGit) > 0 && 2*len(goneFromGit) > len(p.existing) && !p.fleet.Spec.AllowMassPrune:
-		p.pruneBlocked = fmt.Sprintf("revision %s removes %d of %d clusters (%s); more than half is held back unless spec.allowMassPrune is true",
-			p.revision, len(goneFromGit), len(p.existing), strings.Join(goneFromGit, ", "))
-		for _, name := range goneFromGit {
-			p.kept[name] = "its removal is held back: " + p.pruneBlocked
-		}
-	default:
-		p.removed = append(p.removed, goneFromGit...)
-	}
-	sort.Strings(p.removed)
-}
-
-// applyClusters applies the desired clusters' VirtualCluster objects, then
-// their rendered host objects (each owned by its VirtualCluster). It returns
-// the Fleet's new inventory, which keeps the entries of kept clusters.
-func (r *FleetReconciler) applyClusters(ctx context.Context, applier *apply.Applier, p *plan, previous *apply.Inventory) (*apply.Inventory, []apply.Conflict, error) {
-	names := sortedKeys(p.desired)
-	vcs := make([]*v1alpha1.VirtualCluster, 0, len(names))
-	for _, name := range names {
-		vcs = append(vcs, hostVirtualCluster(p.desired[name], p.loaded.repo))
-	}
-	vcObjects, err := toUnstructured(vcs)
-	if err != nil {
-		return previous, nil, err
-	}
-	vcResult, err := applier.Apply(ctx, vcObjects, previous)
-	if err != nil {
-		return keep(previous, vcResult), nil, fmt.Errorf("applying VirtualClusters: %w", err)
-	}
-	conflicts := vcResult.Conflicts
-	blocked := map[string]bool{}
-	for _, c := range vcResult.Conflicts {
-		blocked[c.Object.Name] = true // a cluster another Fleet or a person owns
-	}
-
-	// Render (and make PKI bundles for) the clusters several at a time: on a
-	// cold start this is CPU (kustomize, key generation) and one look-up
-	// per cluster. The results are used in name order.
-	renders := make([]renderResult, len(names))
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, renderWorkers())
-	for i, name := range names {
-		if blocked[name] {
-			continue
-		}
-		wg.Go(func() {
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			uid, err := r.uidOf(ctx, p.existing, name)
-			if err != nil {
-				renders[i].uidErr = err
-				return
-			}
-			renders[i].objects, renders[i].err = r.renders.get(p.desired[name], p.loaded.repo, r.Render, r.Version, uid, func(namespace, cluster string) (*unstructuredObject, error) {
-				secret, _, err := applier.PKISecret(ctx, namespace, cluster, previous)
-				return secret, err
-			})
-		})
-	}
-	wg.Wait()
-
-	var objects []*unstructuredObject
-	clusterOf := map[string]string{} // ObjectRef.String() → cluster
-	p.failed = map[string]string{}
-	for i, name := range names {
-		if blocked[name] {
-			continue
-		}
-		if err := renders[i].uidErr; err != nil {
-			return keep(previous, vcResult), conflicts, err
-		}
-		rendered, err := renders[i].objects, renders[i].err
-		var conflict *apply.ConflictError
-		switch {
-		case errors.As(err, &conflict):
-			conflicts = append(conflicts, conflict.Conflict)
-			blocked[name] = true
-			continue
-		case err != nil:
-			// This cluster stays as last applied; the others go on.
-			p.failed[name] = err.Error()
-			blocked[name] = true
-			continue
-		}
-		for _, o := range rendered {
-			clusterOf[refOf(o).String()] = name
-		}
-		objects = append(objects, rendered...)
-	}
-	objResult, err := applier.Apply(ctx, objects, previous)
-	inventory := apply.Merge(vcResult.Inventory, objResult.Inventory, keptEntries(previous, p))
-	if err != nil {
-		return apply.Merge(inventory, previous), conflicts, fmt.Errorf("applying host objects: %w", err)
-	}
-	conflicts = append(conflicts, objResult.Conflicts...)
-	// Objects left over by an apply whose inventory was never recorded
-	// (the reconciler stopped mid-apply) are still this Fleet's: record them
-	// so the prune that follows removes what is not rendered any more.
-	inventory = apply.Merge(inventory, apply.Entries(append(vcResult.Untracked, objResult.Untracked...)))
-
-	p.changed = map[string]bool{}
-	for _, c := range vcResult.Changes {
-		if c.Action != apply.Unchanged {
-			p.changed[c.Object.Name] = true
-		}
-	}
-	for _, c := range objResult.Changes {
-		if c.Action != apply.Unchanged {
-			p.changed[clusterOf[c.Object.String()]] = true
-		}
-	}
-	for _, name := range names {
-		if !blocked[name] && p.changed[name] {
-			r.event(p.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, p.revision))
-		}
-	}
-	return inventory, conflicts, nil
-}
-
-// renderResult is one cluster's render: its objects, or why it has none
-// (uidErr fails the whole apply, err only the cluster).
-type renderResult struct {
-	objects     []*unstructuredObject
-	err, uidErr error
-}
-
-// renderWorkers is how many clusters render at once.
-func renderWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
-
-// keep returns the inventory to record after a failed apply: nothing the
-// Fleet owned before is forgotten.
-func keep(previous *apply.Inventory, res *apply.Result) *apply.Inventory {
-	if res == nil {
-		return previous
-	}
-	return apply.Merge(res.Inventory, previous)
-}
-
-// keptEntries are the previous inventory entries of clusters that stay as
-// last applied.
-func keptEntries(previous *apply.Inventory, p *plan) *apply.Inventory {
-	var entries []apply.Entry
-	for name := range p.kept {
-		entries = append(entries, apply.ForCluster(previous, name)...)
-	}
-	for name := range p.failed {
-		entries = append(entries, apply.ForCluster(previous, name)...)
-	}
-	return apply.Entries(entries)
-}
-
-// uidOf returns the UID of a cluster's VirtualCluster, reading it from the
-// API server when it was created in this reconcile.
-func (r *FleetReconciler) uidOf(ctx context.Context, existing map[string]*v1alpha1.VirtualCluster, name string) (types.UID, error) {
-	if vc, ok := existing[name]; ok {
-		return vc.UID, nil
-	}
-	var vc v1alpha1.VirtualCluster
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, &vc); err != nil {
-		return "", fmt.Errorf("reading VirtualCluster %s: %w", name, err)
-	}
-	return vc.UID, nil
-}
-
-// prune deletes what the Fleet no longer renders and waits, within bounds,
-// for removed clusters' namespaces to be gone.
-func (r *FleetReconciler) prune(ctx context.Context, applier *apply.Applier, p *plan, previous, current *apply.Inventory) error {
-	if !p.fleet.PruneEnabled() {
-		return nil
-	}
-	stale := apply.Stale(previous, current)
-	if len(stale) == 0 {
-		return nil
-	}
-	res, err := applier.Prune(ctx, stale)
-	if err != nil {
-		return fmt.Errorf("pruning: %w", err)
-	}
-	for _, s := range res.Skipped {
-		r.event(p.fleet, corev1.EventTypeWarning, "PruneSkipped", fmt.Sprintf("%s no longer carries this Fleet's labels; left alone", s))
-	}
-	var gone []apply.ObjectRef
-	for _, ref := range res.Deleted {
-		if ref.Kind == "Namespace" || ref.Kind == v1alpha1.VirtualClusterKind {
-			gone = append(gone, ref)
-		}
-	}
-	waitCtx, cancel := context.WithTimeout(ctx, pruneWait)
-	defer cancel()
-	if err := applier.WaitForDeletion(waitCtx, gone); err != nil {
-		return fmt.Errorf("waiting for pruned clusters to be gone: %w", err)
-	}
-	for _, name := range p.removed {
-		r.event(p.fleet, corev1.EventTypeNormal, "Pruned", fmt.Sprintf("cluster %s removed with everything it held", name))
-	}
-	return nil
-}
-
 // finalize prunes everything a deleted Fleet owned, then lets it go.
 func (r *FleetReconciler) finalize(ctx context.Context, fleet *v1alpha1.Fleet) (ctrl.Result, error) {
 	if fleet.PruneEnabled() && fleet.Status.Inventory != nil && len(fleet.Status.Inventory.Entries) > 0 {
@@ -595,8 +257,7 @@ func (r *FleetReconciler) finalize(ctx context.Context, fleet *v1alpha1.Fleet) (
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		p := &plan{fleet: fleet}
-		if err := r.prune(ctx, applier, p, fleet.Status.Inventory, apply.Entries(nil)); err != nil {
+		if err := r.prune(ctx, fleet, applier, nil, fleet.Status.Inventory, apply.Entries(nil)); err != nil {
 			conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonPruneFailed, "%s", err)
 			return ctrl.Result{}, err
 		}
@@ -606,32 +267,6 @@ func (r *FleetReconciler) finalize(ctx context.Context, fleet *v1alpha1.Fleet) (
 	r.loads.Delete(key)
 	controllerutil.RemoveFinalizer(fleet, FleetFinalizer)
 	return ctrl.Result{}, nil
-}
-
-// summarise sets the Fleet's Ready and PruneBlocked conditions.
-func (r *FleetReconciler) summarise(p *plan, conflicts []apply.Conflict, applyErr, pruneErr error) {
-	fleet := p.fleet
-	if p.pruneBlocked != "" {
-		conditions.MarkTrue(fleet, v1alpha1.PruneBlockedReason, v1alpha1.PruneBlockedReason, "%s", p.pruneBlocked)
-	} else {
-		conditions.Delete(fleet, v1alpha1.PruneBlockedReason)
-	}
-	switch {
-	case applyErr != nil:
-		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonApplyFailed, "revision %s: %s", p.revision, applyErr)
-	case pruneErr != nil:
-		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonPruneFailed, "revision %s: %s", p.revision, pruneErr)
-	case len(p.failed) > 0:
-		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonApplyFailed, "revision %s: %s", p.revision, summariseFailures(p.failed))
-	case len(p.loaded.problems) > 0:
-		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonValidationFailed, "revision %s: %s", p.revision, summariseProblems(p.loaded.problems))
-	case len(conflicts) > 0:
-		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonConflict, "revision %s: %s", p.revision, summariseConflicts(conflicts))
-	case p.pruneBlocked != "":
-		conditions.MarkFalse(fleet, meta.ReadyCondition, v1alpha1.PruneBlockedReason, "%s", p.pruneBlocked)
-	default:
-		conditions.MarkTrue(fleet, meta.ReadyCondition, ReasonSucceeded, "applied revision %s: %d clusters", p.revision, len(p.desired))
-	}
 }
 
 // maxListed bounds the problems and conflicts a condition message lists.
@@ -669,6 +304,7 @@ func summariseConflicts(conflicts []apply.Conflict) string {
 	return fmt.Sprintf("%d object(s) not written because warren does not own them: %s", len(conflicts), strings.Join(parts, "; "))
 }
 
+// countRejected is how many cluster files were not admitted.
 func countRejected(l *loaded) int {
 	files := map[string]bool{}
 	for _, c := range l.repo.Clusters {

@@ -16,13 +16,11 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	kuberecorder "k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -520,19 +518,11 @@ func (r *KubeconfigReconciler) reportCluster(ctx context.Context, o *outcome, di
 }
 
 // patchCluster changes a VirtualCluster's status and patches it only when
-// something changed, retrying on conflict with the other writers.
+// something changed.
 func (r *KubeconfigReconciler) patchCluster(ctx context.Context, name string, change func(*v1alpha1.VirtualCluster)) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var vc v1alpha1.VirtualCluster
-		if err := r.Get(ctx, client.ObjectKey{Name: name}, &vc); err != nil {
-			return client.IgnoreNotFound(err)
-		}
-		before := vc.DeepCopy()
-		change(&vc)
-		if equality.Semantic.DeepEqual(before.Status, vc.Status) {
-			return nil
-		}
-		return r.Status().Patch(ctx, &vc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	return clusterStatusWriter{client: r.Client}.write(ctx, name, func(vc *v1alpha1.VirtualCluster) error {
+		change(vc)
+		return nil
 	})
 }
 

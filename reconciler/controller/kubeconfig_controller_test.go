@@ -41,15 +41,19 @@ func TestAKubeconfigsOnlyRevisionRendersNothingNew(t *testing.T) {
 		if len(l.problems) > 0 || len(l.admitted) != 1 {
 			t.Fatalf("revision %s: problems %v, %d admitted", snap.Revision, l.problems, len(l.admitted))
 		}
-		objs, err := r.renders.get(l.admitted[0], l.repo, opts, r.Version, "uid-alpha", func(namespace, cluster string) (*unstructured.Unstructured, error) {
+		// The PKI phase reads the Secret only for a cluster whose render
+		// is not current.
+		var pki *unstructured.Unstructured
+		if !r.renders.current(l.admitted[0], l.repo, opts, r.Version, "uid-alpha") {
 			pkiReads++
-			s := &unstructured.Unstructured{}
-			s.SetAPIVersion("v1")
-			s.SetKind("Secret")
-			s.SetNamespace(namespace)
-			s.SetName(cluster + "-pki")
-			return s, nil
-		})
+			cluster := render.InputFor(l.admitted[0], l.repo).Cluster
+			pki = &unstructured.Unstructured{}
+			pki.SetAPIVersion("v1")
+			pki.SetKind("Secret")
+			pki.SetNamespace(render.NamesFor(cluster).Namespace)
+			pki.SetName(cluster.Name + "-pki")
+		}
+		objs, err := r.renders.get(l.admitted[0], l.repo, opts, r.Version, "uid-alpha", pki)
 		if err != nil {
 			t.Fatal(err)
 		}

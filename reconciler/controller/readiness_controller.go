@@ -9,10 +9,8 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kuberecorder "k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -30,26 +28,16 @@ type ReadinessReconciler struct {
 
 // Reconcile updates one VirtualCluster's readiness.
 func (r *ReadinessReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return ctrl.Result{}, retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var vc v1alpha1.VirtualCluster
-		if err := r.Get(ctx, req.NamespacedName, &vc); err != nil {
-			return client.IgnoreNotFound(err)
+	w := clusterStatusWriter{client: r.Client, changed: func(before, after *v1alpha1.VirtualCluster) {
+		if conditions.IsReady(after) && !conditions.IsReady(before) {
+			r.EventRecorder.Event(after, corev1.EventTypeNormal, "Ready", conditions.GetMessage(after, v1alpha1.ReadyCondition))
 		}
+	}}
+	return ctrl.Result{}, w.write(ctx, req.Name, func(vc *v1alpha1.VirtualCluster) error {
 		if !vc.DeletionTimestamp.IsZero() {
 			return nil
 		}
-		before := vc.DeepCopy()
-		names := render.NamesFor(&vc)
-		if err := r.observe(ctx, &vc, names); err != nil {
-			return err
-		}
-		if equality.Semantic.DeepEqual(before.Status, vc.Status) {
-			return nil
-		}
-		if conditions.IsReady(&vc) && !conditions.IsReady(before) {
-			r.EventRecorder.Event(&vc, corev1.EventTypeNormal, "Ready", conditions.GetMessage(&vc, v1alpha1.ReadyCondition))
-		}
-		return r.Status().Patch(ctx, &vc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		return r.observe(ctx, vc, render.NamesFor(vc))
 	})
 }
 

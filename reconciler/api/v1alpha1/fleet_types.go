@@ -21,6 +21,10 @@ const (
 	// allow a mass prune.
 	PruneBlockedReason = "PruneBlocked"
 
+	// PruneBlockedCondition on a Fleet is True while a mass prune is held
+	// back (its reason is PruneBlockedReason).
+	PruneBlockedCondition = "PruneBlocked"
+
 	// KubeconfigsPublishedCondition on a Fleet says whether every
 	// kubeconfig change reached the repository.
 	KubeconfigsPublishedCondition = "KubeconfigsPublished"

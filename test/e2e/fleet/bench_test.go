@@ -65,7 +65,7 @@ func BenchmarkFleetOf500Clusters(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = plane.Stop() })
-	if err := installCRDs(ctx, plane); err != nil {
+	if err := testkit.InstallCRDs(ctx, plane.Config); err != nil {
 		b.Fatal(err)
 	}
 	h := newHost(b, plane)

@@ -22,7 +22,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -31,7 +30,6 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/test/localkube"
@@ -51,53 +49,6 @@ func scheme() *runtime.Scheme {
 	_ = v1alpha1.AddToScheme(s)
 	_ = apiextensionsv1.AddToScheme(s)
 	return s
-}
-
-// installCRDs applies config/crd/bases to the plane and waits until every
-// CRD is established.
-func installCRDs(ctx context.Context, p *localkube.Plane) error {
-	c, err := client.New(p.Config, client.Options{Scheme: scheme()})
-	if err != nil {
-		return err
-	}
-	files, err := filepath.Glob(filepath.Join(repoRoot, "config", "crd", "bases", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no CRDs under config/crd/bases: %v", err)
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(data, &u.Object); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner("e2e"), client.ForceOwnership); err != nil {
-			return fmt.Errorf("applying %s: %w", f, err)
-		}
-		for {
-			var crd apiextensionsv1.CustomResourceDefinition
-			if err := c.Get(ctx, client.ObjectKey{Name: u.GetName()}, &crd); err != nil {
-				return err
-			}
-			established := false
-			for _, cond := range crd.Status.Conditions {
-				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-					established = true
-				}
-			}
-			if established {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("CRD %s not established: %w", u.GetName(), ctx.Err())
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
-	return nil
 }
 
 // host is a test's view of the host plane.

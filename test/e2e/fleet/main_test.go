@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/test/testkit"
+
 	"github.com/warren-dev/warren/test/localkube"
 )
 
@@ -86,7 +88,7 @@ func hostPlane(t testing.TB) *localkube.Plane {
 			return
 		}
 		sharedPlane = p
-		sharedErr = installCRDs(ctx, p)
+		sharedErr = testkit.InstallCRDs(ctx, p.Config)
 	})
 	if sharedErr != nil {
 		t.Fatal(sharedErr)

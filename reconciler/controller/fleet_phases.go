@@ -1,0 +1,585 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/reconciler/apply"
+	"github.com/warren-dev/warren/reconciler/policy"
+	"github.com/warren-dev/warren/reconciler/render"
+	"github.com/warren-dev/warren/reconciler/source"
+)
+
+// fleetScope is one reconcile of one Fleet. Each field says which phase sets
+// it; a phase reads only what the phases before it set.
+type fleetScope struct {
+	// fleet is the object reconciled; its status is written once, after
+	// the last phase. Set by Reconcile.
+	fleet *v1alpha1.Fleet
+	// now is the instant expiry is judged against. Set by Reconcile.
+	now time.Time
+	// previous is the inventory the last reconcile recorded. Set by
+	// Reconcile.
+	previous *apply.Inventory
+
+	// snapshot is the fetched revision's checkout. Set by fetchPhase.
+	snapshot *source.Snapshot
+	// revision is snapshot's commit. Set by fetchPhase.
+	revision string
+
+	// existing are the Fleet's VirtualClusters on the host, by name. Set
+	// by loadPhase.
+	existing map[string]*v1alpha1.VirtualCluster
+	// loaded is the revision read and admitted. Set by loadPhase.
+	loaded *loaded
+	// applier writes host objects as this Fleet. Set by loadPhase.
+	applier *apply.Applier
+
+	// desired are the admitted, unexpired clusters, by name. Set by
+	// classifyPhase.
+	desired map[string]policy.Admission
+	// kept were applied before and are not admitted now because their file
+	// is broken or rejected (or a prune is blocked): they stay as they
+	// were. Set by classifyPhase.
+	kept map[string]string // name → why
+	// removed are to be pruned: gone from Git, or expired. Set by
+	// classifyPhase.
+	removed []string
+	// pruneBlocked says why removals are held back, if they are. Set by
+	// classifyPhase.
+	pruneBlocked string
+
+	// clusters are the Fleet's VirtualClusters as applied. Set by
+	// applyClustersPhase.
+	clusters *apply.Result
+	// conflicts are objects warren does not own. Set by applyClustersPhase,
+	// extended by pkiPhase and applyObjectsPhase.
+	conflicts []apply.Conflict
+	// skip are the desired clusters whose host objects this reconcile
+	// leaves alone (a conflict, or a failure). Set by applyClustersPhase,
+	// extended by pkiPhase and renderPhase.
+	skip map[string]bool
+	// failed are admitted clusters this reconcile could not render or
+	// apply; they keep what they had, and say why. Set by pkiPhase and
+	// renderPhase.
+	failed map[string]string
+	// uids are the desired clusters' VirtualCluster UIDs, their host
+	// objects' owner. Set by pkiPhase.
+	uids map[string]types.UID
+	// pki are the PKI Secrets of the clusters whose render is not cached.
+	// Set by pkiPhase.
+	pki map[string]*unstructured.Unstructured
+	// objects are the rendered host objects, owned by their clusters, and
+	// clusterOf names the cluster of each. Set by renderPhase.
+	objects   []*unstructured.Unstructured
+	clusterOf map[string]string // ObjectRef.String() → cluster
+	// inventory is what the Fleet owns after this reconcile. Set by
+	// applyClustersPhase and applyObjectsPhase, kept whole by prunePhase
+	// when a prune fails.
+	inventory *apply.Inventory
+	// changed are the clusters whose VirtualCluster or host objects this
+	// reconcile wrote. Set by applyObjectsPhase.
+	changed map[string]bool
+	// reported is true once the clusters' status is written. Set by
+	// reportPhase.
+	reported bool
+}
+
+// fleetPhase is one step of a Fleet reconcile. An error it returns ends the
+// reconcile; a reasonError also says what the Fleet's Ready condition says.
+type fleetPhase func(ctx context.Context, s *fleetScope) error
+
+// phases is the life of one Fleet reconcile, in order.
+func (r *FleetReconciler) phases() []fleetPhase {
+	return []fleetPhase{
+		r.fetchPhase,
+		r.loadPhase,
+		r.classifyPhase,
+		r.applyClustersPhase,
+		r.pkiPhase,
+		r.renderPhase,
+		r.applyObjectsPhase,
+		r.reportPhase,
+		r.prunePhase,
+	}
+}
+
+// reconcile runs the phases, then summarises them in the Fleet's status. It
+// returns how long until the next admitted cluster expires (zero for none).
+func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) (time.Duration, error) {
+	s := &fleetScope{fleet: fleet, now: time.Now(), previous: fleet.Status.Inventory}
+	var err error
+	for _, phase := range r.phases() {
+		if err = phase(ctx, s); err != nil {
+			break
+		}
+	}
+	if err != nil && s.desired != nil && !s.reported {
+		// Applying failed: the clusters still say what happened to them.
+		_ = r.reportPhase(ctx, s)
+	}
+	r.summarise(s, err)
+	return untilNextExpiry(s), err
+}
+
+// fetchPhase brings the Fleet's repository up to date.
+func (r *FleetReconciler) fetchPhase(ctx context.Context, s *fleetScope) error {
+	fetchCtx, cancel := context.WithTimeout(ctx, s.fleet.GetTimeout().Duration)
+	defer cancel()
+	snap, err := r.fetch(fetchCtx, s.fleet)
+	if err != nil {
+		r.event(s.fleet, corev1.EventTypeWarning, ReasonGitFailed, err.Error())
+		return failed(ReasonGitFailed, err)
+	}
+	if snap.Revision != s.fleet.Status.LastAttemptedRevision {
+		conditions.MarkReconciling(s.fleet, ReasonProgressing, "reconciling revision %s", snap.Revision)
+	}
+	s.fleet.Status.LastAttemptedRevision = snap.Revision
+	s.snapshot, s.revision = snap, snap.Revision
+	return nil
+}
+
+// loadPhase reads and admits the revision, against the clusters the host has.
+func (r *FleetReconciler) loadPhase(ctx context.Context, s *fleetScope) error {
+	var err error
+	if s.existing, err = r.existingClusters(ctx, s.fleet); err != nil {
+		return err
+	}
+	if s.loaded, err = r.load(s.fleet, s.snapshot, s.existing); err != nil {
+		return failed(ReasonLoadFailed, err)
+	}
+	s.applier, err = apply.New(r.ApplyClient, apply.Owner{Namespace: s.fleet.Namespace, Name: s.fleet.Name}, apply.Options{})
+	return err
+}
+
+// classifyPhase decides, cluster by cluster, what this reconcile does.
+func (r *FleetReconciler) classifyPhase(_ context.Context, s *fleetScope) error {
+	c := classify(s.fleet, s.revision, s.loaded, s.existing, s.now)
+	s.desired, s.kept, s.removed, s.pruneBlocked = c.desired, c.kept, c.removed, c.pruneBlocked
+	return nil
+}
+
+// applyClustersPhase applies the desired clusters' VirtualCluster objects.
+func (r *FleetReconciler) applyClustersPhase(ctx context.Context, s *fleetScope) error {
+	vcs := make([]*v1alpha1.VirtualCluster, 0, len(s.desired))
+	for _, name := range sortedKeys(s.desired) {
+		vcs = append(vcs, hostVirtualCluster(s.desired[name], s.loaded.repo))
+	}
+	s.inventory = s.previous
+	vcObjects, err := toUnstructured(vcs)
+	if err != nil {
+		return s.applyFailed(err)
+	}
+	res, err := s.applier.Apply(ctx, vcObjects, s.previous)
+	if err != nil {
+		s.inventory = keep(s.previous, res)
+		return s.applyFailed(fmt.Errorf("applying VirtualClusters: %w", err))
+	}
+	s.clusters, s.conflicts = res, res.Conflicts
+	s.skip, s.failed = map[string]bool{}, map[string]string{}
+	for _, c := range res.Conflicts {
+		s.skip[c.Object.Name] = true // a cluster another Fleet or a person owns
+	}
+	return nil
+}
+
+// pkiPhase reads, or generates once, the PKI Secret of each cluster about to
+// be rendered, so rendering never reads the host. Clusters whose render is
+// cached (their Secret is among the cached objects) are not read again.
+func (r *FleetReconciler) pkiPhase(ctx context.Context, s *fleetScope) error {
+	names := s.toRender()
+	uids := make([]types.UID, len(names))
+	secrets := make([]*unstructured.Unstructured, len(names))
+	errs := make([]error, len(names))
+	uidErrs := make([]error, len(names))
+	// Several at a time: on a cold start this is key generation (CPU) and
+	// one look-up per cluster.
+	inParallel(len(names), func(i int) {
+		if uids[i], uidErrs[i] = r.uidOf(ctx, s.existing, names[i]); uidErrs[i] != nil {
+			return
+		}
+		if r.renders.current(s.desired[names[i]], s.loaded.repo, r.Render, r.Version, uids[i]) {
+			return
+		}
+		namespace := render.NamesFor(render.InputFor(s.desired[names[i]], s.loaded.repo).Cluster).Namespace
+		secrets[i], _, errs[i] = s.applier.PKISecret(ctx, namespace, names[i], s.previous)
+	})
+	s.uids, s.pki = map[string]types.UID{}, map[string]*unstructured.Unstructured{}
+	for i, name := range names {
+		if uidErrs[i] != nil {
+			s.inventory = keep(s.previous, s.clusters)
+			return s.applyFailed(uidErrs[i])
+		}
+		s.uids[name] = uids[i]
+		if secrets[i] != nil {
+			s.pki[name] = secrets[i]
+		}
+		s.clusterFailed(name, errs[i])
+	}
+	return nil
+}
+
+// renderPhase renders each cluster's host objects (or takes them from the
+// cache), owned by its VirtualCluster, its PKI Secret among them.
+func (r *FleetReconciler) renderPhase(_ context.Context, s *fleetScope) error {
+	names := s.toRender()
+	rendered := make([][]*unstructured.Unstructured, len(names))
+	errs := make([]error, len(names))
+	inParallel(len(names), func(i int) {
+		rendered[i], errs[i] = r.renders.get(s.desired[names[i]], s.loaded.repo, r.Render, r.Version, s.uids[names[i]], s.pki[names[i]])
+	})
+	s.clusterOf = map[string]string{}
+	for i, name := range names {
+		if s.clusterFailed(name, errs[i]) {
+			continue
+		}
+		for _, o := range rendered[i] {
+			s.clusterOf[refOf(o).String()] = name
+		}
+		s.objects = append(s.objects, rendered[i]...)
+	}
+	return nil
+}
+
+// applyObjectsPhase applies the rendered host objects and records the Fleet's
+// new inventory, which keeps the entries of kept and failed clusters.
+func (r *FleetReconciler) applyObjectsPhase(ctx context.Context, s *fleetScope) error {
+	res, err := s.applier.Apply(ctx, s.objects, s.previous)
+	s.inventory = apply.Merge(s.clusters.Inventory, res.Inventory, keptEntries(s.previous, s))
+	if err != nil {
+		s.inventory = apply.Merge(s.inventory, s.previous)
+		return s.applyFailed(fmt.Errorf("applying host objects: %w", err))
+	}
+	s.conflicts = append(s.conflicts, res.Conflicts...)
+	// Objects left over by an apply whose inventory was never recorded
+	// (the reconciler stopped mid-apply) are still this Fleet's: record them
+	// so the prune that follows removes what is not rendered any more.
+	s.inventory = apply.Merge(s.inventory, apply.Entries(append(s.clusters.Untracked, res.Untracked...)))
+
+	s.changed = map[string]bool{}
+	for _, c := range s.clusters.Changes {
+		if c.Action != apply.Unchanged {
+			s.changed[c.Object.Name] = true
+		}
+	}
+	for _, c := range res.Changes {
+		if c.Action != apply.Unchanged {
+			s.changed[s.clusterOf[c.Object.String()]] = true
+		}
+	}
+	for _, name := range sortedKeys(s.desired) {
+		if !s.skip[name] && s.changed[name] {
+			r.event(s.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, s.revision))
+		}
+	}
+	return nil
+}
+
+// reportPhase writes each cluster's status. It runs before pruning, which
+// can wait a while for a removed cluster's namespace to go: the others'
+// status should not wait for it. A failed write is logged, never fatal.
+func (r *FleetReconciler) reportPhase(ctx context.Context, s *fleetScope) error {
+	s.reported = true
+	if err := r.reportClusters(ctx, s); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "updating VirtualCluster status")
+	}
+	return nil
+}
+
+// prunePhase deletes what the Fleet no longer renders.
+func (r *FleetReconciler) prunePhase(ctx context.Context, s *fleetScope) error {
+	if err := r.prune(ctx, s.fleet, s.applier, s.removed, s.previous, s.inventory); err != nil {
+		// Keep what was to be pruned, so the next reconcile tries again:
+		// forgotten, it would be orphaned for good.
+		s.inventory = apply.Merge(s.inventory, s.previous)
+		return failedAt(ReasonPruneFailed, s.revision, err)
+	}
+	return nil
+}
+
+// toRender are the desired clusters, in name order, that this reconcile
+// renders and applies.
+func (s *fleetScope) toRender() []string {
+	var names []string
+	for _, name := range sortedKeys(s.desired) {
+		if !s.skip[name] {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// clusterFailed records that a cluster's PKI Secret or render failed: a
+// conflict, or a failure that keeps the cluster as last applied while the
+// others go on. It reports whether err was one.
+func (s *fleetScope) clusterFailed(name string, err error) bool {
+	var conflict *apply.ConflictError
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &conflict):
+		s.conflicts = append(s.conflicts, conflict.Conflict)
+	default:
+		s.failed[name] = err.Error()
+	}
+	s.skip[name] = true
+	return true
+}
+
+// applyFailed is an apply error as the Fleet reports it.
+func (s *fleetScope) applyFailed(err error) error {
+	return failedAt(ReasonApplyFailed, s.revision, err)
+}
+
+// inParallel runs f(0..n-1) on renderWorkers goroutines and waits for them.
+func inParallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, renderWorkers())
+	for i := range n {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}
+
+// renderWorkers is how many clusters render at once.
+func renderWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// classification is what classify decides.
+type classification struct {
+	desired      map[string]policy.Admission
+	kept         map[string]string
+	removed      []string
+	pruneBlocked string
+}
+
+// classify decides, cluster by cluster, what a reconcile of revision does
+// with what l admitted and the host has: apply (desired), keep as last
+// applied, or remove, holding back a removal of more than half the clusters
+// unless the Fleet allows a mass prune.
+func classify(fleet *v1alpha1.Fleet, revision string, l *loaded, existing map[string]*v1alpha1.VirtualCluster, now time.Time) classification {
+	c := classification{desired: map[string]policy.Admission{}, kept: map[string]string{}}
+	expired := map[string]bool{}
+	for _, a := range l.admitted {
+		if exp := a.Cluster.Object.Spec.ExpiresAt; exp != nil && !exp.After(now) {
+			expired[a.Cluster.Object.Name] = true
+			continue
+		}
+		c.desired[a.Cluster.Object.Name] = a
+	}
+	// A file with a problem may still be meant to define what it defined
+	// before: the clusters it held are kept, never pruned.
+	troubled := map[string][]string{}
+	for _, pr := range l.problems {
+		troubled[pr.File] = append(troubled[pr.File], pr.String())
+	}
+	var goneFromGit []string
+	for name, vc := range existing {
+		if _, ok := c.desired[name]; ok {
+			continue
+		}
+		switch {
+		case expired[name]:
+			c.removed = append(c.removed, name)
+		case len(troubled[vc.Status.SourcePath]) > 0:
+			c.kept[name] = strings.Join(troubled[vc.Status.SourcePath], "; ")
+		default:
+			goneFromGit = append(goneFromGit, name)
+		}
+	}
+	sort.Strings(goneFromGit)
+	c.holdBack(fleet, revision, goneFromGit, len(existing))
+	sort.Strings(c.removed)
+	return c
+}
+
+// holdBack decides about the clusters gone from Git: removed, or kept when
+// pruning is off or would remove more than half of all clusters.
+func (c *classification) holdBack(fleet *v1alpha1.Fleet, revision string, goneFromGit []string, existing int) {
+	switch {
+	case !fleet.PruneEnabled():
+		for _, name := range goneFromGit {
+			c.kept[name] = "removed from Git, but pruning is off for this Fleet"
+		}
+	case len(goneFromGit) > 0 && 2*len(goneFromGit) > existing && !fleet.Spec.AllowMassPrune:
+		c.pruneBlocked = fmt.Sprintf("revision %s removes %d of %d clusters (%s); more than half is held back unless spec.allowMassPrune is true",
+			revision, len(goneFromGit), existing, strings.Join(goneFromGit, ", "))
+		for _, name := range goneFromGit {
+			c.kept[name] = "its removal is held back: " + c.pruneBlocked
+		}
+	default:
+		c.removed = append(c.removed, goneFromGit...)
+	}
+}
+
+// untilNextExpiry is how long until the first desired cluster expires.
+func untilNextExpiry(s *fleetScope) time.Duration {
+	var next time.Duration
+	for _, a := range s.desired {
+		if exp := a.Cluster.Object.Spec.ExpiresAt; exp != nil {
+			if d := exp.Sub(s.now); next == 0 || d < next {
+				next = d
+			}
+		}
+	}
+	return next
+}
+
+// keep returns the inventory to record after a failed apply: nothing the
+// Fleet owned before is forgotten.
+func keep(previous *apply.Inventory, res *apply.Result) *apply.Inventory {
+	if res == nil {
+		return previous
+	}
+	return apply.Merge(res.Inventory, previous)
+}
+
+// keptEntries are the previous inventory entries of clusters that stay as
+// last applied.
+func keptEntries(previous *apply.Inventory, s *fleetScope) *apply.Inventory {
+	var entries []apply.Entry
+	for name := range s.kept {
+		entries = append(entries, apply.ForCluster(previous, name)...)
+	}
+	for name := range s.failed {
+		entries = append(entries, apply.ForCluster(previous, name)...)
+	}
+	return apply.Entries(entries)
+}
+
+// uidOf returns the UID of a cluster's VirtualCluster, reading it from the
+// API server when it was created in this reconcile.
+func (r *FleetReconciler) uidOf(ctx context.Context, existing map[string]*v1alpha1.VirtualCluster, name string) (types.UID, error) {
+	if vc, ok := existing[name]; ok {
+		return vc.UID, nil
+	}
+	var vc v1alpha1.VirtualCluster
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, &vc); err != nil {
+		return "", fmt.Errorf("reading VirtualCluster %s: %w", name, err)
+	}
+	return vc.UID, nil
+}
+
+// prune deletes what the Fleet no longer renders and waits, within bounds,
+// for removed clusters' namespaces to be gone.
+func (r *FleetReconciler) prune(ctx context.Context, fleet *v1alpha1.Fleet, applier *apply.Applier, removed []string, previous, current *apply.Inventory) error {
+	if !fleet.PruneEnabled() {
+		return nil
+	}
+	stale := apply.Stale(previous, current)
+	if len(stale) == 0 {
+		return nil
+	}
+	res, err := applier.Prune(ctx, stale)
+	if err != nil {
+		return fmt.Errorf("pruning: %w", err)
+	}
+	for _, s := range res.Skipped {
+		r.event(fleet, corev1.EventTypeWarning, "PruneSkipped", fmt.Sprintf("%s no longer carries this Fleet's labels; left alone", s))
+	}
+	var gone []apply.ObjectRef
+	for _, ref := range res.Deleted {
+		if ref.Kind == "Namespace" || ref.Kind == v1alpha1.VirtualClusterKind {
+			gone = append(gone, ref)
+		}
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, pruneWait)
+	defer cancel()
+	if err := applier.WaitForDeletion(waitCtx, gone); err != nil {
+		return fmt.Errorf("waiting for pruned clusters to be gone: %w", err)
+	}
+	for _, name := range removed {
+		r.event(fleet, corev1.EventTypeNormal, "Pruned", fmt.Sprintf("cluster %s removed with everything it held", name))
+	}
+	return nil
+}
+
+// reasonError is a phase's failure with the reason the Fleet's Ready
+// condition gives for it.
+type reasonError struct {
+	reason string
+	// revision, when set, prefixes the condition's message.
+	revision string
+	err      error
+}
+
+func (e *reasonError) Error() string { return e.err.Error() }
+
+// message is what the Ready condition says.
+func (e *reasonError) message() string {
+	if e.revision == "" {
+		return e.err.Error()
+	}
+	return "revision " + e.revision + ": " + e.err.Error()
+}
+func (e *reasonError) Unwrap() error { return e.err }
+
+// failed is err with the reason it gives the Fleet.
+func failed(reason string, err error) error { return &reasonError{reason: reason, err: err} }
+
+// failedAt is err with the reason it gives the Fleet, at revision.
+func failedAt(reason, revision string, err error) error {
+	return &reasonError{reason: reason, revision: revision, err: err}
+}
+
+// summarise sets the Fleet's Ready and PruneBlocked conditions and the
+// status fields the phases fill, from what the phases did and err, the
+// error that ended them. An error without a reason (the host could not be
+// read) leaves the conditions as they were.
+func (r *FleetReconciler) summarise(s *fleetScope, err error) {
+	fleet := s.fleet
+	var re *reasonError
+	if err != nil && !errors.As(err, &re) {
+		return
+	}
+	if s.desired == nil {
+		// Fetching or loading failed: nothing else is known.
+		if re != nil {
+			conditions.MarkFalse(fleet, meta.ReadyCondition, re.reason, "%s", re.message())
+		}
+		return
+	}
+	fleet.Status.Inventory = s.inventory
+	fleet.Status.AdmittedClusters = len(s.loaded.admitted)
+	fleet.Status.RejectedClusters = countRejected(s.loaded)
+	if s.pruneBlocked != "" {
+		conditions.MarkTrue(fleet, v1alpha1.PruneBlockedCondition, v1alpha1.PruneBlockedReason, "%s", s.pruneBlocked)
+	} else {
+		conditions.Delete(fleet, v1alpha1.PruneBlockedCondition)
+	}
+	switch {
+	case re != nil:
+		conditions.MarkFalse(fleet, meta.ReadyCondition, re.reason, "%s", re.message())
+	case len(s.failed) > 0:
+		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonApplyFailed, "revision %s: %s", s.revision, summariseFailures(s.failed))
+	case len(s.loaded.problems) > 0:
+		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonValidationFailed, "revision %s: %s", s.revision, summariseProblems(s.loaded.problems))
+	case len(s.conflicts) > 0:
+		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonConflict, "revision %s: %s", s.revision, summariseConflicts(s.conflicts))
+	case s.pruneBlocked != "":
+		conditions.MarkFalse(fleet, meta.ReadyCondition, v1alpha1.PruneBlockedReason, "%s", s.pruneBlocked)
+	default:
+		conditions.MarkTrue(fleet, meta.ReadyCondition, ReasonSucceeded, "applied revision %s: %d clusters", s.revision, len(s.desired))
+	}
+	if re == nil {
+		fleet.Status.LastAppliedRevision = s.revision
+	}
+}

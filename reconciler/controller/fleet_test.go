@@ -1,0 +1,127 @@
+package controller
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/reconciler/render"
+	"github.com/warren-dev/warren/test/fleettest"
+	"github.com/warren-dev/warren/test/gitserver"
+	"github.com/warren-dev/warren/test/localkube"
+	"github.com/warren-dev/warren/test/testkit"
+)
+
+// The Fleet reconcile, in process, phase by phase, on a real API server: a
+// revision applies three clusters (VirtualClusters, PKI Secrets and rendered
+// host objects, all in the inventory); the next one removes two of the three
+// and the mass-prune guard holds it back, deleting nothing and saying why.
+func TestFleetPhasesApplyThenHoldBackAMassPrune(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	plane := localkube.ForTest(t, localkube.Options{})
+	ctx := t.Context()
+	if err := testkit.InstallCRDs(ctx, plane.Config); err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	c, err := client.New(plane.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := gitserver.NewRepo(t, t.TempDir(), "fleet")
+	repo.CommitFiles(t, "three clusters", map[string]string{
+		"policies/team-a.yaml":  fleettest.Policy,
+		"clusters/alpha.yaml":   fleettest.Cluster("alpha"),
+		"clusters/bravo.yaml":   fleettest.Cluster("bravo"),
+		"clusters/charlie.yaml": fleettest.Cluster("charlie"),
+	})
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fleets"}}); err != nil {
+		t.Fatal(err)
+	}
+	fleet := &v1alpha1.Fleet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "fleets", Name: "fleet"},
+		Spec:       v1alpha1.FleetSpec{URL: repo.FileURL(), Interval: metav1.Duration{Duration: time.Hour}},
+	}
+	if err := c.Create(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	r := &FleetReconciler{
+		Client: c, APIReader: c, ApplyClient: c,
+		EventRecorder: record.NewFakeRecorder(100),
+		CacheDir:      t.TempDir(),
+		Render:        render.Options{ServiceCIDR: localkube.DefaultServiceCIDR, SyncerImage: "warren-syncer:test"},
+		Version:       "test",
+	}
+	reconcile := func() *v1alpha1.Fleet {
+		t.Helper()
+		for range 2 { // the first pass only adds the finalizer
+			if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(fleet)}); err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+		}
+		var f v1alpha1.Fleet
+		if err := c.Get(ctx, client.ObjectKeyFromObject(fleet), &f); err != nil {
+			t.Fatal(err)
+		}
+		return &f
+	}
+
+	applied := reconcile()
+	if !conditions.IsReady(applied) || applied.Status.AdmittedClusters != 3 {
+		t.Fatalf("first revision not applied: %+v", applied.Status.Conditions)
+	}
+	for _, name := range []string{"alpha", "bravo", "charlie"} {
+		var vc v1alpha1.VirtualCluster
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, &vc); err != nil {
+			t.Fatalf("VirtualCluster %s: %v", name, err)
+		}
+		names := render.NamesFor(&vc)
+		var pki corev1.Secret
+		if err := c.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.PKISecret}, &pki); err != nil {
+			t.Fatalf("the PKI phase made no Secret for %s: %v", name, err)
+		}
+		if !conditions.IsTrue(&vc, v1alpha1.AppliedCondition) {
+			t.Errorf("cluster %s is not Applied: %+v", name, vc.Status.Conditions)
+		}
+	}
+	inventory := len(applied.Status.Inventory.Entries)
+
+	repo.RemoveFiles(t, "remove two of three", "clusters/bravo.yaml", "clusters/charlie.yaml")
+	held := reconcile()
+	ready := conditions.Get(held, meta.ReadyCondition)
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != v1alpha1.PruneBlockedReason {
+		t.Fatalf("Ready = %+v, want False with reason %s", ready, v1alpha1.PruneBlockedReason)
+	}
+	if !conditions.IsTrue(held, v1alpha1.PruneBlockedCondition) {
+		t.Errorf("no PruneBlocked condition: %+v", held.Status.Conditions)
+	}
+	if len(held.Status.Inventory.Entries) != inventory {
+		t.Errorf("the inventory went from %d to %d entries while the prune was held back", inventory, len(held.Status.Inventory.Entries))
+	}
+	if held.Status.LastAppliedRevision != held.Status.LastAttemptedRevision {
+		t.Errorf("a held-back prune did not record the revision as applied: %+v", held.Status)
+	}
+	for _, name := range []string{"bravo", "charlie"} {
+		var vc v1alpha1.VirtualCluster
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, &vc); err != nil {
+			t.Fatalf("VirtualCluster %s was deleted although the prune was held back: %v", name, err)
+		}
+		if cond := conditions.Get(&vc, v1alpha1.AdmittedCondition); cond == nil || cond.Status != metav1.ConditionFalse {
+			t.Errorf("kept cluster %s does not say it is not admitted: %+v", name, vc.Status.Conditions)
+		}
+	}
+}
