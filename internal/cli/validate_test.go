@@ -58,6 +58,27 @@ func TestValidateRejectsEveryBadInput(t *testing.T) {
 	}
 }
 
+// A definition asking for more of the host than its tenant's policy allows
+// fails CI with exactly one line, path:line: field: message, naming the
+// policy: a host namespace, a storage class, static binding, node
+// placement, an ingress host or class, an annotation, an endpoint range.
+func TestValidateRefusesEveryPolicyViolation(t *testing.T) {
+	for _, v := range fleettest.PolicyViolations() {
+		t.Run(v.Name, func(t *testing.T) {
+			root := fleettest.WriteBad(t, v)
+			code, stdout, stderr := warren(t, "validate", root)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+			}
+			want := v.Prefix() + `policy "team-a": ` + v.Says
+			lines := strings.Split(strings.TrimSpace(stdout), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], want) {
+				t.Errorf("want one line starting %s\ngot:\n%s", want, stdout)
+			}
+		})
+	}
+}
+
 // A CI bot reads the same problems as JSON.
 func TestValidateJSONForBots(t *testing.T) {
 	code, stdout, _ := warren(t, "validate", filepath.Join(examples, "denied"), "--output", "json")

@@ -205,28 +205,11 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 	}
 	sortEntries(res.Untracked)
 
-	// Nothing is written into a namespace that is someone else's: a
-	// Namespace among the objects that is a conflict takes everything
-	// rendered into it along.
-	foreignNamespaces := map[string]bool{}
-	checkedNamespaces := map[string]bool{}
-	for _, d := range desired {
-		if !isNamespace(d.ref) {
-			continue
-		}
-		if _, ours := live[d.id]; ours {
-			continue
-		}
-		conflict, err := a.foreign(ctx, d)
-		if err != nil {
-			return nil, err
-		}
-		checkedNamespaces[d.id] = true
-		if conflict != nil {
-			foreignNamespaces[d.ref.Name] = true
-			res.Conflicts = append(res.Conflicts, *conflict)
-		}
+	screen, err := a.screenNamespaces(ctx, desired, live)
+	if err != nil {
+		return nil, err
 	}
+	res.Conflicts = append(res.Conflicts, screen.conflicts...)
 
 	var (
 		toApply   []desiredObject
@@ -234,16 +217,15 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 		kept      []Entry
 	)
 	for _, d := range desired {
-		if isNamespace(d.ref) && foreignNamespaces[d.ref.Name] {
-			continue // reported above
-		}
-		if foreignNamespaces[d.ref.Namespace] {
-			res.Conflicts = append(res.Conflicts, Conflict{Object: d.ref, Reason: "in namespace " + d.ref.Namespace + ", which is not this Fleet's"})
+		if blocked, conflict := screen.blocks(d); blocked {
+			if conflict != nil {
+				res.Conflicts = append(res.Conflicts, *conflict)
+			}
 			continue
 		}
 		l, ours := live[d.id]
 		switch {
-		case !ours && checkedNamespaces[d.id]:
+		case !ours && screen.checked[d.id]:
 			toApply = append(toApply, d) // looked up above: free
 		case !ours:
 			unclaimed = append(unclaimed, d)

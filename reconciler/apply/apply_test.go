@@ -279,8 +279,15 @@ func TestForeignObjectsAreReportedAndUntouched(t *testing.T) {
 		}
 		rvs[name] = created.ResourceVersion
 	}
-	other := newFixture(t, "other-fleet")
-	other.apply(configMap(ns, "other", "fleet b"))
+	// Another Fleet's object in this namespace (that Fleet could not have
+	// applied it here: the namespace is not its cluster's).
+	if _, err := f.kube.CoreV1().ConfigMaps(ns).Create(f.ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: ns, Labels: map[string]string{
+			FleetNameLabel: "other-fleet", FleetNamespaceLabel: "warren-system"}},
+		Data: map[string]string{"value": "fleet b"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	res, err := f.applier.Apply(f.ctx, objects(t, namespace(ns),
 		configMap(ns, "flux", "ours"), configMap(ns, "argo", "ours"), configMap(ns, "hand", "ours"),
@@ -619,4 +626,72 @@ func toYAML(t testing.TB, u *unstructured.Unstructured) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A cluster's objects go only into the namespace warren creates for that
+// cluster: not into another cluster's namespace of the same Fleet, not into
+// a namespace that is not rendered with them (one a person made, kube-system),
+// and a cluster whose namespace is not warren's for it gets nothing written,
+// cluster-wide objects included.
+func TestNothingIsWrittenIntoANamespaceNotCreatedForTheCluster(t *testing.T) {
+	f := newFixture(t, "ns-per-cluster")
+	f.apply(namespace("nsc-a"), configMap("nsc-a", "settings", "a"))
+
+	clusterRole := "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: nsc-b-syncer\n  labels: {warren.dev/cluster: nsc-b}\nrules: []\n"
+	intruder := strings.Replace(configMap("nsc-c", "intruder", "d"), "warren.dev/cluster: nsc-c", "warren.dev/cluster: nsc-d", 1)
+	hijack := strings.Replace(namespace("nsc-a"), "warren.dev/cluster: nsc-a", "warren.dev/cluster: nsc-b", 1)
+	res, err := f.applier.Apply(f.ctx, objects(t,
+		hijack, strings.Replace(configMap("nsc-a", "settings", "b"), "warren.dev/cluster: nsc-a", "warren.dev/cluster: nsc-b", 1), clusterRole,
+		namespace("nsc-c"), intruder,
+		strings.Replace(configMap("kube-system", "quota", "d"), "warren.dev/cluster: kube-system", "warren.dev/cluster: nsc-d", 1),
+	), f.inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for _, c := range res.Conflicts {
+		reasons[c.Object.Kind+"/"+c.Object.Namespace+"/"+c.Object.Name] = c.Reason
+	}
+	for obj, want := range map[string]string{
+		"Namespace//nsc-a":            `warren created it for cluster "nsc-a", not for "nsc-b"`,
+		"ConfigMap/nsc-a/settings":    `in namespace nsc-a, which warren created for cluster "nsc-a"`,
+		"ClusterRole//nsc-b-syncer":   `cluster "nsc-b"'s namespace nsc-a is not warren's for it`,
+		"ConfigMap/nsc-c/intruder":    `in namespace nsc-c, which warren creates for cluster "nsc-c", not for "nsc-d"`,
+		"ConfigMap/kube-system/quota": `in namespace kube-system, which warren does not create for cluster "nsc-d"`,
+	} {
+		if !strings.Contains(reasons[obj], want) {
+			t.Errorf("conflict for %s = %q, want it to say %q", obj, reasons[obj], want)
+		}
+	}
+	if len(res.Conflicts) != 5 {
+		t.Errorf("conflicts %v, want 5", res.Conflicts)
+	}
+	if v, _ := f.configMapValue("nsc-a", "settings"); v != "a" {
+		t.Errorf("cluster nsc-a's ConfigMap overwritten: %q", v)
+	}
+	ns, err := f.kube.CoreV1().Namespaces().Get(f.ctx, "nsc-a", metav1.GetOptions{})
+	if err != nil || ns.Labels["warren.dev/cluster"] != "nsc-a" {
+		t.Errorf("namespace nsc-a relabelled (err %v): %v", err, ns.Labels)
+	}
+	for _, get := range []func() error{
+		func() error {
+			_, err := f.kube.CoreV1().ConfigMaps("kube-system").Get(f.ctx, "quota", metav1.GetOptions{})
+			return err
+		},
+		func() error {
+			_, err := f.kube.CoreV1().ConfigMaps("nsc-c").Get(f.ctx, "intruder", metav1.GetOptions{})
+			return err
+		},
+		func() error {
+			_, err := f.kube.RbacV1().ClusterRoles().Get(f.ctx, "nsc-b-syncer", metav1.GetOptions{})
+			return err
+		},
+	} {
+		if err := get(); !apierrors.IsNotFound(err) {
+			t.Errorf("an object was written where it may not be (get: %v)", err)
+		}
+	}
+	if _, err := f.kube.CoreV1().Namespaces().Get(f.ctx, "nsc-c", metav1.GetOptions{}); err != nil {
+		t.Errorf("cluster nsc-c's own namespace was not created: %v", err)
+	}
 }

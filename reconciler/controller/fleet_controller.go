@@ -242,7 +242,8 @@ func (r *FleetReconciler) load(fleet *v1alpha1.Fleet, snap *source.Snapshot, exi
 	if err != nil {
 		return nil, err
 	}
-	admitted, rejected := policy.Admit(repo, policy.Options{Existing: names})
+	// The Fleet's namespace holds its Git credentials: never a cluster's.
+	admitted, rejected := policy.Admit(repo, policy.Options{Existing: names, ReservedNamespaces: []string{fleet.Namespace}})
 	problems = append(problems, rejected...)
 	load.Sort(problems)
 	l := &loaded{key: key, repo: repo, admitted: admitted, problems: problems}

@@ -115,9 +115,8 @@ func validateCluster(vc *v1alpha1.VirtualCluster, src Source) []Problem {
 			c.add("spec.version", "%q has a k3s build suffix but the distro is k8s", s.Version)
 		}
 	}
-	if s.HostNamespace != "" {
-		c.dns("spec.hostNamespace", s.HostNamespace, validation.IsDNS1123Label)
-	}
+	c.hostNamespace(name, s.HostNamespace)
+	c.workloads("spec.workloads", s.Workloads, false)
 	c.quantities("spec.resources", s.Resources)
 	switch s.Sync.Nodes {
 	case "", v1alpha1.NodesFake, v1alpha1.NodesReal:
@@ -219,6 +218,10 @@ func validatePolicy(p *v1alpha1.TenantPolicy, src Source) []Problem {
 	for i, ns := range s.KubeconfigNamespaces {
 		c.pattern(fmt.Sprintf("spec.kubeconfigNamespaces[%d]", i), ns)
 	}
+	for i, ns := range s.HostNamespaces {
+		c.namespacePattern(fmt.Sprintf("spec.hostNamespaces[%d]", i), ns)
+	}
+	c.workloads("spec.workloads", s.Workloads, true)
 	switch s.PodSecurity {
 	case "", v1alpha1.PodSecurityBaseline, v1alpha1.PodSecurityRestricted:
 	default:

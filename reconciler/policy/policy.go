@@ -30,6 +30,10 @@ type Options struct {
 	// not fit, they are counted before newcomers, so a new definition is
 	// rejected rather than a running cluster. Others are counted by name.
 	Existing []string
+	// ReservedNamespaces are host namespaces no cluster may use besides
+	// the ones always reserved (load.ReservedNamespace): the namespace the
+	// reconciler runs in.
+	ReservedNamespaces []string
 }
 
 // Admit judges every cluster of repo. It returns the admitted clusters
@@ -74,6 +78,8 @@ func Admit(repo *load.Repository, o Options) ([]Admission, []load.Problem) {
 		for _, c := range clusters {
 			j := &judge{cluster: c, policy: p}
 			j.fields()
+			j.hostNamespace(o.ReservedNamespaces)
+			j.workloads(c.Object.Spec.Workloads, p.Object.Spec.Workloads)
 			if len(j.problems) == 0 {
 				t.fit(j)
 			}

@@ -265,3 +265,93 @@ spec:
 		t.Fatalf("problems:\n%s", load.Problems(problems).Error())
 	}
 }
+
+// Every way a definition can ask for more of the host than its policy
+// allows (namespaces, storage, placement, ingress, annotations, endpoint
+// ranges) is one problem at the field's line, naming the policy.
+func TestPolicyBoundsWhatWorkloadsUseOfTheHost(t *testing.T) {
+	for _, v := range fleettest.PolicyViolations() {
+		t.Run(v.Name, func(t *testing.T) {
+			admitted, problems := admit(t, v.Files, policy.Options{})
+			if len(admitted) != 0 {
+				t.Errorf("admitted %v", admitted[0].Cluster.Name())
+			}
+			if len(problems) != 1 {
+				t.Fatalf("want exactly one problem, got:\n%s", load.Problems(problems).Error())
+			}
+			p := problems[0]
+			want := v.Prefix() + `policy "team-a": ` + v.Says
+			if !strings.HasPrefix(p.String(), want) || p.Policy != "team-a" {
+				t.Errorf("got  %s\nwant %s...", p, want)
+			}
+		})
+	}
+}
+
+// A definition that asks for nothing gets its policy's workloads as they
+// are; one that asks for less gets what it asked; a policy node selector
+// value that is a pattern is filled by the cluster.
+func TestWorkloadsTakeThePolicysUnlessTheClusterAsksForLess(t *testing.T) {
+	files := fleettest.Files{
+		"policies/team-a.yaml": fleettest.IsolationPolicy,
+		"clusters/plain.yaml":  fleettest.Cluster("plain"),
+		"clusters/less.yaml": fleettest.Cluster("less") + `  hostNamespace: team-a-less
+  workloads:
+    storageClasses: []
+    nodeSelector: {pool: tenants}
+    tolerations: []
+    ingressHosts: [www.team-a.example.com]
+    podAnnotations: [prometheus.io/scrape]
+    endpointCIDRs: [10.20.1.0/24]
+`,
+	}
+	admitted, problems := admit(t, files, policy.Options{})
+	if len(problems) > 0 || len(admitted) != 2 {
+		t.Fatalf("admitted %d, problems:\n%s", len(admitted), load.Problems(problems).Error())
+	}
+	less, plain := admitted[0].Workloads(), admitted[1].Workloads()
+	if got := strings.Join(plain.StorageClasses, ","); got != "standard" {
+		t.Errorf("plain storage classes %q, want the policy's", got)
+	}
+	if plain.NodeSelector["pool"] != "tenants" || len(plain.Tolerations) != 1 || plain.IngressClasses[0] != "public" {
+		t.Errorf("plain workloads %+v, want the policy's", plain)
+	}
+	if plain.StaticBinding != nil {
+		t.Error("static binding given although nobody allowed it")
+	}
+	if len(less.StorageClasses) != 0 || len(less.Tolerations) != 0 || less.IngressHosts[0] != "www.team-a.example.com" ||
+		less.PodAnnotations[0] != "prometheus.io/scrape" || less.EndpointCIDRs[0] != "10.20.1.0/24" || less.IngressClasses[0] != "public" {
+		t.Errorf("less workloads %+v, want what it asked for", less)
+	}
+
+	zoned := strings.Replace(fleettest.IsolationPolicy, "      pool: tenants\n", "      pool: tenants\n      zone: eu-*\n", 1)
+	files = fleettest.Files{
+		"policies/team-a.yaml": zoned,
+		"clusters/east.yaml":   fleettest.Cluster("east") + "  workloads:\n    nodeSelector: {zone: eu-east}\n",
+		"clusters/none.yaml":   fleettest.Cluster("none"),
+	}
+	admitted, problems = admit(t, files, policy.Options{})
+	if len(admitted) != 1 || admitted[0].Cluster.Name() != "east" {
+		t.Fatalf("admitted %v", admitted)
+	}
+	if sel := admitted[0].Workloads().NodeSelector; sel["zone"] != "eu-east" || sel["pool"] != "tenants" || len(sel) != 2 {
+		t.Errorf("node selector %v, want pool=tenants and zone=eu-east", sel)
+	}
+	if len(problems) != 1 || problems[0].String() != `clusters/none.yaml:5: spec.workloads.nodeSelector: policy "team-a": required: the policy's node selector zone=eu-* needs a value that matches it` {
+		t.Errorf("problems:\n%s", load.Problems(problems).Error())
+	}
+}
+
+// The namespace the reconciler runs in is refused like warren-system, even
+// where the policy's patterns match it.
+func TestTheReconcilersNamespaceIsReserved(t *testing.T) {
+	files := fleettest.Files{
+		"policies/team-a.yaml": strings.Replace(fleettest.IsolationPolicy, "[team-a-*]", "[team-a-*, platform]", 1),
+		"clusters/a.yaml":      fleettest.Cluster("a") + "  hostNamespace: platform\n",
+	}
+	admitted, problems := admit(t, files, policy.Options{ReservedNamespaces: []string{"platform"}})
+	if len(admitted) != 0 || len(problems) != 1 ||
+		problems[0].String() != `clusters/a.yaml:7: spec.hostNamespace: policy "team-a": host namespace "platform" is reserved (platform is where warren itself runs)` {
+		t.Fatalf("admitted %d, problems:\n%s", len(admitted), load.Problems(problems).Error())
+	}
+}

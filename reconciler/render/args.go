@@ -1,7 +1,10 @@
 package render
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	v1alpha1 "github.com/warren-dev/warren/reconciler/api/v1alpha1"
@@ -81,8 +84,8 @@ func k3sArgs(vc *v1alpha1.VirtualCluster, n Names, o Options) []string {
 	return args
 }
 
-func syncerArgs(vc *v1alpha1.VirtualCluster, n Names, level v1alpha1.PodSecurityLevel, o Options) []string {
-	return []string{
+func syncerArgs(vc *v1alpha1.VirtualCluster, n Names, in Input, o Options) ([]string, error) {
+	args := []string{
 		"--name=" + vc.Name,
 		"--host-namespace=" + n.Namespace,
 		"--virtual-kubeconfig=/data/kubeconfig.yaml",
@@ -93,7 +96,7 @@ func syncerArgs(vc *v1alpha1.VirtualCluster, n Names, level v1alpha1.PodSecurity
 		fmt.Sprintf("--sync-node-ports=%t", vc.Spec.Sync.NodePorts),
 		fmt.Sprintf("--sync-load-balancers=%t", vc.Spec.Sync.LoadBalancers),
 		"--nodes=" + string(vc.Spec.Sync.Nodes),
-		"--pod-security=" + string(level),
+		"--pod-security=" + string(in.PodSecurity),
 		"--init-manifests=" + n.InitManifests,
 		"--kubeconfig-secret=" + n.KubeconfigSecret,
 		"--config=/etc/warren/syncer.yaml",
@@ -101,6 +104,44 @@ func syncerArgs(vc *v1alpha1.VirtualCluster, n Names, level v1alpha1.PodSecurity
 		"--health-probe-bind-address=:8081",
 		"--leader-elect=true",
 	}
+	limits, err := workloadArgs(in.Workloads)
+	return append(args, limits...), err
+}
+
+// workloadArgs are the syncer's flags for what the cluster's workloads may
+// use of the host, each left out when empty (the syncer's default is then
+// the safe one: the host's default storage class only, no static binding,
+// no node selector or tolerations added, no ingress host, no ingress class
+// but the default, no annotation, no endpoint outside the cluster's pods).
+func workloadArgs(w v1alpha1.Workloads) ([]string, error) {
+	var args []string
+	list := func(flag string, values []string) {
+		if len(values) > 0 {
+			args = append(args, "--"+flag+"="+strings.Join(values, ","))
+		}
+	}
+	list("storage-classes", w.StorageClasses)
+	if w.StaticBinding != nil && *w.StaticBinding {
+		args = append(args, "--allow-static-binding")
+	}
+	pairs := make([]string, 0, len(w.NodeSelector))
+	for _, k := range slices.Sorted(maps.Keys(w.NodeSelector)) {
+		pairs = append(pairs, k+"="+w.NodeSelector[k])
+	}
+	list("node-selector", pairs)
+	if len(w.Tolerations) > 0 {
+		b, err := json.Marshal(w.Tolerations)
+		if err != nil {
+			return nil, fmt.Errorf("tolerations: %w", err)
+		}
+		args = append(args, "--tolerations="+string(b))
+	}
+	list("ingress-hosts", w.IngressHosts)
+	list("ingress-classes", w.IngressClasses)
+	list("ingress-annotations", w.IngressAnnotations)
+	list("pod-annotations", w.PodAnnotations)
+	list("endpoint-cidrs", w.EndpointCIDRs)
+	return args, nil
 }
 
 // k8sBootstrapArgs is the k8s distro's init container: the syncer image

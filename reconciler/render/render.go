@@ -91,6 +91,9 @@ type Input struct {
 	// PodSecurity and NetworkIsolation come from the tenant's policy.
 	PodSecurity      v1alpha1.PodSecurityLevel
 	NetworkIsolation bool
+	// Workloads is what the cluster's workloads may use of the host (the
+	// cluster's request within its policy), passed to the syncer.
+	Workloads v1alpha1.Workloads
 	// Overlay is the repository's templates/ folder (a kustomize
 	// Component), keyed by path below templates/; empty for none.
 	Overlay map[string][]byte
@@ -102,6 +105,7 @@ func InputFor(a policy.Admission, repo *load.Repository) Input {
 		Cluster:          a.Cluster.Object,
 		PodSecurity:      a.Policy.Object.Spec.PodSecurity,
 		NetworkIsolation: a.Policy.Object.Isolated(),
+		Workloads:        a.Workloads(),
 	}
 	if repo != nil {
 		in.Overlay = repo.Templates
@@ -310,7 +314,11 @@ func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Opti
 		images = append(images, map[string]any{"name": k3sImage, "newTag": k3sTag(s.Version)})
 		containers = []any{map[string]any{"name": "k3s", "args": k3sArgs(vc, n, o)}}
 	}
-	containers = append(containers, map[string]any{"name": "syncer", "args": syncerArgs(vc, n, in.PodSecurity, o)})
+	syncer, err := syncerArgs(vc, n, in, o)
+	if err != nil {
+		return nil, err
+	}
+	containers = append(containers, map[string]any{"name": "syncer", "args": syncer})
 	podSpec := map[string]any{"containers": containers}
 	if initContainers != nil {
 		podSpec["initContainers"] = initContainers
@@ -341,6 +349,7 @@ func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Opti
 			"metadata": map[string]any{"name": n.Namespace, "labels": map[string]any{
 				"pod-security.kubernetes.io/enforce": level,
 				"pod-security.kubernetes.io/warn":    level,
+				"pod-security.kubernetes.io/audit":   level,
 			}},
 		},
 		{

@@ -81,7 +81,7 @@ func withPolicy(files Files) Files {
 // BadInputs lists every bad input of the repository contract, each alone in
 // its own repository.
 func BadInputs() []Bad {
-	return []Bad{
+	return append([]Bad{
 		{
 			Name: "unknown field",
 			Files: withPolicy(Files{"clusters/a.yaml": `apiVersion: warren.dev/v1alpha1
@@ -196,6 +196,63 @@ spec:
 			Files: Files{"policies/p.yaml": strings.Replace(Policy, "  maxClusters: 5\n", "", 1)},
 			File:  "policies/p.yaml", Line: 5, Field: "spec.maxClusters", Says: "required",
 		},
+	}, hostBadInputs()...)
+}
+
+// hostBadInputs are the bad inputs about what a cluster may use of the
+// host: reserved host namespaces and workloads values no policy may allow.
+func hostBadInputs() []Bad {
+	return []Bad{
+		{
+			Name:  "reserved host namespace kube-system",
+			Files: withPolicy(Files{"clusters/a.yaml": Cluster("a") + "  hostNamespace: kube-system\n"}),
+			File:  "clusters/a.yaml", Line: 7, Field: "spec.hostNamespace", Says: `"kube-system" is reserved`,
+		},
+		{
+			Name:  "reserved host namespace default",
+			Files: withPolicy(Files{"clusters/a.yaml": Cluster("a") + "  hostNamespace: default\n"}),
+			File:  "clusters/a.yaml", Line: 7, Field: "spec.hostNamespace", Says: `"default" is reserved`,
+		},
+		{
+			Name:  "warren's own namespace as a host namespace",
+			Files: withPolicy(Files{"clusters/a.yaml": Cluster("a") + "  hostNamespace: warren-system\n"}),
+			File:  "clusters/a.yaml", Line: 7, Field: "spec.hostNamespace", Says: `"warren-system" is reserved`,
+		},
+		{
+			Name:  "another cluster's default host namespace",
+			Files: withPolicy(Files{"clusters/a.yaml": Cluster("a") + "  hostNamespace: vc-b\n"}),
+			File:  "clusters/a.yaml", Line: 7, Field: "spec.hostNamespace", Says: `"vc-b" is the default namespace of a cluster named "b"`,
+		},
+		{
+			Name:  "endpoint range over loopback",
+			Files: withPolicy(Files{"clusters/a.yaml": Cluster("a") + "  workloads:\n    endpointCIDRs: [127.0.0.0/16]\n"}),
+			File:  "clusters/a.yaml", Line: 8, Field: "spec.workloads.endpointCIDRs[0]", Says: "overlaps 127.0.0.0/8",
+		},
+		{
+			Name:  "policy allowing a reserved host namespace",
+			Files: Files{"policies/p.yaml": Policy + "  hostNamespaces: [team-a-*, kube-system]\n"},
+			File:  "policies/p.yaml", Line: 8, Field: "spec.hostNamespaces[1]", Says: `"kube-system" is reserved`,
+		},
+		{
+			Name:  "policy toleration of every taint",
+			Files: Files{"policies/p.yaml": Policy + "  workloads:\n    tolerations:\n    - operator: Exists\n"},
+			File:  "policies/p.yaml", Line: 10, Field: "spec.workloads.tolerations[0].key", Says: "tolerates every taint",
+		},
+		{
+			Name:  "policy ingress host matching every host",
+			Files: Files{"policies/p.yaml": Policy + "  workloads:\n    ingressHosts: [\"*\"]\n"},
+			File:  "policies/p.yaml", Line: 9, Field: "spec.workloads.ingressHosts[0]", Says: "any host name",
+		},
+		{
+			Name:  "policy letting warren's own annotations through",
+			Files: Files{"policies/p.yaml": Policy + "  workloads:\n    podAnnotations: [warren.dev/*]\n"},
+			File:  "policies/p.yaml", Line: 9, Field: "spec.workloads.podAnnotations[0]", Says: "warren's own",
+		},
+		{
+			Name:  "policy endpoint range of everything",
+			Files: Files{"policies/p.yaml": Policy + "  workloads:\n    endpointCIDRs: [0.0.0.0/0]\n"},
+			File:  "policies/p.yaml", Line: 9, Field: "spec.workloads.endpointCIDRs[0]", Says: "overlaps 0.0.0.0/8",
+		},
 	}
 }
 
@@ -221,4 +278,106 @@ func (b Bad) Prefix() string {
 	}
 	fmt.Fprintf(&buf, ": %s: ", b.Field)
 	return buf.String()
+}
+
+// IsolationPolicy is a TenantPolicy that says what team-a's workloads may
+// use of the host; PolicyViolations ask for more.
+const IsolationPolicy = `apiVersion: warren.dev/v1alpha1
+kind: TenantPolicy
+metadata:
+  name: team-a
+spec:
+  tenant: team-a
+  maxClusters: 5
+  hostNamespaces: [team-a-*]
+  workloads:
+    storageClasses: [standard]
+    nodeSelector:
+      pool: tenants
+    tolerations:
+    - key: dedicated
+      value: tenants
+      effect: NoSchedule
+    ingressHosts: ["*.team-a.example.com"]
+    ingressClasses: [public]
+    ingressAnnotations: [nginx.ingress.kubernetes.io/rewrite-target]
+    podAnnotations: [prometheus.io/*]
+    endpointCIDRs: [10.20.0.0/16]
+`
+
+// workloads is a clean definition named a asking for the given
+// spec.workloads fields (lines from 8 on).
+func workloads(fields string) Files {
+	return Files{
+		"policies/team-a.yaml": IsolationPolicy,
+		"clusters/a.yaml":      Cluster("a") + "  workloads:\n" + fields,
+	}
+}
+
+// PolicyViolations lists definitions that load cleanly but ask for more of
+// the host than IsolationPolicy allows, each alone in its own repository,
+// with the problem admission must report.
+func PolicyViolations() []Bad {
+	return []Bad{
+		{
+			Name:  "host namespace the policy does not allow",
+			Files: Files{"policies/team-a.yaml": IsolationPolicy, "clusters/a.yaml": Cluster("a") + "  hostNamespace: team-b-apps\n"},
+			File:  "clusters/a.yaml", Line: 7, Field: "spec.hostNamespace", Says: `host namespace "team-b-apps" is not allowed (allowed: vc-a, team-a-*)`,
+		},
+		{
+			Name:  "storage class of another team",
+			Files: workloads("    storageClasses: [nfs-team-b]\n"),
+			File:  "clusters/a.yaml", Line: 8, Field: "spec.workloads.storageClasses[0]", Says: `storage class "nfs-team-b" is not allowed (allowed: standard)`,
+		},
+		{
+			Name:  "static binding",
+			Files: workloads("    staticBinding: true\n"),
+			File:  "clusters/a.yaml", Line: 8, Field: "spec.workloads.staticBinding", Says: "static binding (storageClassName \"\" or volumeName) is not allowed",
+		},
+		{
+			Name:  "node selector aimed at one node",
+			Files: workloads("    nodeSelector:\n      kubernetes.io/hostname: server-0\n"),
+			File:  "clusters/a.yaml", Line: 9, Field: "spec.workloads.nodeSelector.kubernetes.io/hostname", Says: `node selector key "kubernetes.io/hostname" is not allowed (the policy's: pool=tenants)`,
+		},
+		{
+			Name:  "node selector leaving the policy's pool",
+			Files: workloads("    nodeSelector:\n      pool: system\n"),
+			File:  "clusters/a.yaml", Line: 9, Field: "spec.workloads.nodeSelector.pool", Says: "node selector pool=system is not allowed (the policy's: pool=tenants)",
+		},
+		{
+			Name:  "toleration of control-plane nodes",
+			Files: workloads("    tolerations:\n    - key: node-role.kubernetes.io/control-plane\n      operator: Exists\n"),
+			File:  "clusters/a.yaml", Line: 9, Field: "spec.workloads.tolerations[0]", Says: "toleration node-role.kubernetes.io/control-plane Exists is not allowed (allowed: dedicated=tenants:NoSchedule)",
+		},
+		{
+			Name:  "ingress host of another team",
+			Files: workloads("    ingressHosts: [shop.team-b.example.com]\n"),
+			File:  "clusters/a.yaml", Line: 8, Field: "spec.workloads.ingressHosts[0]", Says: `ingress host "shop.team-b.example.com" is not allowed (allowed: *.team-a.example.com)`,
+		},
+		{
+			Name:  "ingress host pattern wider than the policy's",
+			Files: workloads("    ingressHosts: [\"*.example.com\"]\n"),
+			File:  "clusters/a.yaml", Line: 8, Field: "spec.workloads.ingressHosts[0]", Says: `ingress host "*.example.com" is not allowed`,
+		},
+		{
+			Name:  "internal ingress class",
+			Files: workloads("    ingressClasses: [internal]\n"),
+			File:  "clusters/a.yaml", Line: 8, Field: "spec.workloads.ingressClasses[0]", Says: `ingress class "internal" is not allowed (allowed: public)`,
+		},
+		{
+			Name:  "Ingress annotation naming another namespace's Secret",
+			Files: workloads("    ingressAnnotations: [nginx.ingress.kubernetes.io/auth-tls-secret]\n"),
+			File:  "clusters/a.yaml", Line: 8, Field: "spec.workloads.ingressAnnotations[0]", Says: `Ingress annotation "nginx.ingress.kubernetes.io/auth-tls-secret" is not allowed`,
+		},
+		{
+			Name:  "pod annotation host networking acts on",
+			Files: workloads("    podAnnotations: [k8s.v1.cni.cncf.io/networks]\n"),
+			File:  "clusters/a.yaml", Line: 8, Field: "spec.workloads.podAnnotations[0]", Says: `pod annotation "k8s.v1.cni.cncf.io/networks" is not allowed (allowed: prometheus.io/*)`,
+		},
+		{
+			Name:  "endpoint range wider than the policy's",
+			Files: workloads("    endpointCIDRs: [10.0.0.0/8]\n"),
+			File:  "clusters/a.yaml", Line: 8, Field: "spec.workloads.endpointCIDRs[0]", Says: "endpoint range 10.0.0.0/8 is not inside an allowed range (allowed: 10.20.0.0/16)",
+		},
+	}
 }

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -82,6 +83,86 @@ type TenantPolicySpec struct {
 	// NetworkPolicy. Unset means on.
 	// +optional
 	NetworkIsolation *bool `json:"networkIsolation,omitempty"`
+
+	// HostNamespaces are glob patterns (path.Match) of the host namespaces a
+	// cluster may name in spec.hostNamespace. vc-<name> is always allowed;
+	// empty allows nothing else. Reserved namespaces (kube-*, default,
+	// warren-system and warren's own) are refused whatever matches.
+	// +optional
+	// +listType=atomic
+	HostNamespaces []string `json:"hostNamespaces,omitempty"`
+
+	// Workloads is the most of the host a cluster's workloads may use. A
+	// cluster gets it as it is, or asks for less in its own
+	// spec.workloads.
+	// +optional
+	Workloads Workloads `json:"workloads,omitempty"`
+}
+
+// Workloads is what a virtual cluster's workloads may use of the host: the
+// storage classes their claims name, the nodes their pods run on, the hosts
+// and classes their Ingresses claim, the annotations that reach the host,
+// and the addresses selector-less Services point at. Each field is what the
+// syncer enforces, one flag each.
+//
+// In a TenantPolicy each field is the most a cluster may have, and an empty
+// field allows only the safe default said below. In a VirtualCluster an
+// unset field takes the policy's value, and a set field must stay within
+// it (a subset of a list; for patterns, the policy's own pattern or a
+// plain value it matches).
+type Workloads struct {
+	// StorageClasses are the host storage classes (names) claims may name.
+	// Empty: only the host's default class (claims that name no class).
+	// +optional
+	// +listType=atomic
+	StorageClasses []string `json:"storageClasses,omitempty"`
+
+	// StaticBinding lets claims bind a chosen host volume
+	// (storageClassName "" or volumeName). Unset in a policy: refused.
+	// +optional
+	StaticBinding *bool `json:"staticBinding,omitempty"`
+
+	// NodeSelector is put on every pod of the cluster; the tenant's own
+	// node choices cannot leave it. In a policy a value may be a glob
+	// pattern, which a cluster must then fill with a value it matches.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations every pod of the cluster gets; tenants' own tolerations
+	// outside them are dropped.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// IngressHosts are glob patterns (path.Match) an Ingress host must
+	// match. Empty: no Ingress host is allowed.
+	// +optional
+	// +listType=atomic
+	IngressHosts []string `json:"ingressHosts,omitempty"`
+
+	// IngressClasses are the host ingress classes an Ingress may name.
+	// Empty: only Ingresses naming no class (the host's default).
+	// +optional
+	// +listType=atomic
+	IngressClasses []string `json:"ingressClasses,omitempty"`
+
+	// IngressAnnotations are the Ingress annotation keys that reach the
+	// host: a key, or prefix/* for every key of one prefix. Empty: none.
+	// +optional
+	// +listType=atomic
+	IngressAnnotations []string `json:"ingressAnnotations,omitempty"`
+
+	// PodAnnotations are the pod annotation keys that reach the host, like
+	// IngressAnnotations. Empty: none.
+	// +optional
+	// +listType=atomic
+	PodAnnotations []string `json:"podAnnotations,omitempty"`
+
+	// EndpointCIDRs are the ranges, besides the cluster's own pods,
+	// selector-less Services' endpoints may point at. Empty: none.
+	// +optional
+	// +listType=atomic
+	EndpointCIDRs []string `json:"endpointCIDRs,omitempty"`
 }
 
 // DistroAllowance allows one distro at versions matching any pattern.

@@ -89,6 +89,11 @@ type VirtualClusterSpec struct {
 	// +listType=atomic
 	Access []AccessGrant `json:"access,omitempty"`
 
+	// Workloads is what the cluster's workloads may use of the host; an
+	// unset field takes the tenant policy's, a set one must stay within it.
+	// +optional
+	Workloads Workloads `json:"workloads,omitempty"`
+
 	// Kubeconfig is the host Secret the tenant reads the cluster's
 	// kubeconfig from. Empty means no tenant copy.
 	// +optional
