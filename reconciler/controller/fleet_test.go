@@ -30,18 +30,6 @@ func TestFleetPhasesApplyThenHoldBackAMassPrune(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane")
 	}
-	plane := localkube.ForTest(t, localkube.Options{})
-	ctx := t.Context()
-	if err := testkit.InstallCRDs(ctx, plane.Config); err != nil {
-		t.Fatal(err)
-	}
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
-	c, err := client.New(plane.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
 	repo := gitserver.NewRepo(t, t.TempDir(), "fleet")
 	repo.CommitFiles(t, "three clusters", map[string]string{
 		"policies/team-a.yaml":  fleettest.Policy,
@@ -49,36 +37,8 @@ func TestFleetPhasesApplyThenHoldBackAMassPrune(t *testing.T) {
 		"clusters/bravo.yaml":   fleettest.Cluster("bravo"),
 		"clusters/charlie.yaml": fleettest.Cluster("charlie"),
 	})
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fleets"}}); err != nil {
-		t.Fatal(err)
-	}
-	fleet := &v1alpha1.Fleet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "fleets", Name: "fleet"},
-		Spec:       v1alpha1.FleetSpec{URL: repo.FileURL(), Interval: metav1.Duration{Duration: time.Hour}},
-	}
-	if err := c.Create(ctx, fleet); err != nil {
-		t.Fatal(err)
-	}
-	r := &FleetReconciler{
-		Client: c, APIReader: c, ApplyClient: c,
-		EventRecorder: record.NewFakeRecorder(100),
-		CacheDir:      t.TempDir(),
-		Render:        render.Options{ServiceCIDR: localkube.DefaultServiceCIDR, SyncerImage: "warren-syncer:test"},
-		Version:       "test",
-	}
-	reconcile := func() *v1alpha1.Fleet {
-		t.Helper()
-		for range 2 { // the first pass only adds the finalizer
-			if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(fleet)}); err != nil {
-				t.Fatalf("reconcile: %v", err)
-			}
-		}
-		var f v1alpha1.Fleet
-		if err := c.Get(ctx, client.ObjectKeyFromObject(fleet), &f); err != nil {
-			t.Fatal(err)
-		}
-		return &f
-	}
+	c, reconcile := fleetInProcess(t, repo)
+	ctx := t.Context()
 
 	applied := reconcile()
 	if !conditions.IsReady(applied) || applied.Status.AdmittedClusters != 3 {
@@ -123,5 +83,54 @@ func TestFleetPhasesApplyThenHoldBackAMassPrune(t *testing.T) {
 		if cond := conditions.Get(&vc, v1alpha1.AdmittedCondition); cond == nil || cond.Status != metav1.ConditionFalse {
 			t.Errorf("kept cluster %s does not say it is not admitted: %+v", name, vc.Status.Conditions)
 		}
+	}
+}
+
+// fleetInProcess starts a control plane, creates a Fleet "fleets/fleet"
+// reading repo, and returns a client and a function that runs the Fleet
+// reconcile in process and returns the Fleet after it.
+func fleetInProcess(t *testing.T, repo *gitserver.Repo) (client.Client, func() *v1alpha1.Fleet) {
+	t.Helper()
+	plane := localkube.ForTest(t, localkube.Options{})
+	ctx := t.Context()
+	if err := testkit.InstallCRDs(ctx, plane.Config); err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	c, err := client.New(plane.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fleets"}}); err != nil {
+		t.Fatal(err)
+	}
+	fleet := &v1alpha1.Fleet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "fleets", Name: "fleet"},
+		Spec:       v1alpha1.FleetSpec{URL: repo.FileURL(), Interval: metav1.Duration{Duration: time.Hour}},
+	}
+	if err := c.Create(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	r := &FleetReconciler{
+		Client: c, APIReader: c, ApplyClient: c,
+		EventRecorder: record.NewFakeRecorder(100),
+		CacheDir:      t.TempDir(),
+		Render:        render.Options{ServiceCIDR: localkube.DefaultServiceCIDR, SyncerImage: "warren-syncer:test"},
+		Version:       "test",
+	}
+	return c, func() *v1alpha1.Fleet {
+		t.Helper()
+		for range 2 { // the first pass only adds the finalizer
+			if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(fleet)}); err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+		}
+		var f v1alpha1.Fleet
+		if err := c.Get(ctx, client.ObjectKeyFromObject(fleet), &f); err != nil {
+			t.Fatal(err)
+		}
+		return &f
 	}
 }
