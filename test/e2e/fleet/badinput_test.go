@@ -148,6 +148,20 @@ func TestADeniedDefinitionKeepsItsAdmittedVersion(t *testing.T) {
 		h.assertUnchanged(before, names...)
 		h.assertKeptAsAdmitted("deny-a", admittedSpec, `policy "deny"`, "spec.resources.cpu")
 	})
+	t.Run("a new definition asks for the host namespace kube-system", func(t *testing.T) {
+		h := newHost(t, plane)
+		file := clusterFile("deny-sys")
+		repo.CommitFiles(t, "deny-sys in kube-system", map[string]string{file: clusterYAML("deny-sys", "deny", "100m", "hostNamespace: kube-system")})
+		f := h.requestReconcile(fleet, time.Minute)
+		t.Logf("Fleet says: %s", fleetNotReady(t, f, file+":10", "spec.hostNamespace", `"kube-system" is reserved`))
+		h.assertUnchanged(before, names...)
+		if _, ok := h.virtualCluster("deny-sys"); ok {
+			t.Error("a VirtualCluster was made for a definition in kube-system")
+		}
+		if objs := h.sweep("warren.dev/cluster=deny-sys"); len(objs) > 0 {
+			t.Errorf("objects were applied for the refused cluster: %v", keys(objs))
+		}
+	})
 }
 
 func (h *host) mustCluster(name string) *v1alpha1.VirtualCluster {
