@@ -13,7 +13,7 @@ export WARREN_TOOLS_DIR := $(TOOLS_DIR)
 # Packages whose tests need the local control planes (and so the tools).
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build tools test test-unit lint bench plane demo generate clean
+.PHONY: all build images tools test test-unit lint bench plane demo generate clean
 
 all: build
 
@@ -24,6 +24,16 @@ build:
 
 tools:
 	@$(TOOLS_BUILD) >/dev/null
+
+# warren's own images as archives, built like ko does (no Docker, no
+# registry), named as config/default and the reconciler's default syncer
+# image name them. Load with `ctr -n k8s.io images import FILE`.
+IMAGE_TAG ?= v0.1.0
+IMAGES := $(BIN)/images
+images:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(IMAGE_TAG)" -o $(IMAGES)/ ./cmd/warren-reconciler ./cmd/warren-syncer
+	$(GO) run ./test/cmd/images -o $(IMAGES)/warren-reconciler.tar ghcr.io/warren-dev/warren-reconciler:$(IMAGE_TAG)=$(IMAGES)/warren-reconciler
+	$(GO) run ./test/cmd/images -o $(IMAGES)/warren-syncer.tar ghcr.io/warren-dev/warren-syncer:$(IMAGE_TAG)=$(IMAGES)/warren-syncer
 
 generate: tools
 	$(TOOLS_DIR)/controller-gen object paths=./reconciler/api/...

@@ -21,6 +21,23 @@ const (
 	syncerImageName        = "ghcr.io/warren-dev/warren-syncer"
 )
 
+// K8sImages are the images a k8s-distro cluster of a Kubernetes version
+// runs besides the syncer, exactly as warren renders them: a host that
+// cannot pull them (no registry) must hold them under these names.
+type K8sImages struct {
+	APIServer, ControllerManager, Etcd, CoreDNS string
+}
+
+// K8sImagesFor names the k8s distro's images for version (vMAJOR.MINOR.PATCH).
+func K8sImagesFor(version string) K8sImages {
+	return K8sImages{
+		APIServer:         apiServerImage + ":" + version,
+		ControllerManager: controllerManagerImage + ":" + version,
+		Etcd:              etcdImage + ":" + etcdTag,
+		CoreDNS:           coreDNSImage,
+	}
+}
+
 // The virtual controller manager runs without the controllers that manage
 // nodes: the virtual cluster's nodes are the syncer's reflection of host
 // nodes, not machines it should assign CIDRs to, evict from or detach from.

@@ -158,6 +158,9 @@ spec:
         k8s-app: kube-dns
     spec:
       serviceAccountName: coredns
+      # The node's resolver, not the cluster's own Service: CoreDNS
+      # forwarding to itself is a loop (its loop plugin then exits).
+      dnsPolicy: Default
       securityContext:
         runAsNonRoot: true
         runAsUser: 65532

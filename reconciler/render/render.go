@@ -304,10 +304,14 @@ func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Opti
 			map[string]any{"name": controllerManagerImage, "newTag": s.Version},
 			map[string]any{"name": etcdImage, "newTag": etcdTag},
 		)
-		initContainers = []any{map[string]any{"name": "pki", "args": k8sBootstrapArgs(vc, n, o)}}
-		containers = []any{
+		// etcd and kube-apiserver are sidecars: the controller-manager
+		// starts once the API server is ready.
+		initContainers = []any{
+			map[string]any{"name": "pki", "args": k8sBootstrapArgs(vc, n, o)},
 			map[string]any{"name": "etcd", "args": etcdArgs()},
 			map[string]any{"name": "kube-apiserver", "args": apiServerArgs(o)},
+		}
+		containers = []any{
 			map[string]any{"name": "kube-controller-manager", "args": controllerManagerArgs(o)},
 		}
 	default:
