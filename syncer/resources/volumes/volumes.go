@@ -71,7 +71,15 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		return reconcile.Result{}, nil
 	}
 	if !found {
-		if err := s.CreateHost(ctx, Kind, v, s.hostClaim(v)); err != nil && err != syncer.ErrConflict {
+		h, why, err := s.hostClaim(ctx, v)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		if why != "" {
+			s.Events.Eventf(v, nil, corev1.EventTypeWarning, ReasonRefused, "Sync", "not synced to the host: %s", why)
+			return reconcile.Result{}, nil
+		}
+		if err := s.CreateHost(ctx, Kind, v, h); err != nil && err != syncer.ErrConflict {
 			return reconcile.Result{}, err
 		}
 		return reconcile.Result{}, nil
@@ -82,24 +90,16 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	return reconcile.Result{}, s.bindUp(ctx, v, h)
 }
 
-func (s *Syncer) hostClaim(v *corev1.PersistentVolumeClaim) *corev1.PersistentVolumeClaim {
-	h := &corev1.PersistentVolumeClaim{}
+func (s *Syncer) hostClaim(ctx context.Context, v *corev1.PersistentVolumeClaim) (*corev1.PersistentVolumeClaim, refusal, error) {
+	spec, why, err := s.hostSpec(ctx, v)
+	if err != nil || why != "" {
+		return nil, why, err
+	}
+	h := &corev1.PersistentVolumeClaim{Spec: spec}
 	h.Name = s.Names.HostName(v.Namespace, v.Name)
 	h.Labels = translate.HostLabels(v.Labels)
 	s.Names.Mark(h, translate.Origin{Kind: Kind, Namespace: v.Namespace, Name: v.Name, UID: string(v.UID)})
-	h.Spec = corev1.PersistentVolumeClaimSpec{
-		AccessModes: v.Spec.AccessModes,
-		Resources:   v.Spec.Resources,
-		VolumeMode:  v.Spec.VolumeMode,
-	}
-	if s.Config.SyncStorageClasses {
-		h.Spec.StorageClassName = v.Spec.StorageClassName
-	}
-	// Clones and restores only from the tenant's own claims.
-	if ds := v.Spec.DataSource; ds != nil && ds.Kind == "PersistentVolumeClaim" && (ds.APIGroup == nil || *ds.APIGroup == "") {
-		h.Spec.DataSource = &corev1.TypedLocalObjectReference{Kind: ds.Kind, Name: s.Names.HostName(v.Namespace, ds.Name)}
-	}
-	return h
+	return h, "", nil
 }
 
 // updateHost carries over a resize request and label changes.
