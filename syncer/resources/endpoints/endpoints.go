@@ -4,14 +4,16 @@
 // the host's from the host pods, the virtual's from the virtual pods, whose
 // status carries the host pod IPs.)
 //
-// It never copies an endpoint address inside the service CIDR (no chaining
-// into host Services), and never touches a host slice it did not create.
+// Addresses reach the host only when they are this cluster's own running
+// pods or lie in --endpoint-cidrs: never the service range (no chaining
+// into host Services), loopback, link-local, nodes or other tenants' pods.
+// It never touches a host slice it did not create.
 package endpoints
 
 import (
 	"context"
 	"fmt"
-	"net/netip"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,11 +44,16 @@ type Syncer struct {
 
 // SetupWithManager registers the endpoint syncer.
 func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
+	pods, err := s.indexAndWatchPods(mgr)
+	if err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("endpointslice").
 		For(&discoveryv1.EndpointSlice{}).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(s.slicesOfService)).
 		WatchesRawSource(s.WatchHost(&discoveryv1.EndpointSlice{}, Kind)).
+		WatchesRawSource(pods).
 		Complete(s)
 }
 
@@ -88,8 +95,19 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 		return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
 	}
-	want := s.hostSlice(v)
+	want, dropped, why, err := s.hostSlice(ctx, v)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if why != "" {
+		s.Events.Eventf(v, nil, corev1.EventTypeWarning, ReasonDropped, "Sync", "not synced to the host: %s", why)
+		if found {
+			return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
+		}
+		return reconcile.Result{}, nil
+	}
 	if !found {
+		s.tellDropped(v, dropped)
 		if err := s.CreateHost(ctx, Kind, v, want); err != nil && err != syncer.ErrConflict {
 			return reconcile.Result{}, err
 		}
@@ -101,6 +119,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	if equality.Semantic.DeepEqual(next, h) {
 		return reconcile.Result{}, nil
 	}
+	s.tellDropped(v, dropped)
 	if err := s.Host.Update(ctx, next); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return reconcile.Result{}, fmt.Errorf("updating host endpoint slice %s: %w", h.Name, err)
 	}
@@ -126,29 +145,36 @@ func (s *Syncer) wanted(ctx context.Context, v *discoveryv1.EndpointSlice) (bool
 	return services.Synced(svc) && len(svc.Spec.Selector) == 0, nil
 }
 
-func (s *Syncer) hostSlice(v *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
-	h := &discoveryv1.EndpointSlice{AddressType: v.AddressType, Ports: v.Ports}
-	h.Name = s.Names.HostName(v.Namespace, v.Name)
-	h.Labels = map[string]string{
-		discoveryv1.LabelServiceName: s.Names.HostName(v.Namespace, v.Labels[discoveryv1.LabelServiceName]),
-		discoveryv1.LabelManagedBy:   managedBy,
+// hostSlice translates a virtual slice: its Service is the host twin of
+// the virtual Service it names (checked against the twin's origin), and
+// only allowed addresses pass (see allowed). why, when set, is the reason
+// the slice does not reach the host.
+func (s *Syncer) hostSlice(ctx context.Context, v *discoveryv1.EndpointSlice) (h *discoveryv1.EndpointSlice, dropped []string, why string, err error) {
+	ref := syncer.Ref{Kind: "Service", Namespace: v.Namespace, Name: v.Labels[discoveryv1.LabelServiceName], Field: "metadata.labels[" + discoveryv1.LabelServiceName + "]"}
+	service, err := s.HostRef(ctx, ref)
+	if why := syncer.RefReason(err); why != "" {
+		return nil, nil, why, nil
 	}
+	if err != nil {
+		return nil, nil, "", err
+	}
+	own, err := s.ownPodAddresses(ctx)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	h = &discoveryv1.EndpointSlice{AddressType: v.AddressType, Ports: v.Ports}
+	h.Name = s.Names.HostName(v.Namespace, v.Name)
+	h.Labels = map[string]string{discoveryv1.LabelServiceName: service, discoveryv1.LabelManagedBy: managedBy}
 	h.Annotations = map[string]string{}
 	s.Names.Mark(h, translate.Origin{Kind: Kind, Namespace: v.Namespace, Name: v.Name, UID: string(v.UID)})
-	cidr, _ := netip.ParsePrefix(s.Config.ServiceCIDR)
-	for _, e := range v.Endpoints {
-		var addrs []string
-		for _, a := range e.Addresses {
-			if ip, err := netip.ParseAddr(a); err == nil && !cidr.Contains(ip) {
-				addrs = append(addrs, a)
-			}
-		}
-		if len(addrs) == 0 {
-			continue
-		}
-		e.Addresses = addrs
-		e.TargetRef = nil
-		h.Endpoints = append(h.Endpoints, e)
+	h.Endpoints, dropped = s.hostEndpoints(v, own)
+	return h, dropped, "", nil
+}
+
+// tellDropped records which addresses did not reach the host.
+func (s *Syncer) tellDropped(v *discoveryv1.EndpointSlice, dropped []string) {
+	if len(dropped) > 0 {
+		s.Events.Eventf(v, nil, corev1.EventTypeWarning, ReasonDropped, "Sync",
+			"addresses %s are not synced to the host: only this cluster's own running pods and --endpoint-cidrs may be endpoints", strings.Join(dropped, ", "))
 	}
-	return h
 }

@@ -46,8 +46,13 @@ func TestClaimFieldsThatPickHostStorage(t *testing.T) {
 			check: func(h corev1.PersistentVolumeClaimSpec) bool { return h.StorageClassName == nil }},
 		{what: "static binding by empty class", spec: func(s *corev1.PersistentVolumeClaimSpec) { s.StorageClassName = ptr.To("") }, refused: "--allow-static-binding"},
 		{what: "static binding allowed", flags: config.Config{Workloads: config.Workloads{AllowStaticBinding: true}},
-			spec:  func(s *corev1.PersistentVolumeClaimSpec) { s.StorageClassName = ptr.To(""); s.VolumeName = "nfs-team-b" },
-			check: func(h corev1.PersistentVolumeClaimSpec) bool { return *h.StorageClassName == "" && h.VolumeName == "nfs-team-b" }},
+			spec: func(s *corev1.PersistentVolumeClaimSpec) {
+				s.StorageClassName = ptr.To("")
+				s.VolumeName = "nfs-team-b"
+			},
+			check: func(h corev1.PersistentVolumeClaimSpec) bool {
+				return *h.StorageClassName == "" && h.VolumeName == "nfs-team-b"
+			}},
 		{what: "a chosen host volume", spec: func(s *corev1.PersistentVolumeClaimSpec) { s.VolumeName = "hostpath-root" }, refused: "spec.volumeName"},
 		{what: "the syncer's own binding made again", spec: func(s *corev1.PersistentVolumeClaimSpec) { s.VolumeName = "pvc-1234" },
 			check: func(h corev1.PersistentVolumeClaimSpec) bool { return h.VolumeName == "" }},
