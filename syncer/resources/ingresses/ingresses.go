@@ -2,17 +2,21 @@
 // definition enables it (--sync-ingresses): backends and TLS secrets are
 // renamed to their host twins, and the host's load-balancer status flows back.
 //
-// It never copies resource backends (they could name any host object) or
-// controller snippet annotations (they inject configuration into a shared
-// ingress controller), and never touches a host Ingress it did not create.
+// An Ingress reaches the host only within the platform's word: hosts in
+// --ingress-hosts, classes in --ingress-classes, annotations on
+// --ingress-annotations (never controller snippets, which inject
+// configuration into a shared controller), no default backend or host-less
+// rule (they catch other teams' traffic), no resource backend (it could name
+// any host object), and every Service and Secret it names checked against
+// its twin. It never touches a host Ingress it did not create.
 package ingresses
 
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,7 +25,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/warren-dev/warren/syncer"
-	"github.com/warren-dev/warren/syncer/translate"
 )
 
 // Kind is the origin kind of synced Ingresses.
@@ -82,7 +85,17 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 		return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
 	}
-	want := s.hostIngress(v)
+	want, why, err := s.hostIngress(ctx, v)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if why != "" {
+		s.Events.Eventf(v, nil, corev1.EventTypeWarning, ReasonRefused, "Sync", "not synced to the host: %s", why)
+		if found {
+			return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
+		}
+		return reconcile.Result{}, nil
+	}
 	if !found {
 		if err := s.CreateHost(ctx, Kind, v, want); err != nil && err != syncer.ErrConflict {
 			return reconcile.Result{}, err
@@ -104,46 +117,4 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		}
 	}
 	return reconcile.Result{}, nil
-}
-
-func (s *Syncer) hostIngress(v *networkingv1.Ingress) *networkingv1.Ingress {
-	ns := v.Namespace
-	h := &networkingv1.Ingress{}
-	h.Name = s.Names.HostName(ns, v.Name)
-	h.Labels = translate.HostLabels(v.Labels)
-	h.Annotations = map[string]string{}
-	for k, val := range v.Annotations {
-		if !strings.HasPrefix(k, "warren.dev/") && !strings.Contains(k, "snippet") {
-			h.Annotations[k] = val
-		}
-	}
-	s.Names.Mark(h, translate.Origin{Kind: Kind, Namespace: ns, Name: v.Name, UID: string(v.UID)})
-	spec := v.Spec.DeepCopy()
-	backend := func(b *networkingv1.IngressBackend) *networkingv1.IngressBackend {
-		if b == nil || b.Service == nil {
-			return nil
-		}
-		b.Service.Name = s.Names.HostName(ns, b.Service.Name)
-		return b
-	}
-	spec.DefaultBackend = backend(spec.DefaultBackend)
-	for i := range spec.Rules {
-		if http := spec.Rules[i].HTTP; http != nil {
-			var paths []networkingv1.HTTPIngressPath
-			for _, p := range http.Paths {
-				if b := backend(&p.Backend); b != nil {
-					p.Backend = *b
-					paths = append(paths, p)
-				}
-			}
-			http.Paths = paths
-		}
-	}
-	for i := range spec.TLS {
-		if spec.TLS[i].SecretName != "" {
-			spec.TLS[i].SecretName = s.Names.HostName(ns, spec.TLS[i].SecretName)
-		}
-	}
-	h.Spec = *spec
-	return h
 }
