@@ -99,7 +99,10 @@ func runWithWorld(m *testing.M) (int, error) {
 	}
 	// What the reconciler renders in the host namespace: the namespace and
 	// the Service that serves the virtual API.
-	if err := w.hostC.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hostNamespace}}); err != nil {
+	if err := placeNodes(ctx, w.hostC); err != nil {
+		return 0, err
+	}
+	if err := w.hostC.Create(ctx, hostNamespaceAt(hostNamespace, "baseline")); err != nil {
 		return 0, err
 	}
 	api := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: clusterName, Namespace: hostNamespace},
@@ -145,6 +148,14 @@ func (w *world) startSyncer() error {
 		"--sync-node-ports=true",
 		"--sync-load-balancers=true",
 		"--sync-storage-classes=true",
+		// The platform's word, as the reconciler renders it from a policy.
+		"--endpoint-cidrs=192.0.2.0/24",
+		"--ingress-hosts=shop.example,*.apps.example.com",
+		"--ingress-classes=public",
+		"--ingress-annotations=nginx.ingress.kubernetes.io/ssl-redirect",
+		"--pod-annotations=prometheus.io/*",
+		"--node-selector=pool=tenants",
+		`--tolerations=[{"key":"dedicated","operator":"Equal","value":"tenants","effect":"NoSchedule"}]`,
 		"--metrics-bind-address="+w.metricsAddr,
 		"--health-probe-bind-address="+w.health,
 		"--pprof-bind-address="+os.Getenv("WARREN_SYNCER_PPROF"),
@@ -228,6 +239,14 @@ func namespace(t *testing.T, ctx context.Context, name string) string {
 // starts.
 func ownCluster(t *testing.T, name string, pre func(client.Client), flags ...string) client.Client {
 	t.Helper()
+	vc, _ := ownClusterNamed(t, name, pre, flags...)
+	return vc
+}
+
+// ownClusterNamed is ownCluster that also returns the cluster's name (its
+// host namespace is vc-<name>).
+func ownClusterNamed(t *testing.T, name string, pre func(client.Client), flags ...string) (client.Client, string) {
+	t.Helper()
 	ctx := t.Context()
 	name = unique(name)
 	virtual := localkube.ForTest(t, localkube.Options{ControllerManager: true, ServiceCIDR: w.host.ServiceCIDR})
@@ -239,7 +258,13 @@ func ownCluster(t *testing.T, name string, pre func(client.Client), flags ...str
 	if err != nil {
 		t.Fatal(err)
 	}
-	create(t, ctx, w.hostC, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "vc-" + name}})
+	level := "baseline"
+	for _, f := range flags {
+		if l, ok := strings.CutPrefix(f, "--pod-security="); ok {
+			level = l
+		}
+	}
+	create(t, ctx, w.hostC, hostNamespaceAt("vc-"+name, level))
 	if pre != nil {
 		pre(vc)
 	}
@@ -267,7 +292,7 @@ func ownCluster(t *testing.T, name string, pre func(client.Client), flags ...str
 			t.Logf("second syncer's log:\n%s", b)
 		}
 	})
-	return vc
+	return vc, name
 }
 
 func create(t *testing.T, ctx context.Context, c client.Client, objs ...client.Object) {
@@ -295,4 +320,43 @@ func names[T any](items []T, name func(*T) string) string {
 		out = append(out, name(&items[i]))
 	}
 	return strings.Join(out, ",")
+}
+
+// hostNamespaceAt is a host namespace as warren makes one: Pod Security
+// Admission enforces (and warns and audits) the syncer's level, so the
+// host's own admission stands behind the syncer's checks.
+func hostNamespaceAt(name, level string) *corev1.Namespace {
+	labels := map[string]string{}
+	for _, mode := range []string{"enforce", "warn", "audit"} {
+		labels["pod-security.kubernetes.io/"+mode] = level
+		labels["pod-security.kubernetes.io/"+mode+"-version"] = "latest"
+	}
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+// The host's nodes as a platform keeps them: tenantNode in the tenants'
+// pool (--node-selector pool=tenants), serverNode a control-plane node of
+// the system pool, tainted so only pods that tolerate it land there.
+const (
+	tenantNode = "kwok-node-0"
+	serverNode = "kwok-node-1"
+)
+
+func placeNodes(ctx context.Context, c client.Client) error {
+	for name, pool := range map[string]string{tenantNode: "tenants", serverNode: "system"} {
+		node := &corev1.Node{}
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+			return fmt.Errorf("labelling node %s: %w", name, err)
+		}
+		patched := node.DeepCopy()
+		patched.Labels["pool"] = pool
+		if name == serverNode {
+			patched.Labels["node-role.kubernetes.io/control-plane"] = ""
+			patched.Spec.Taints = append(patched.Spec.Taints, corev1.Taint{Key: "node-role.kubernetes.io/control-plane", Effect: corev1.TaintEffectNoSchedule})
+		}
+		if err := c.Patch(ctx, patched, client.MergeFrom(node)); err != nil {
+			return fmt.Errorf("labelling node %s: %w", name, err)
+		}
+	}
+	return nil
 }
