@@ -199,14 +199,18 @@ func TestForeignHostObjectsAreNeverAdopted(t *testing.T) {
 			return false, fmt.Sprintf("%d events", len(events.Items))
 		})
 	}
-	// The pod itself still runs; only the clashing objects are not synced.
-	testkit.Eventually(t, 30*time.Second, "the pod Running", func() (bool, string) {
+	// The pod would read the foreign ConfigMap in place of its own: it is
+	// refused, naming the reference, and never reaches the host.
+	testkit.Eventually(t, 30*time.Second, "the pod refused for its reference", func() (bool, string) {
 		p := &corev1.Pod{}
 		if err := w.virtualC.Get(ctx, client.ObjectKey{Namespace: ns, Name: "user"}, p); err != nil {
 			return false, err.Error()
 		}
-		return p.Status.Phase == corev1.PodRunning, string(p.Status.Phase)
+		return p.Status.Reason == "PodSecurity" && strings.Contains(p.Status.Message, "spec.containers[0].envFrom[0].configMapRef"), p.Status.Message
 	})
+	if err := w.hostC.Get(ctx, client.ObjectKey{Namespace: hostNamespace, Name: w.names.HostName(ns, "user")}, &corev1.Pod{}); !isNotFound(err) {
+		t.Errorf("the pod reached the host: %v", err)
+	}
 	gotSvc, gotCM := &corev1.Service{}, &corev1.ConfigMap{}
 	if err := w.hostC.Get(ctx, client.ObjectKeyFromObject(foreignSvc), gotSvc); err != nil {
 		t.Fatal(err)
