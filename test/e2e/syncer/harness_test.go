@@ -137,29 +137,22 @@ func (w *world) startSyncer() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(w.syncerBin,
-		"--name="+clusterName,
-		"--host-namespace="+hostNamespace,
-		"--virtual-kubeconfig="+w.virtual.KubeconfigPath,
-		"--host-kubeconfig="+w.host.KubeconfigPath,
-		"--service-cidr="+w.host.ServiceCIDR,
+	args := append([]string{
+		"--name=" + clusterName,
+		"--host-namespace=" + hostNamespace,
+		"--virtual-kubeconfig=" + w.virtual.KubeconfigPath,
+		"--host-kubeconfig=" + w.host.KubeconfigPath,
+		"--service-cidr=" + w.host.ServiceCIDR,
 		"--pod-security=baseline",
 		"--sync-ingresses=true",
 		"--sync-node-ports=true",
 		"--sync-load-balancers=true",
 		"--sync-storage-classes=true",
-		// The platform's word, as the reconciler renders it from a policy.
-		"--endpoint-cidrs=192.0.2.0/24",
-		"--ingress-hosts=shop.example,*.apps.example.com",
-		"--ingress-classes=public",
-		"--ingress-annotations=nginx.ingress.kubernetes.io/ssl-redirect",
-		"--pod-annotations=prometheus.io/*",
-		"--node-selector=pool=tenants",
-		`--tolerations=[{"key":"dedicated","operator":"Equal","value":"tenants","effect":"NoSchedule"}]`,
-		"--metrics-bind-address="+w.metricsAddr,
-		"--health-probe-bind-address="+w.health,
-		"--pprof-bind-address="+os.Getenv("WARREN_SYNCER_PPROF"),
-	)
+		"--metrics-bind-address=" + w.metricsAddr,
+		"--health-probe-bind-address=" + w.health,
+		"--pprof-bind-address=" + os.Getenv("WARREN_SYNCER_PPROF"),
+	}, policyFlags...) // the platform's word, as the reconciler renders it
+	cmd := exec.Command(w.syncerBin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting warren-syncer: %w", err)
