@@ -61,6 +61,34 @@ func k3sTag(version string) string {
 	return version + "-k3s1"
 }
 
+// The kubelet API of the virtual nodes is the syncer's, on loopback in the
+// control plane's pod (kubectl logs, exec, attach, port-forward). The
+// init container `warren-syncer bootstrap-pki` issues its credentials from
+// the cluster's CAs into /data/pki on both distros.
+const (
+	kubeletAddress        = "127.0.0.1:10250"
+	kubeletClientCert     = "/data/pki/apiserver-kubelet-client.crt"
+	kubeletClientKey      = "/data/pki/apiserver-kubelet-client.key"
+	kubeletServingCert    = "/data/pki/kubelet-serving.crt"
+	kubeletServingKey     = "/data/pki/kubelet-serving.key"
+	kubeletClientCACopy   = "/data/pki/client-ca.crt"
+	kubeletPreferredTypes = "InternalIP"
+	k3sServerCA           = "/data/server/tls/server-ca.crt"
+	k8sServerCA           = "/pki/server-ca.crt"
+)
+
+// apiServerKubeletFlags point the virtual API server at the syncer's kubelet
+// API: the InternalIP the virtual nodes advertise first (loopback), the
+// client certificate it presents, and the CA it checks the syncer's with.
+func apiServerKubeletFlags(serverCA string) []string {
+	return []string{
+		"kubelet-preferred-address-types=" + kubeletPreferredTypes,
+		"kubelet-certificate-authority=" + serverCA,
+		"kubelet-client-certificate=" + kubeletClientCert,
+		"kubelet-client-key=" + kubeletClientKey,
+	}
+}
+
 func tlsSANs(vc *v1alpha1.VirtualCluster, n Names) []string {
 	sans := []string{
 		n.Service,
@@ -95,6 +123,9 @@ func k3sArgs(vc *v1alpha1.VirtualCluster, n Names, o Options) []string {
 	if o.NodePortRange != DefaultNodePortRange {
 		args = append(args, "--service-node-port-range="+o.NodePortRange)
 	}
+	for _, f := range apiServerKubeletFlags(k3sServerCA) {
+		args = append(args, "--kube-apiserver-arg="+f)
+	}
 	for _, san := range tlsSANs(vc, n) {
 		args = append(args, "--tls-san="+san)
 	}
@@ -117,6 +148,11 @@ func syncerArgs(vc *v1alpha1.VirtualCluster, n Names, in Input, o Options) ([]st
 		"--init-manifests=" + n.InitManifests,
 		"--kubeconfig-secret=" + n.KubeconfigSecret,
 		"--config=/etc/warren/syncer.yaml",
+		"--kubelet-address=" + kubeletAddress,
+		"--kubelet-tls-cert-file=" + kubeletServingCert,
+		"--kubelet-tls-key-file=" + kubeletServingKey,
+		"--kubelet-client-ca-file=" + kubeletClientCACopy,
+		"--kubelet-client-cert-file=" + kubeletClientCert,
 		"--metrics-bind-address=:8080",
 		"--health-probe-bind-address=:8081",
 		"--leader-elect=true",
@@ -159,6 +195,13 @@ func workloadArgs(w v1alpha1.Workloads) ([]string, error) {
 	list("pod-annotations", w.PodAnnotations)
 	list("endpoint-cidrs", w.EndpointCIDRs)
 	return args, nil
+}
+
+// k3sKubeletBootstrapArgs is the k3s distro's second init container: k3s
+// issues its control plane's leaves itself, so only the kubelet API's are
+// issued, from the same CAs.
+func k3sKubeletBootstrapArgs() []string {
+	return []string{"bootstrap-pki", "--kubelet-only", "--pki-dir=/pki", "--out-dir=/data/pki"}
 }
 
 // k8sBootstrapArgs is the k8s distro's init container: the syncer image
@@ -208,6 +251,9 @@ func apiServerArgs(o Options) []string {
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=/pki/service.key",
 		"--service-account-signing-key-file=/pki/service.key",
+	}
+	for _, f := range apiServerKubeletFlags(k8sServerCA) {
+		args = append(args, "--"+f)
 	}
 	// Only a host off the default says so, so that the rendered control
 	// planes of most hosts stay as they were.

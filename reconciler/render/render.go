@@ -316,6 +316,7 @@ func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Opti
 		}
 	default:
 		images = append(images, map[string]any{"name": k3sImage, "newTag": k3sTag(s.Version)})
+		initContainers = []any{map[string]any{"name": "kubelet-pki", "args": k3sKubeletBootstrapArgs()}}
 		containers = []any{map[string]any{"name": "k3s", "args": k3sArgs(vc, n, o)}}
 	}
 	syncer, err := syncerArgs(vc, n, in, o)

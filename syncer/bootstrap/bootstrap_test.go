@@ -14,7 +14,10 @@ import (
 	"github.com/warren-dev/warren/reconciler/pki"
 )
 
-func TestTheInitContainerIssuesWhatTheControlPlaneReads(t *testing.T) {
+// mountedPKI is a new cluster PKI written as its Secret is mounted: the
+// bundle, a scratch dir and the mounted dir in it.
+func mountedPKI(t *testing.T) (*pki.Bundle, string, string) {
+	t.Helper()
 	bundle, err := pki.Generate("demo")
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +32,11 @@ func TestTheInitContainerIssuesWhatTheControlPlaneReads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return bundle, dir, pkiDir
+}
+
+func TestTheInitContainerIssuesWhatTheControlPlaneReads(t *testing.T) {
+	_, dir, pkiDir := mountedPKI(t)
 	o, err := Parse([]string{"--pki-dir=" + pkiDir, "--out-dir=" + filepath.Join(dir, "data", "pki"),
 		"--virtual-kubeconfig=" + filepath.Join(dir, "data", "kubeconfig.yaml"), "--service-cidr=10.96.0.0/16",
 		"--tls-san=demo.vc-demo.svc", "--tls-san=demo.example.com"})
@@ -71,5 +79,56 @@ func TestAMissingCAIsNamed(t *testing.T) {
 	err := Run(Options{PKIDir: t.TempDir(), OutDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), pki.ServerCACertKey) {
 		t.Fatalf("error %v does not name the missing file", err)
+	}
+}
+
+// Both distros get the kubelet API's credentials: the API server's client
+// certificate and the client CA that verifies it, and the syncer's serving
+// certificate for loopback, which the server CA verifies. With
+// --kubelet-only (k3s) nothing of the control plane's is written.
+func TestTheKubeletAPICredentialsAreIssuedFromTheClusterCAs(t *testing.T) {
+	bundle, dir, pkiDir := mountedPKI(t)
+	out := filepath.Join(dir, "out")
+	o, err := Parse([]string{"--pki-dir=" + pkiDir, "--out-dir=" + out, "--kubelet-only", "--virtual-kubeconfig=" + filepath.Join(dir, "kubeconfig.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kubeconfig.yaml")); !os.IsNotExist(err) {
+		t.Errorf("--kubelet-only wrote the admin kubeconfig (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "apiserver.crt")); !os.IsNotExist(err) {
+		t.Errorf("--kubelet-only wrote a control-plane certificate (%v)", err)
+	}
+	read := func(name string) *x509.Certificate {
+		raw, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(raw)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert
+	}
+	roots := func(ca *x509.Certificate) *x509.CertPool { p := x509.NewCertPool(); p.AddCert(ca); return p }
+	client, serving, clientCA := read(KubeletClientCertFile), read(KubeletServingCertFile), read(ClientCAFile)
+	if client.Subject.CommonName != pki.KubeletClientName {
+		t.Errorf("client certificate of %q", client.Subject.CommonName)
+	}
+	if _, err := client.Verify(x509.VerifyOptions{Roots: roots(clientCA), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("the API server's client certificate does not verify against the copied client CA: %v", err)
+	}
+	serverCA, _ := bundle.ServerCA.Certificate()
+	if _, err := serving.Verify(x509.VerifyOptions{Roots: roots(serverCA), DNSName: KubeletAddress}); err != nil {
+		t.Errorf("the syncer's serving certificate does not verify for %s: %v", KubeletAddress, err)
+	}
+	for _, f := range []string{KubeletClientKeyFile, KubeletServingKeyFile} {
+		if info, err := os.Stat(filepath.Join(out, f)); err != nil || info.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v", f, info, err)
+		}
 	}
 }

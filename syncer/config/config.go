@@ -9,6 +9,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -47,6 +48,14 @@ type Config struct {
 	VirtualQPS   float32
 	VirtualBurst int
 
+	// The kubelet API the syncer serves for its virtual nodes (off when
+	// KubeletAddress is empty or "0").
+	KubeletAddress        string
+	KubeletTLSCertFile    string
+	KubeletTLSKeyFile     string
+	KubeletClientCAFile   string
+	KubeletClientCertFile string
+
 	MetricsBindAddress     string
 	PprofBindAddress       string
 	HealthProbeBindAddress string
@@ -81,6 +90,11 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.IntVar(&c.HostBurst, "host-burst", 600, "host API burst")
 	fs.Float32Var(&c.VirtualQPS, "virtual-qps", 1000, "virtual API requests per second")
 	fs.IntVar(&c.VirtualBurst, "virtual-burst", 2000, "virtual API burst")
+	fs.StringVar(&c.KubeletAddress, "kubelet-address", "0", "IP:port to serve the kubelet API of the virtual nodes on, which they advertise to the virtual API server (0 disables; kubectl logs, exec, attach and port-forward then fail)")
+	fs.StringVar(&c.KubeletTLSCertFile, "kubelet-tls-cert-file", "", "serving certificate of the kubelet API (issued by the virtual cluster's server CA)")
+	fs.StringVar(&c.KubeletTLSKeyFile, "kubelet-tls-key-file", "", "key of --kubelet-tls-cert-file")
+	fs.StringVar(&c.KubeletClientCAFile, "kubelet-client-ca-file", "", "the virtual cluster's client CA, which issued --kubelet-client-cert-file")
+	fs.StringVar(&c.KubeletClientCertFile, "kubelet-client-cert-file", "", "the virtual API server's kubelet client certificate: the only client the kubelet API accepts")
 	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":8080", "Prometheus metrics address (0 disables)")
 	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "health and readiness probe address (0 disables)")
 	fs.StringVar(&c.PprofBindAddress, "pprof-bind-address", "0", "Go profiling endpoint address (0 disables)")
@@ -211,8 +225,37 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--nodes: %q is neither %q nor %q", c.Nodes, NodesFake, NodesReal)
 	case c.PodSecurity != "baseline" && c.PodSecurity != "restricted":
 		return fmt.Errorf("--pod-security: %q is neither \"baseline\" nor \"restricted\"", c.PodSecurity)
+	case c.KubeletEnabled() && (c.KubeletTLSCertFile == "" || c.KubeletTLSKeyFile == "" || c.KubeletClientCAFile == "" || c.KubeletClientCertFile == ""):
+		return fmt.Errorf("--kubelet-address: needs --kubelet-tls-cert-file, --kubelet-tls-key-file, --kubelet-client-ca-file and --kubelet-client-cert-file")
 	case c.HostQPS <= 0 || c.VirtualQPS <= 0 || c.HostBurst <= 0 || c.VirtualBurst <= 0:
 		return fmt.Errorf("--host-qps, --host-burst, --virtual-qps, --virtual-burst: must be positive")
 	}
+	if c.KubeletEnabled() {
+		if _, _, err := c.KubeletEndpoint(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// KubeletEnabled reports whether the syncer serves the kubelet API.
+func (c *Config) KubeletEnabled() bool {
+	return c.KubeletAddress != "" && c.KubeletAddress != "0"
+}
+
+// KubeletEndpoint is what the virtual nodes advertise: the IP address and
+// port of --kubelet-address.
+func (c *Config) KubeletEndpoint() (ip string, port int32, err error) {
+	host, p, err := net.SplitHostPort(c.KubeletAddress)
+	if err != nil {
+		return "", 0, fmt.Errorf("--kubelet-address: %w", err)
+	}
+	if net.ParseIP(host) == nil || net.ParseIP(host).IsUnspecified() {
+		return "", 0, fmt.Errorf("--kubelet-address: %q is not an IP address the virtual API server can reach (the virtual nodes advertise it)", host)
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || n == 0 {
+		return "", 0, fmt.Errorf("--kubelet-address: port %q is not a port number", p)
+	}
+	return host, int32(n), nil
 }

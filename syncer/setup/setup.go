@@ -39,6 +39,7 @@ import (
 	"github.com/warren-dev/warren/syncer/config"
 	"github.com/warren-dev/warren/syncer/initmanifests"
 	"github.com/warren-dev/warren/syncer/kubeconfig"
+	"github.com/warren-dev/warren/syncer/kubelet"
 	"github.com/warren-dev/warren/syncer/resources/configmaps"
 	"github.com/warren-dev/warren/syncer/resources/endpoints"
 	"github.com/warren-dev/warren/syncer/resources/events"
@@ -118,7 +119,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err := setup(ctx, mgr, pair); err != nil {
 		return err
 	}
-	for _, r := range []manager.Runnable{
+	runnables := []manager.Runnable{
 		&initmanifests.Applier{
 			HostReader: pair.HostReader, Virtual: pair.Virtual, Log: log.WithName("init-manifests"),
 			ConfigMap: types.NamespacedName{Namespace: cfg.HostNamespace, Name: cfg.InitManifests},
@@ -127,7 +128,15 @@ func Run(ctx context.Context, cfg *config.Config) error {
 			Virtual: virtualCfg, Host: pair.Host, HostReader: pair.HostReader, Names: names,
 			SecretName: cfg.KubeconfigSecret, ServiceName: cfg.ServiceName, Log: log.WithName("kubeconfig"),
 		},
-	} {
+	}
+	if cfg.KubeletEnabled() {
+		runnables = append(runnables, &kubelet.Server{
+			Address: cfg.KubeletAddress, TLSCertFile: cfg.KubeletTLSCertFile, TLSKeyFile: cfg.KubeletTLSKeyFile,
+			ClientCAFile: cfg.KubeletClientCAFile, ClientCertFile: cfg.KubeletClientCertFile,
+			Virtual: pair.Virtual, Host: pair.Host, HostConfig: hostCfg, Names: names, Log: log.WithName("kubelet"),
+		})
+	}
+	for _, r := range runnables {
 		if err := mgr.Add(r); err != nil {
 			return fmt.Errorf("adding %T: %w", r, err)
 		}

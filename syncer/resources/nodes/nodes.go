@@ -265,8 +265,24 @@ func (s *Syncer) describe(ctx context.Context, n *corev1.Node) error {
 		n.Status.NodeInfo = host.Status.NodeInfo
 		n.Status.Conditions = host.Status.Conditions
 	}
+	advertiseKubelet(n, s.Config)
 	n.Labels = labels
 	return nil
+}
+
+// advertiseKubelet points the virtual API server at the kubelet API the
+// syncer serves: its address first, as the InternalIP the API server is told
+// to prefer, and its port. The host's own addresses (real nodes) follow.
+func advertiseKubelet(n *corev1.Node, cfg *config.Config) {
+	if !cfg.KubeletEnabled() {
+		return
+	}
+	ip, port, err := cfg.KubeletEndpoint()
+	if err != nil {
+		return // validated at start
+	}
+	n.Status.Addresses = append([]corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}, n.Status.Addresses...)
+	n.Status.DaemonEndpoints.KubeletEndpoint.Port = port
 }
 
 func findReady(n *corev1.Node) *corev1.NodeCondition {
