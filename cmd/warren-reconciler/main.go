@@ -46,6 +46,7 @@ func main() {
 	clientOptions.BindFlags(flag.CommandLine)
 	cfg.LeaderElection.BindFlags(flag.CommandLine)
 	cfg.RateLimiter.BindFlags(flag.CommandLine)
+	cfg.IntervalJitter.BindFlags(flag.CommandLine)
 	flag.CommandLine.AddGoFlagSet(goflag.CommandLine) // --kubeconfig, from controller-runtime
 	flag.Parse()
 

@@ -22,6 +22,7 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -36,20 +37,6 @@ import (
 // never changes: changing it would orphan the fields every object holds.
 const FieldManager = "warren"
 
-// Labels warren puts on every object it applies.
-const (
-	// FleetNameLabel and FleetNamespaceLabel name the Fleet that owns an
-	// object; both must match for warren to touch it.
-	FleetNameLabel      = "fleet.warren.dev/name"
-	FleetNamespaceLabel = "fleet.warren.dev/namespace"
-	// ManagedByLabel is set to ManagedByValue.
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	ManagedByValue = "warren"
-	// ClusterLabel names the virtual cluster an object belongs to (set by
-	// rendering); the inventory records it to select a cluster's objects.
-	ClusterLabel = "warren.dev/cluster"
-)
-
 // Owner is the Fleet whose objects an Applier manages.
 type Owner struct {
 	Namespace string
@@ -60,7 +47,7 @@ func (o Owner) String() string { return o.Namespace + "/" + o.Name }
 
 // Labels are the labels that mark an object as this Fleet's.
 func (o Owner) Labels() map[string]string {
-	return map[string]string{FleetNameLabel: o.Name, FleetNamespaceLabel: o.Namespace}
+	return map[string]string{v1alpha1.FleetNameLabel: o.Name, v1alpha1.FleetNamespaceLabel: o.Namespace}
 }
 
 // Options tune an Applier.
@@ -200,7 +187,7 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 	}
 	for id, l := range live {
 		if _, known := prev[id]; !known && !wanted[id] {
-			res.Untracked = append(res.Untracked, Entry{ID: id, Version: l.version, Cluster: l.GetLabels()[ClusterLabel], Observed: observed(l)})
+			res.Untracked = append(res.Untracked, Entry{ID: id, Version: l.version, Cluster: l.GetLabels()[v1alpha1.ClusterLabel], Observed: observed(l)})
 		}
 	}
 	sortEntries(res.Untracked)
@@ -274,7 +261,7 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 		if !ok {
 			continue
 		}
-		cluster := d.obj.GetLabels()[ClusterLabel]
+		cluster := d.obj.GetLabels()[v1alpha1.ClusterLabel]
 		e := Entry{ID: d.id, Version: d.ref.Version, Cluster: cluster, Digest: d.digest, Observed: observed(l)}
 		if failed[cluster] {
 			e.Digest = "" // not known to be applied in full: check it again next time
@@ -501,7 +488,7 @@ func (a *Applier) applyObjects(ctx context.Context, ds []desiredObject) (map[str
 		groups := map[string][]desiredObject{}
 		var clusters []string
 		for _, d := range ds {
-			c := d.obj.GetLabels()[ClusterLabel]
+			c := d.obj.GetLabels()[v1alpha1.ClusterLabel]
 			if _, ok := groups[c]; !ok {
 				clusters = append(clusters, c)
 			}
@@ -571,7 +558,7 @@ func (a *Applier) waitForNewKinds(ctx context.Context, defs, rest []desiredObjec
 	clustersOf := map[schema.GroupVersionKind][]string{}
 	for _, d := range rest {
 		gvk := d.ref.GroupVersionKind()
-		c := d.obj.GetLabels()[ClusterLabel]
+		c := d.obj.GetLabels()[v1alpha1.ClusterLabel]
 		if defined[gvk.GroupKind()] && !failed[c] && !slices.Contains(clustersOf[gvk], c) {
 			clustersOf[gvk] = append(clustersOf[gvk], c)
 		}
@@ -611,7 +598,7 @@ func (a *Applier) prepare(objects []*unstructured.Unstructured) ([]desiredObject
 		for k, v := range a.owner.Labels() {
 			labels[k] = v
 		}
-		labels[ManagedByLabel] = ManagedByValue
+		labels[v1alpha1.ManagedByLabel] = v1alpha1.ManagedByValue
 		obj.SetLabels(labels)
 		ref := refOf(obj)
 		id := ref.id()

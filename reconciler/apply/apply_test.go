@@ -20,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/reconciler/pki"
 	"github.com/warren-dev/warren/test/localkube"
 )
 
@@ -376,7 +378,7 @@ func TestPruneRemovesExactlyWhatIsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	delete(cm.Labels, FleetNameLabel)
+	delete(cm.Labels, v1alpha1.FleetNameLabel)
 	if _, err := f.kube.CoreV1().ConfigMaps(ns).Update(f.ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +492,7 @@ func TestMetadataEditIsDriftButStatusIsNot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sts.Labels[ManagedByLabel] = "someone-else"
+	sts.Labels[v1alpha1.ManagedByLabel] = "someone-else"
 	if _, err := f.kube.AppsV1().StatefulSets(ns).Update(f.ctx, sts, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +514,7 @@ func TestMetadataEditIsDriftButStatusIsNot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sts.Labels[ManagedByLabel] != ManagedByValue {
+	if sts.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue {
 		t.Fatalf("label not set back: %v", sts.Labels)
 	}
 }
@@ -601,7 +603,7 @@ func TestPKISecretIsMadeOnceAndNeverRegenerated(t *testing.T) {
 		t.Fatalf("re-applying the same PKI Secret wrote %v", res.Changes)
 	}
 
-	if err := f.kube.CoreV1().Secrets(ns).Delete(f.ctx, PKISecretName("pki-a"), metav1.DeleteOptions{}); err != nil {
+	if err := f.kube.CoreV1().Secrets(ns).Delete(f.ctx, pki.SecretName("pki-a"), metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := f.applier.PKISecret(f.ctx, ns, "pki-a", f.inv); err == nil || !strings.Contains(err.Error(), "restore") {
@@ -609,7 +611,7 @@ func TestPKISecretIsMadeOnceAndNeverRegenerated(t *testing.T) {
 	}
 
 	if _, err := f.kube.CoreV1().Secrets(ns).Create(f.ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: PKISecretName("other"), Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: pki.SecretName("other"), Namespace: ns},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,11 +51,11 @@ func (a *Applier) lookUp(ctx context.Context, d desiredObject) (conflict *Confli
 // ownershipProblem says why obj is not this Fleet's, or "" when it is.
 func (a *Applier) ownershipProblem(obj metav1.Object) string {
 	labels, annotations := obj.GetLabels(), obj.GetAnnotations()
-	if labels[FleetNameLabel] == a.owner.Name && labels[FleetNamespaceLabel] == a.owner.Namespace {
+	if labels[v1alpha1.FleetNameLabel] == a.owner.Name && labels[v1alpha1.FleetNamespaceLabel] == a.owner.Namespace {
 		return ""
 	}
-	if name, ok := labels[FleetNameLabel]; ok {
-		return fmt.Sprintf("owned by Fleet %s/%s", labels[FleetNamespaceLabel], name)
+	if name, ok := labels[v1alpha1.FleetNameLabel]; ok {
+		return fmt.Sprintf("owned by Fleet %s/%s", labels[v1alpha1.FleetNamespaceLabel], name)
 	}
 	var flux []string
 	for k, v := range labels {
@@ -72,7 +73,7 @@ func (a *Applier) ownershipProblem(obj metav1.Object) string {
 	if app, ok := labels[argoInstanceLabel]; ok {
 		return "managed by Argo CD (application " + app + ")"
 	}
-	if labels[ManagedByLabel] == helmManagedByValue || annotations[helmReleaseNameAnno] != "" {
+	if labels[v1alpha1.ManagedByLabel] == helmManagedByValue || annotations[helmReleaseNameAnno] != "" {
 		return "managed by Helm (release " + annotations[helmReleaseNameAnno] + ")"
 	}
 	managers := fieldManagers(obj)

@@ -10,11 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/pki"
 )
-
-// PKISecretName is the host Secret that holds a cluster's CAs.
-func PKISecretName(cluster string) string { return cluster + "-pki" }
 
 // PKISecret returns a cluster's PKI Secret, as an object to add to the
 // cluster's rendered objects (so Apply creates it after the namespace, keeps
@@ -26,7 +24,7 @@ func PKISecretName(cluster string) string { return cluster + "-pki" }
 // a new bundle would silently break the running cluster); one that exists
 // and is not this Fleet's is a conflict error. Nothing is written here.
 func (a *Applier) PKISecret(ctx context.Context, namespace, cluster string, previous *Inventory) (*unstructured.Unstructured, *pki.Bundle, error) {
-	name := PKISecretName(cluster)
+	name := pki.SecretName(cluster)
 	ref := ObjectRef{Version: "v1", Kind: "Secret", Namespace: namespace, Name: name}
 	live := &corev1.Secret{}
 	err := a.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, live)
@@ -65,8 +63,8 @@ func (a *Applier) PKISecret(ctx context.Context, namespace, cluster string, prev
 			"name":      name,
 			"namespace": namespace,
 			"labels": map[string]any{
-				ManagedByLabel: ManagedByValue,
-				ClusterLabel:   cluster,
+				v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue,
+				v1alpha1.ClusterLabel:   cluster,
 			},
 		},
 		"type": string(corev1.SecretTypeOpaque),

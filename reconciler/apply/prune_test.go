@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/test/localkube"
 )
 
@@ -66,13 +67,13 @@ func TestPrunedClusterLeavesNothingBehind(t *testing.T) {
 
 	var left []ObjectRef
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		left, err = Sweep(ctx, plane.Config, map[string]string{ClusterLabel: "beta"})
+		left, err = Sweep(ctx, plane.Config, map[string]string{v1alpha1.ClusterLabel: "beta"})
 		return err == nil && len(left) == 0, err
 	})
 	if err != nil {
 		t.Fatalf("objects labelled with beta remain: %v (%v)", left, err)
 	}
-	alpha, err := Sweep(ctx, plane.Config, map[string]string{ClusterLabel: "alpha"})
+	alpha, err := Sweep(ctx, plane.Config, map[string]string{v1alpha1.ClusterLabel: "alpha"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -179,13 +180,13 @@ func (r *FleetReconciler) reportClusters(ctx context.Context, p *fleetScope) err
 			if revision == "" || p.changed[name] || vc.Status.SourcePath != a.Cluster.Source.File {
 				revision = p.revision
 			}
-			conditions.MarkTrue(vc, v1alpha1.AdmittedCondition, "Admitted", "admitted by TenantPolicy %s", a.Policy.Object.Name)
+			conditions.MarkTrue(vc, v1alpha1.AdmittedCondition, v1alpha1.AdmittedReason, "admitted by TenantPolicy %s", a.Policy.Object.Name)
 			if why, ok := p.failed[name]; ok {
-				conditions.MarkFalse(vc, v1alpha1.AppliedCondition, ReasonApplyFailed, "kept as last applied: %s", why)
+				conditions.MarkFalse(vc, v1alpha1.AppliedCondition, v1alpha1.ApplyFailedReason, "kept as last applied: %s", why)
 			} else if cs := conflictsOf[name]; len(cs) > 0 {
-				conditions.MarkFalse(vc, v1alpha1.AppliedCondition, ReasonConflict, "not written because warren does not own them: %s", joinLimited(cs))
+				conditions.MarkFalse(vc, v1alpha1.AppliedCondition, v1alpha1.ConflictReason, "not written because warren does not own them: %s", joinLimited(cs))
 			} else {
-				conditions.MarkTrue(vc, v1alpha1.AppliedCondition, "Applied", "applied from %s", revision)
+				conditions.MarkTrue(vc, v1alpha1.AppliedCondition, v1alpha1.AppliedReason, "applied from %s", revision)
 			}
 			vc.Status.ObservedGeneration = vc.Generation
 			vc.Status.SourceRevision = revision
@@ -202,10 +203,10 @@ func (r *FleetReconciler) reportClusters(ctx context.Context, p *fleetScope) err
 			continue
 		}
 		errs = append(errs, r.patchClusterStatus(ctx, name, func(vc *v1alpha1.VirtualCluster) {
-			conditions.MarkFalse(vc, v1alpha1.AdmittedCondition, "NotAdmitted", "kept as last applied from %s: %s", vc.Status.SourceRevision, why)
+			conditions.MarkFalse(vc, v1alpha1.AdmittedCondition, v1alpha1.NotAdmittedReason, "kept as last applied from %s: %s", vc.Status.SourceRevision, why)
 		}))
 	}
-	return errorsJoin(errs)
+	return errors.Join(errs...)
 }
 
 // patchClusterStatus applies change to a VirtualCluster's status (one just
@@ -224,12 +225,12 @@ func (r *FleetReconciler) patchClusterStatus(ctx context.Context, name string, c
 func (r *FleetReconciler) clusterEvents(before, after *v1alpha1.VirtualCluster) {
 	if cond := conditions.Get(after, v1alpha1.AdmittedCondition); cond != nil && cond.Status == metav1.ConditionFalse {
 		if old := conditions.Get(before, v1alpha1.AdmittedCondition); old == nil || old.Status != metav1.ConditionFalse {
-			r.event(after, corev1.EventTypeWarning, "NotAdmitted", cond.Message)
+			r.event(after, corev1.EventTypeWarning, v1alpha1.NotAdmittedReason, cond.Message)
 		}
 	}
-	if cond := conditions.Get(after, v1alpha1.AppliedCondition); cond != nil && cond.Reason == ReasonConflict {
-		if old := conditions.Get(before, v1alpha1.AppliedCondition); old == nil || old.Reason != ReasonConflict {
-			r.event(after, corev1.EventTypeWarning, ReasonConflict, cond.Message)
+	if cond := conditions.Get(after, v1alpha1.AppliedCondition); cond != nil && cond.Reason == v1alpha1.ConflictReason {
+		if old := conditions.Get(before, v1alpha1.AppliedCondition); old == nil || old.Reason != v1alpha1.ConflictReason {
+			r.event(after, corev1.EventTypeWarning, v1alpha1.ConflictReason, cond.Message)
 		}
 	}
 }
@@ -259,17 +260,4 @@ func joinLimited(items []string) string {
 		out += s
 	}
 	return out
-}
-
-func errorsJoin(errs []error) error {
-	var nonNil []error
-	for _, err := range errs {
-		if err != nil {
-			nonNil = append(nonNil, err)
-		}
-	}
-	if len(nonNil) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%d VirtualCluster status update(s) failed, first: %w", len(nonNil), nonNil[0])
 }

@@ -10,6 +10,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -21,12 +22,12 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	fluxcontroller "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/jitter"
 	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	kuberecorder "k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,19 +42,6 @@ import (
 )
 
 const (
-	// FleetFinalizer lets the controller prune a deleted Fleet's clusters.
-	FleetFinalizer = "warren.dev/fleet"
-
-	// Fleet condition reasons.
-	ReasonSucceeded        = "ReconciliationSucceeded"
-	ReasonGitFailed        = "GitOperationFailed"
-	ReasonLoadFailed       = "LoadFailed"
-	ReasonValidationFailed = "ValidationFailed"
-	ReasonConflict         = "Conflict"
-	ReasonApplyFailed      = "ApplyFailed"
-	ReasonPruneFailed      = "PruneFailed"
-	ReasonProgressing      = "Progressing"
-
 	// pruneWait bounds how long one reconcile waits for a removed cluster's
 	// namespace to be gone before it reports and tries again later.
 	pruneWait = 2 * time.Minute
@@ -103,7 +91,7 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	// Status is written once, at the end, and only if it changed.
 	patcher := patch.NewSerialPatcher(fleet, r.Client)
 	defer func() {
-		if !fleet.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(fleet, FleetFinalizer) {
+		if !fleet.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(fleet, v1alpha1.FleetFinalizer) {
 			r.Metrics.RecordDuration(ctx, fleet, start)
 			return
 		}
@@ -117,7 +105,7 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		if err := patcher.Patch(ctx, fleet, patch.WithOwnedConditions{Conditions: []string{
 			meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition, v1alpha1.PruneBlockedCondition,
 		}}, patch.WithFieldOwner(apply.FieldManager)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = kerrors.NewAggregate([]error{retErr, err})
+			retErr = errors.Join(retErr, err)
 		}
 		r.Metrics.RecordDuration(ctx, fleet, start)
 		r.Metrics.RecordReadiness(ctx, fleet)
@@ -127,8 +115,8 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	if !fleet.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, fleet)
 	}
-	if !controllerutil.ContainsFinalizer(fleet, FleetFinalizer) {
-		controllerutil.AddFinalizer(fleet, FleetFinalizer)
+	if !controllerutil.ContainsFinalizer(fleet, v1alpha1.FleetFinalizer) {
+		controllerutil.AddFinalizer(fleet, v1alpha1.FleetFinalizer)
 		return ctrl.Result{Requeue: true}, nil
 	}
 	if fleet.Spec.Suspend {
@@ -139,7 +127,8 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	after := fleet.GetRequeueAfter()
+	// Jittered, as Flux does, so Fleets of one interval do not all wake at once.
+	after := jitter.JitteredIntervalDuration(fleet.GetRequeueAfter())
 	if nextExpiry > 0 && nextExpiry < after {
 		// A preview cluster expires before the next poll: come back then.
 		after = nextExpiry
@@ -259,14 +248,14 @@ func (r *FleetReconciler) finalize(ctx context.Context, fleet *v1alpha1.Fleet) (
 			return ctrl.Result{}, err
 		}
 		if err := r.prune(ctx, fleet, applier, nil, fleet.Status.Inventory, apply.Entries(nil)); err != nil {
-			conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonPruneFailed, "%s", err)
+			conditions.MarkFalse(fleet, meta.ReadyCondition, meta.PruneFailedReason, "%s", err)
 			return ctrl.Result{}, err
 		}
 	}
 	key := types.NamespacedName{Namespace: fleet.Namespace, Name: fleet.Name}
 	r.repos.Delete(key)
 	r.loads.Delete(key)
-	controllerutil.RemoveFinalizer(fleet, FleetFinalizer)
+	controllerutil.RemoveFinalizer(fleet, v1alpha1.FleetFinalizer)
 	return ctrl.Result{}, nil
 }
 
@@ -340,7 +329,7 @@ func hostVirtualCluster(a policy.Admission, repo *load.Repository) *v1alpha1.Vir
 		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.VirtualClusterKind},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   in.Cluster.Name,
-			Labels: map[string]string{apply.ManagedByLabel: apply.ManagedByValue, apply.ClusterLabel: in.Cluster.Name},
+			Labels: map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue, v1alpha1.ClusterLabel: in.Cluster.Name},
 		},
 		Spec: in.Cluster.Spec,
 	}

@@ -143,11 +143,11 @@ func (r *FleetReconciler) fetchPhase(ctx context.Context, s *fleetScope) error {
 	defer cancel()
 	snap, err := r.fetch(fetchCtx, s.fleet)
 	if err != nil {
-		r.event(s.fleet, corev1.EventTypeWarning, ReasonGitFailed, err.Error())
-		return failed(ReasonGitFailed, err)
+		r.event(s.fleet, corev1.EventTypeWarning, v1alpha1.GitOperationFailedReason, err.Error())
+		return failed(v1alpha1.GitOperationFailedReason, err)
 	}
 	if snap.Revision != s.fleet.Status.LastAttemptedRevision {
-		conditions.MarkReconciling(s.fleet, ReasonProgressing, "reconciling revision %s", snap.Revision)
+		conditions.MarkReconciling(s.fleet, meta.ProgressingReason, "reconciling revision %s", snap.Revision)
 	}
 	s.fleet.Status.LastAttemptedRevision = snap.Revision
 	s.snapshot, s.revision = snap, snap.Revision
@@ -161,7 +161,7 @@ func (r *FleetReconciler) loadPhase(ctx context.Context, s *fleetScope) error {
 		return err
 	}
 	if s.loaded, err = r.load(s.fleet, s.snapshot, s.existing); err != nil {
-		return failed(ReasonLoadFailed, err)
+		return failed(v1alpha1.LoadFailedReason, err)
 	}
 	s.applier, err = apply.New(r.ApplyClient, apply.Owner{Namespace: s.fleet.Namespace, Name: s.fleet.Name}, apply.Options{})
 	return err
@@ -284,7 +284,7 @@ func (r *FleetReconciler) applyObjectsPhase(ctx context.Context, s *fleetScope) 
 	}
 	for _, name := range sortedKeys(s.desired) {
 		if !s.skip[name] && s.changed[name] {
-			r.event(s.fleet, corev1.EventTypeNormal, "Applied", fmt.Sprintf("cluster %s applied from %s", name, s.revision))
+			r.event(s.fleet, corev1.EventTypeNormal, v1alpha1.AppliedReason, fmt.Sprintf("cluster %s applied from %s", name, s.revision))
 		}
 	}
 	return nil
@@ -307,7 +307,7 @@ func (r *FleetReconciler) prunePhase(ctx context.Context, s *fleetScope) error {
 		// Keep what was to be pruned, so the next reconcile tries again:
 		// forgotten, it would be orphaned for good.
 		s.inventory = apply.Merge(s.inventory, s.previous)
-		return failedAt(ReasonPruneFailed, s.revision, err)
+		return failedAt(meta.PruneFailedReason, s.revision, err)
 	}
 	return nil
 }
@@ -343,7 +343,7 @@ func (s *fleetScope) clusterFailed(name string, err error) bool {
 
 // applyFailed is an apply error as the Fleet reports it.
 func (s *fleetScope) applyFailed(err error) error {
-	return failedAt(ReasonApplyFailed, s.revision, err)
+	return failedAt(v1alpha1.ApplyFailedReason, s.revision, err)
 }
 
 // inParallel runs f(0..n-1) on renderWorkers goroutines and waits for them.
@@ -569,15 +569,15 @@ func (r *FleetReconciler) summarise(s *fleetScope, err error) {
 	case re != nil:
 		conditions.MarkFalse(fleet, meta.ReadyCondition, re.reason, "%s", re.message())
 	case len(s.failed) > 0:
-		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonApplyFailed, "revision %s: %s", s.revision, summariseFailures(s.failed))
+		conditions.MarkFalse(fleet, meta.ReadyCondition, v1alpha1.ApplyFailedReason, "revision %s: %s", s.revision, summariseFailures(s.failed))
 	case len(s.loaded.problems) > 0:
-		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonValidationFailed, "revision %s: %s", s.revision, summariseProblems(s.loaded.problems))
+		conditions.MarkFalse(fleet, meta.ReadyCondition, v1alpha1.ValidationFailedReason, "revision %s: %s", s.revision, summariseProblems(s.loaded.problems))
 	case len(s.conflicts) > 0:
-		conditions.MarkFalse(fleet, meta.ReadyCondition, ReasonConflict, "revision %s: %s", s.revision, summariseConflicts(s.conflicts))
+		conditions.MarkFalse(fleet, meta.ReadyCondition, v1alpha1.ConflictReason, "revision %s: %s", s.revision, summariseConflicts(s.conflicts))
 	case s.pruneBlocked != "":
 		conditions.MarkFalse(fleet, meta.ReadyCondition, v1alpha1.PruneBlockedReason, "%s", s.pruneBlocked)
 	default:
-		conditions.MarkTrue(fleet, meta.ReadyCondition, ReasonSucceeded, "applied revision %s: %d clusters", s.revision, len(s.desired))
+		conditions.MarkTrue(fleet, meta.ReadyCondition, meta.ReconciliationSucceededReason, "applied revision %s: %d clusters", s.revision, len(s.desired))
 	}
 	if re == nil {
 		fleet.Status.LastAppliedRevision = s.revision

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/jitter"
 	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -52,16 +53,6 @@ func TenantIdentity(policy *v1alpha1.TenantPolicy) kubeconfig.Identity {
 	}
 	return id
 }
-
-// Reasons on the Fleet's KubeconfigsPublished condition (the VirtualCluster
-// condition uses the kubeconfig package's reasons).
-const (
-	ReasonKubeconfigsPublished = "Published"
-	ReasonKubeconfigsPartial   = "SomeNotPublished"
-	ReasonPushFailed           = "PushFailed"
-	ReasonKubeconfigConfig     = "InvalidConfiguration"
-	ReasonWaitingForCluster    = "WaitingForCluster"
-)
 
 // KubeconfigReconciler makes one decision: which sealed kubeconfig files a
 // Fleet's repository should hold, and commits the difference. For each Fleet
@@ -158,7 +149,7 @@ func (r *KubeconfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.publish(ctx, fleet); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: fleet.GetRequeueAfter()}, nil
+	return jitter.JitteredRequeueInterval(ctrl.Result{RequeueAfter: fleet.GetRequeueAfter()}), nil
 }
 
 // configError is a Fleet setting that cannot work; retrying does not help
@@ -173,29 +164,29 @@ func (r *KubeconfigReconciler) publish(ctx context.Context, fleet *v1alpha1.Flee
 	dir := path.Clean(settings.KubeconfigPath())
 	branch, err := r.checkSettings(fleet, dir)
 	if err != nil {
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, ReasonKubeconfigConfig, "%s", err)
+		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.InvalidConfigurationReason, "%s", err)
 		return nil
 	}
 
 	state, err := r.stateFor(ctx, fleet)
 	if err != nil {
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, ReasonGitFailed, "%s", err)
+		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.GitOperationFailedReason, "%s", err)
 		return err
 	}
 	snap, err := state.repo.Fetch(ctx, source.Ref{Branch: branch})
 	if err != nil {
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, ReasonGitFailed, "%s", err)
+		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.GitOperationFailedReason, "%s", err)
 		return err
 	}
 	branch, _, _ = strings.Cut(snap.Revision, "@")
 	policies, err := state.policiesAt(snap, fleet.Spec.Path)
 	if err != nil {
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, ReasonLoadFailed, "%s", err)
+		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.LoadFailedReason, "%s", err)
 		return err
 	}
 	files, err := filesIn(snap, dir)
 	if err != nil {
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, ReasonGitFailed, "%s", err)
+		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.GitOperationFailedReason, "%s", err)
 		return err
 	}
 
@@ -211,7 +202,7 @@ func (r *KubeconfigReconciler) publish(ctx context.Context, fleet *v1alpha1.Flee
 	if sealingErr == nil {
 		hashKey, err := kubeconfig.EnsureHashKey(ctx, r.Kube, fleet.Namespace, fleet.Name+"-kubeconfig-hash")
 		if err != nil {
-			conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, kubeconfig.ReasonFailed, "%s", err)
+			conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.PublishFailedReason, "%s", err)
 			return err
 		}
 		state.publisher.SealingKey, state.publisher.HashKey = sealingKey, hashKey
@@ -231,25 +222,25 @@ func (r *KubeconfigReconciler) publish(ctx context.Context, fleet *v1alpha1.Flee
 		outcomes = append(outcomes, o)
 		switch {
 		case !conditions.IsReady(vc) || vc.Status.Endpoint == "":
-			o.reason, o.message = ReasonWaitingForCluster, "waiting for the control plane to be Ready and its endpoint known"
+			o.reason, o.message = v1alpha1.WaitingForClusterReason, "waiting for the control plane to be Ready and its endpoint known"
 			continue
 		case sealingErr != nil:
-			o.reason, o.message = kubeconfig.ReasonSealingUnavailable, sealingErr.Error()
+			o.reason, o.message = v1alpha1.SealingUnavailableReason, sealingErr.Error()
 			continue
 		}
 		cluster, err := r.clusterFor(ctx, vc, policies, settings.Lifetime())
 		if err != nil {
-			o.reason, o.message = kubeconfig.ReasonFailed, err.Error()
+			o.reason, o.message = v1alpha1.PublishFailedReason, err.Error()
 			continue
 		}
 		previous, err := readFile(snap, kubeconfig.FilePath(dir, vc.Name))
 		if err != nil {
-			o.reason, o.message = kubeconfig.ReasonFailed, err.Error()
+			o.reason, o.message = v1alpha1.PublishFailedReason, err.Error()
 			continue
 		}
 		pub, err := state.publisher.Publish(ctx, dir, cluster, previous)
 		if err != nil {
-			o.reason, o.message = kubeconfig.ReasonFailed, err.Error()
+			o.reason, o.message = v1alpha1.PublishFailedReason, err.Error()
 			continue
 		}
 		o.pub = &pub
@@ -282,7 +273,7 @@ func (r *KubeconfigReconciler) publish(ctx context.Context, fleet *v1alpha1.Flee
 			status.LastCommit = res.Commit
 			subject, _, _ := strings.Cut(changes.Message, "\n")
 			log.Info("kubeconfigs pushed", "commit", res.Commit, "branch", branch, "attempts", res.Attempts, "written", len(changes.Write), "removed", len(changes.Remove))
-			r.event(fleet, corev1.EventTypeNormal, ReasonKubeconfigsPublished, fmt.Sprintf("commit %s on %s: %s", shortSHA(res.Commit), branch, subject))
+			r.event(fleet, corev1.EventTypeNormal, v1alpha1.PublishedReason, fmt.Sprintf("commit %s on %s: %s", shortSHA(res.Commit), branch, subject))
 		}
 	}
 	status.PendingPushes, status.LastPushError = nil, ""
@@ -295,7 +286,7 @@ func (r *KubeconfigReconciler) publish(ctx context.Context, fleet *v1alpha1.Flee
 		switch {
 		case o.pub != nil:
 			published++
-		case o.reason == ReasonWaitingForCluster:
+		case o.reason == v1alpha1.WaitingForClusterReason:
 			waiting++
 		default:
 			failed = append(failed, fmt.Sprintf("%s: %s", o.vc.Name, o.message))
@@ -305,15 +296,15 @@ func (r *KubeconfigReconciler) publish(ctx context.Context, fleet *v1alpha1.Flee
 	case sealingErr != nil:
 		// Never a plaintext fallback: nothing is sealed until a valid
 		// certificate is back (removals above needed none).
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, kubeconfig.ReasonSealingUnavailable, "%s", sealingErr)
+		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.SealingUnavailableReason, "%s", sealingErr)
 		if len(failed) > 0 {
 			return sealingErr
 		}
 	case len(failed) > 0:
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, ReasonKubeconfigsPartial, "%d of %d kubeconfig(s) not published: %s", len(failed), len(outcomes), joinLimited(failed))
+		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.SomeNotPublishedReason, "%d of %d kubeconfig(s) not published: %s", len(failed), len(outcomes), joinLimited(failed))
 		return errors.New("some kubeconfigs were not published: " + joinLimited(failed))
 	default:
-		conditions.MarkTrue(fleet, v1alpha1.KubeconfigsPublishedCondition, ReasonKubeconfigsPublished, "%d kubeconfig(s) current in %s on %s, %d cluster(s) not Ready yet", published, dir, branch, waiting)
+		conditions.MarkTrue(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.PublishedReason, "%d kubeconfig(s) current in %s on %s, %d cluster(s) not Ready yet", published, dir, branch, waiting)
 	}
 	return nil
 }
@@ -426,7 +417,7 @@ func (r *KubeconfigReconciler) clusterFor(ctx context.Context, vc *v1alpha1.Virt
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.PKISecret}, &secret); err != nil {
 		return kubeconfig.Cluster{}, fmt.Errorf("reading PKI Secret %s/%s: %w", names.Namespace, names.PKISecret, err)
 	}
-	if secret.Labels[apply.ManagedByLabel] != apply.ManagedByValue || secret.Labels[apply.ClusterLabel] != vc.Name {
+	if secret.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue || secret.Labels[v1alpha1.ClusterLabel] != vc.Name {
 		return kubeconfig.Cluster{}, fmt.Errorf("PKI Secret %s/%s was not made by warren for cluster %s: not using it", names.Namespace, names.PKISecret, vc.Name)
 	}
 	bundle, err := pki.FromSecretData(secret.Data)
@@ -441,7 +432,7 @@ func (r *KubeconfigReconciler) clusterFor(ctx context.Context, vc *v1alpha1.Virt
 		Lifetime:      lifetime,
 		Server:        vc.Status.Endpoint,
 		Target:        kubeconfig.Target{Namespace: vc.Spec.Kubeconfig.Namespace, Name: vc.Spec.Kubeconfig.Name},
-		Labels:        map[string]string{apply.ClusterLabel: vc.Name},
+		Labels:        map[string]string{v1alpha1.ClusterLabel: vc.Name},
 		Owners: []metav1.OwnerReference{{
 			APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.VirtualClusterKind,
 			Name: vc.Name, UID: vc.UID, BlockOwnerDeletion: ptr.To(true),
@@ -462,16 +453,16 @@ func (r *KubeconfigReconciler) pushFailed(ctx context.Context, fleet *v1alpha1.F
 		status.PendingPushes = append(status.PendingPushes, p+" (delete)")
 	}
 	sort.Strings(status.PendingPushes)
-	reason := kubeconfig.ReasonPushPending
+	reason := v1alpha1.PushPendingReason
 	var rejected *source.PushRejectedError
 	if errors.As(err, &rejected) {
-		reason = kubeconfig.ReasonPushRejected
+		reason = v1alpha1.PushRejectedReason
 		status.LastPushError = rejected.Reason
 	} else {
 		status.LastPushError = err.Error()
 	}
-	conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, ReasonPushFailed, "%d change(s) not pushed: %s", len(status.PendingPushes), status.LastPushError)
-	r.event(fleet, corev1.EventTypeWarning, ReasonPushFailed, fmt.Sprintf("kubeconfigs not pushed, will retry: %s", status.LastPushError))
+	conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.PushFailedReason, "%d change(s) not pushed: %s", len(status.PendingPushes), status.LastPushError)
+	r.event(fleet, corev1.EventTypeWarning, v1alpha1.PushFailedReason, fmt.Sprintf("kubeconfigs not pushed, will retry: %s", status.LastPushError))
 	for _, o := range outcomes {
 		if o.pub == nil || o.pub.Change == kubeconfig.Unchanged {
 			continue
@@ -492,7 +483,7 @@ func (r *KubeconfigReconciler) pushFailed(ctx context.Context, fleet *v1alpha1.F
 func (r *KubeconfigReconciler) reportCluster(ctx context.Context, o *outcome, dir, commit, tip string) error {
 	return r.patchCluster(ctx, o.vc.Name, func(vc *v1alpha1.VirtualCluster) {
 		if o.pub == nil {
-			if o.reason == ReasonWaitingForCluster && conditions.Has(vc, v1alpha1.KubeconfigPublishedCondition) {
+			if o.reason == v1alpha1.WaitingForClusterReason && conditions.Has(vc, v1alpha1.KubeconfigPublishedCondition) {
 				return // a published file stays while the cluster is paused or restarting
 			}
 			conditions.MarkFalse(vc, v1alpha1.KubeconfigPublishedCondition, o.reason, "%s", o.message)
@@ -502,8 +493,8 @@ func (r *KubeconfigReconciler) reportCluster(ctx context.Context, o *outcome, di
 		vc.Status.HostObjects.TenantKubeconfigSecret = vc.Spec.Kubeconfig.Namespace + "/" + vc.Spec.Kubeconfig.Name
 		if p.Change != kubeconfig.Unchanged {
 			vc.Status.Kubeconfig = &v1alpha1.PublishedKubeconfig{Path: p.Path, Commit: commit}
-			conditions.MarkTrue(vc, v1alpha1.KubeconfigPublishedCondition, kubeconfig.ReasonPublished, "%s published in commit %s (%s)", p.Path, commit, p.Reason())
-			r.event(vc, corev1.EventTypeNormal, kubeconfig.ConditionPublished, fmt.Sprintf("%s published in commit %s (%s)", p.Path, shortSHA(commit), p.Reason()))
+			conditions.MarkTrue(vc, v1alpha1.KubeconfigPublishedCondition, v1alpha1.PublishedReason, "%s published in commit %s (%s)", p.Path, commit, p.Reason())
+			r.event(vc, corev1.EventTypeNormal, v1alpha1.KubeconfigPublishedCondition, fmt.Sprintf("%s published in commit %s (%s)", p.Path, shortSHA(commit), p.Reason()))
 			return
 		}
 		if vc.Status.Kubeconfig == nil || vc.Status.Kubeconfig.Path != p.Path || vc.Status.Kubeconfig.Commit == "" {
@@ -512,7 +503,7 @@ func (r *KubeconfigReconciler) reportCluster(ctx context.Context, o *outcome, di
 			vc.Status.Kubeconfig = &v1alpha1.PublishedKubeconfig{Path: p.Path, Commit: tip}
 		}
 		if !conditions.IsTrue(vc, v1alpha1.KubeconfigPublishedCondition) {
-			conditions.MarkTrue(vc, v1alpha1.KubeconfigPublishedCondition, kubeconfig.ReasonPublished, "%s published in commit %s", p.Path, vc.Status.Kubeconfig.Commit)
+			conditions.MarkTrue(vc, v1alpha1.KubeconfigPublishedCondition, v1alpha1.PublishedReason, "%s published in commit %s", p.Path, vc.Status.Kubeconfig.Commit)
 		}
 	})
 }

@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
-	"github.com/warren-dev/warren/reconciler/apply"
 )
 
 // SetupWithManager registers the kubeconfig publisher. A Fleet is looked at
@@ -39,10 +38,10 @@ func (r *KubeconfigReconciler) SetupWithManager(mgr ctrl.Manager, opts controlle
 // fleetOfCluster maps a VirtualCluster to the Fleet that applied it.
 func fleetOfCluster(_ context.Context, obj client.Object) []reconcile.Request {
 	l := obj.GetLabels()
-	if l[apply.FleetNameLabel] == "" || l[apply.FleetNamespaceLabel] == "" {
+	if l[v1alpha1.FleetNameLabel] == "" || l[v1alpha1.FleetNamespaceLabel] == "" {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: l[apply.FleetNamespaceLabel], Name: l[apply.FleetNameLabel]}}}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: l[v1alpha1.FleetNamespaceLabel], Name: l[v1alpha1.FleetNameLabel]}}}
 }
 
 // appliedRevisionChanged passes Fleet updates where the Fleet controller

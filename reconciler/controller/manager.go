@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
-	"github.com/warren-dev/warren/reconciler/apply"
 )
 
 // SetupWithManager registers the Fleet controller. A Fleet is reconciled
@@ -41,10 +40,10 @@ func (r *ReadinessReconciler) SetupWithManager(mgr ctrl.Manager, opts controller
 // clusterOfObject maps a host object to the VirtualCluster it belongs to.
 func clusterOfObject(_ context.Context, obj client.Object) []reconcile.Request {
 	labels := obj.GetLabels()
-	if labels[apply.ManagedByLabel] != apply.ManagedByValue || labels[apply.ClusterLabel] == "" {
+	if labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue || labels[v1alpha1.ClusterLabel] == "" {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: labels[apply.ClusterLabel]}}}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: labels[v1alpha1.ClusterLabel]}}}
 }
 
 // requestedAtChanged lets `warren.dev/requested-at` trigger a reconcile at once.

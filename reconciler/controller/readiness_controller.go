@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -46,7 +47,7 @@ func (r *ReadinessReconciler) observe(ctx context.Context, vc *v1alpha1.VirtualC
 	err := r.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.StatefulSet}, &sts)
 	switch {
 	case apierrors.IsNotFound(err):
-		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, "NotApplied", "control plane StatefulSet %s/%s does not exist yet", names.Namespace, names.StatefulSet)
+		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, v1alpha1.NotAppliedReason, "control plane StatefulSet %s/%s does not exist yet", names.Namespace, names.StatefulSet)
 		return nil
 	case err != nil:
 		return err
@@ -57,13 +58,13 @@ func (r *ReadinessReconciler) observe(ctx context.Context, vc *v1alpha1.VirtualC
 	}
 	switch {
 	case vc.Spec.Paused && want == 0 && sts.Status.Replicas == 0:
-		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, "Paused", "control plane scaled to zero; its data is kept")
+		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, v1alpha1.PausedReason, "control plane scaled to zero; its data is kept")
 	case sts.Status.ObservedGeneration < sts.Generation:
-		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, ReasonProgressing, "control plane StatefulSet %s/%s: change not observed yet", names.Namespace, names.StatefulSet)
+		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, meta.ProgressingReason, "control plane StatefulSet %s/%s: change not observed yet", names.Namespace, names.StatefulSet)
 	case want > 0 && sts.Status.ReadyReplicas >= want && sts.Status.UpdatedReplicas >= want:
-		conditions.MarkTrue(vc, v1alpha1.ReadyCondition, "ControlPlaneReady", "control plane StatefulSet %s/%s ready", names.Namespace, names.StatefulSet)
+		conditions.MarkTrue(vc, v1alpha1.ReadyCondition, v1alpha1.ControlPlaneReadyReason, "control plane StatefulSet %s/%s ready", names.Namespace, names.StatefulSet)
 	default:
-		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, ReasonProgressing, "control plane StatefulSet %s/%s: %d of %d replicas ready", names.Namespace, names.StatefulSet, sts.Status.ReadyReplicas, want)
+		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, meta.ProgressingReason, "control plane StatefulSet %s/%s: %d of %d replicas ready", names.Namespace, names.StatefulSet, sts.Status.ReadyReplicas, want)
 	}
 	vc.Status.Endpoint = r.endpoint(ctx, vc, names)
 	return nil

@@ -8,6 +8,7 @@ import (
 
 	fluxcontroller "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
+	"github.com/fluxcd/pkg/runtime/jitter"
 	"github.com/fluxcd/pkg/runtime/leaderelection"
 	"github.com/fluxcd/pkg/runtime/metrics"
 	"github.com/fluxcd/pkg/runtime/probes"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -49,6 +51,8 @@ type Config struct {
 	LeaderElection  leaderelection.Options
 	RateLimiter     fluxcontroller.RateLimiterOptions
 	LeaderNamespace string
+	// IntervalJitter spreads the Fleets' periodic requeues (none when 0).
+	IntervalJitter jitter.IntervalOptions
 }
 
 // Scheme holds every type the reconciler reads or writes.
@@ -66,8 +70,11 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		// sink for its level: give it one that drops everything.
 		log = funcr.New(func(string, string) {}, funcr.Options{})
 	}
+	if err := cfg.IntervalJitter.SetGlobalJitter(nil); err != nil {
+		return err
+	}
 	scheme := Scheme()
-	managed := labels.SelectorFromSet(labels.Set{apply.ManagedByLabel: apply.ManagedByValue})
+	managed := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        scheme,
 		Logger:                        log,
@@ -129,17 +136,17 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 	opts := controller.Options{
 		MaxConcurrentReconciles: max(cfg.Concurrency, 1),
 		RateLimiter:             fluxcontroller.GetRateLimiter(cfg.RateLimiter),
-		RecoverPanic:            ptrTo(true),
+		RecoverPanic:            ptr.To(true),
 		// Run may be called more than once in a process (the demo, tests);
 		// the metrics it registers are process-wide and registered once.
-		SkipNameValidation: ptrTo(true),
+		SkipNameValidation: ptr.To(true),
 	}
 	fleets := &FleetReconciler{
 		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),
 		ApplyClient:   applyClient,
 		EventRecorder: eventRecorder,
-		Metrics:       fluxcontroller.NewMetrics(mgr, recorder, FleetFinalizer),
+		Metrics:       fluxcontroller.NewMetrics(mgr, recorder, v1alpha1.FleetFinalizer),
 		CacheDir:      cfg.CacheDir,
 		Render:        render.Options{ServiceCIDR: serviceCIDR, NodePortRange: nodePorts, SyncerImage: cfg.SyncerImage},
 		Version:       cfg.Version,
@@ -156,8 +163,6 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 	}
 	return mgr.Start(ctx)
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // conditionMetrics is the process's one recorder of Fleet conditions,
 // suspension and reconcile durations, registered with the metrics registry

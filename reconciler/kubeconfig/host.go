@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/pki"
 )
 
@@ -177,10 +178,10 @@ func EnsureHashKey(ctx context.Context, client kubernetes.Interface, namespace, 
 			return nil, fmt.Errorf("generating kubeconfig hash key: %w", err)
 		}
 		_, err = secrets.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{managedByLabel: managedBy}},
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}},
 			Type:       corev1.SecretTypeOpaque,
 			Data:       map[string][]byte{hashKeyKey: key},
-		}, metav1.CreateOptions{FieldManager: managedBy})
+		}, metav1.CreateOptions{FieldManager: v1alpha1.ManagedByValue})
 		if err == nil {
 			return key, nil
 		}
@@ -193,8 +194,8 @@ func EnsureHashKey(ctx context.Context, client kubernetes.Interface, namespace, 
 }
 
 func hashKeyFrom(s *corev1.Secret) ([]byte, error) {
-	if s.Labels[managedByLabel] != managedBy {
-		return nil, fmt.Errorf("Secret %s/%s exists but was not created by warren (no %s=%s label): not using it as the kubeconfig hash key", s.Namespace, s.Name, managedByLabel, managedBy)
+	if s.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue {
+		return nil, fmt.Errorf("Secret %s/%s exists but was not created by warren (no %s=%s label): not using it as the kubeconfig hash key", s.Namespace, s.Name, v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue)
 	}
 	key := s.Data[hashKeyKey]
 	if len(key) < 32 {
@@ -213,8 +214,8 @@ func LoadCredentials(ctx context.Context, client kubernetes.Interface, namespace
 	if err != nil {
 		return nil, fmt.Errorf("reading tenant credentials Secret %s/%s: %w", namespace, name, err)
 	}
-	if s.Labels[managedByLabel] != managedBy {
-		return nil, fmt.Errorf("Secret %s/%s exists but was not created by warren (no %s=%s label): not using it for tenant credentials", namespace, name, managedByLabel, managedBy)
+	if s.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue {
+		return nil, fmt.Errorf("Secret %s/%s exists but was not created by warren (no %s=%s label): not using it for tenant credentials", namespace, name, v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue)
 	}
 	return &pki.KeyPair{CertPEM: s.Data[corev1.TLSCertKey], KeyPEM: s.Data[corev1.TLSPrivateKeyKey]}, nil
 }
@@ -223,7 +224,7 @@ func LoadCredentials(ctx context.Context, client kubernetes.Interface, namespace
 // namespace/name (type kubernetes.io/tls), creating it or updating one
 // warren created. labels and owners are set on it.
 func StoreCredentials(ctx context.Context, client kubernetes.Interface, namespace, name string, labels map[string]string, owners []metav1.OwnerReference, kp pki.KeyPair) error {
-	all := map[string]string{managedByLabel: managedBy}
+	all := map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}
 	for k, v := range labels {
 		all[k] = v
 	}
@@ -236,15 +237,15 @@ func StoreCredentials(ctx context.Context, client kubernetes.Interface, namespac
 	cur, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		if _, err := secrets.Create(ctx, want, metav1.CreateOptions{FieldManager: managedBy}); err != nil {
+		if _, err := secrets.Create(ctx, want, metav1.CreateOptions{FieldManager: v1alpha1.ManagedByValue}); err != nil {
 			return fmt.Errorf("creating tenant credentials Secret %s/%s: %w", namespace, name, err)
 		}
 		return nil
 	case err != nil:
 		return fmt.Errorf("reading tenant credentials Secret %s/%s: %w", namespace, name, err)
 	}
-	if cur.Labels[managedByLabel] != managedBy {
-		return fmt.Errorf("Secret %s/%s exists but was not created by warren (no %s=%s label): not overwriting it", namespace, name, managedByLabel, managedBy)
+	if cur.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue {
+		return fmt.Errorf("Secret %s/%s exists but was not created by warren (no %s=%s label): not overwriting it", namespace, name, v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue)
 	}
 	if cur.Type != corev1.SecretTypeTLS {
 		return fmt.Errorf("Secret %s/%s has type %s, want %s: delete it to let warren recreate it", namespace, name, cur.Type, corev1.SecretTypeTLS)
@@ -254,7 +255,7 @@ func StoreCredentials(ctx context.Context, client kubernetes.Interface, namespac
 		cur.OwnerReferences = owners
 	}
 	cur.Data = want.Data
-	if _, err := secrets.Update(ctx, cur, metav1.UpdateOptions{FieldManager: managedBy}); err != nil {
+	if _, err := secrets.Update(ctx, cur, metav1.UpdateOptions{FieldManager: v1alpha1.ManagedByValue}); err != nil {
 		return fmt.Errorf("updating tenant credentials Secret %s/%s: %w", namespace, name, err)
 	}
 	return nil

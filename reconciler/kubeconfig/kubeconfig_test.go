@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/pki"
 )
 
@@ -200,7 +201,7 @@ func TestSealedFileUnsealsOnlyAsItsTargetAndHidesEveryCredential(t *testing.T) {
 	if sealed.Scope() != ssv1alpha1.StrictScope || sealed.Namespace != "team-a" || sealed.Name != "alpha-kubeconfig" {
 		t.Fatalf("scope %v, %s/%s", sealed.Scope(), sealed.Namespace, sealed.Name)
 	}
-	if sealed.Spec.Template.Labels[ClusterLabel] != "alpha" || sealed.Labels[ClusterLabel] != "alpha" || sealed.Labels["warren.dev/cluster"] != "" {
+	if sealed.Spec.Template.Labels[v1alpha1.KubeconfigOfLabel] != "alpha" || sealed.Labels[v1alpha1.KubeconfigOfLabel] != "alpha" || sealed.Labels["warren.dev/cluster"] != "" {
 		t.Errorf("labels %v / template %v", sealed.Labels, sealed.Spec.Template.Labels)
 	}
 	fp, _ := sscrypto.PublicKeyFingerprint(&priv.PublicKey)

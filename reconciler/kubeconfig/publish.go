@@ -249,23 +249,6 @@ func IsSealingUnavailable(err error) bool {
 	return errors.Is(err, ErrNoSealingCertificate) || errors.Is(err, ErrSealingCertificateExpired)
 }
 
-// The VirtualCluster condition a caller sets from a Publication, and its reasons.
-const (
-	ConditionPublished = "KubeconfigPublished"
-
-	// ReasonPublished: the file is in Git at the commit the message names.
-	ReasonPublished = "Published"
-	// ReasonSealingUnavailable: no usable sealing certificate (missing or
-	// expired); nothing was written.
-	ReasonSealingUnavailable = "SealingCertificateUnavailable"
-	// ReasonPushPending: the file is committed locally, its push not yet accepted.
-	ReasonPushPending = "PushPending"
-	// ReasonPushRejected: the remote refused the push; the message says why.
-	ReasonPushRejected = "PushRejected"
-	// ReasonFailed: any other failure to make the file.
-	ReasonFailed = "PublishFailed"
-)
-
 // StaleFiles lists the kubeconfig files under dir (DefaultDir when empty)
 // among files (repository paths) whose cluster is not in keep: the files of
 // clusters removed from the repository, to delete in the same commit.

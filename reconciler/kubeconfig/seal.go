@@ -13,6 +13,7 @@ import (
 
 	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
 	sscrypto "github.com/bitnami-labs/sealed-secrets/pkg/crypto"
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -30,22 +31,6 @@ const (
 	DefaultDir = "kubeconfigs"
 	// SecretKey is the key of the unsealed Secret that holds the kubeconfig.
 	SecretKey = "config"
-
-	// HashAnnotation holds the keyed hash (HMAC-SHA256) of the plaintext
-	// kubeconfig and its target; it reveals nothing without the host's key.
-	HashAnnotation = "warren.dev/kubeconfig-hmac"
-	// SealingKeyAnnotation holds the fingerprint of the public key the file
-	// was sealed with, so a rotated sealing key is noticed.
-	SealingKeyAnnotation = "warren.dev/sealing-key"
-
-	// ClusterLabel names the virtual cluster on the SealedSecret and the
-	// Secret it unseals into. It is not warren.dev/cluster on purpose: these
-	// objects are applied by whatever syncs the repository (Flux, Argo CD),
-	// and warren's prune sweep of a cluster's objects must not touch them.
-	ClusterLabel = "warren.dev/kubeconfig-of"
-
-	managedByLabel = "app.kubernetes.io/managed-by"
-	managedBy      = "warren"
 
 	hashPrefix = "hmac-sha256:"
 )
@@ -208,9 +193,9 @@ func compare(previous []byte, t Target, fingerprint, sum string) Change {
 	switch {
 	case prev.Namespace != t.Namespace || prev.Name != t.Name:
 		return TargetChanged
-	case prev.Annotations[SealingKeyAnnotation] != fingerprint:
+	case prev.Annotations[v1alpha1.SealingKeyAnnotation] != fingerprint:
 		return SealingKeyRotated
-	case !hmac.Equal([]byte(prev.Annotations[HashAnnotation]), []byte(sum)):
+	case !hmac.Equal([]byte(prev.Annotations[v1alpha1.KubeconfigHashAnnotation]), []byte(sum)):
 		return ContentChanged
 	}
 	return Unchanged
@@ -219,7 +204,7 @@ func compare(previous []byte, t Target, fingerprint, sum string) Change {
 func seal(req SealRequest, sum string) ([]byte, error) {
 	labels := map[string]string{}
 	if req.Cluster != "" {
-		labels[ClusterLabel] = req.Cluster
+		labels[v1alpha1.KubeconfigOfLabel] = req.Cluster
 	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: req.Target.Namespace, Name: req.Target.Name, Labels: labels},
@@ -237,8 +222,8 @@ func seal(req SealRequest, sum string) ([]byte, error) {
 	}
 	sealed.TypeMeta = metav1.TypeMeta{APIVersion: ssv1alpha1.SchemeGroupVersion.String(), Kind: "SealedSecret"}
 	sealed.Labels = labels
-	sealed.Annotations[HashAnnotation] = sum
-	sealed.Annotations[SealingKeyAnnotation] = req.SealingKey.Fingerprint
+	sealed.Annotations[v1alpha1.KubeconfigHashAnnotation] = sum
+	sealed.Annotations[v1alpha1.SealingKeyAnnotation] = req.SealingKey.Fingerprint
 
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(sealed)
 	if err != nil {

@@ -73,6 +73,9 @@ func Generate(prefix string) (*Bundle, error) {
 	return &b, nil
 }
 
+// SecretName is the host Secret that holds cluster's bundle.
+func SecretName(cluster string) string { return cluster + "-pki" }
+
 // SecretData returns the Bundle as the data of a Secret.
 func (b *Bundle) SecretData() map[string][]byte {
 	return map[string][]byte{

@@ -64,7 +64,7 @@ func accessBindings(vc *v1alpha1.VirtualCluster) (string, error) {
 			"kind":       "ClusterRoleBinding",
 			"metadata": map[string]any{
 				"name":   "warren-access-" + role,
-				"labels": map[string]any{LabelManagedBy: ManagedBy},
+				"labels": map[string]any{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue},
 			},
 			"roleRef": map[string]any{
 				"apiGroup": "rbac.authorization.k8s.io",

@@ -2,13 +2,7 @@ package render
 
 import (
 	v1alpha1 "github.com/warren-dev/warren/reconciler/api/v1alpha1"
-)
-
-// Labels every rendered object carries.
-const (
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	ManagedBy      = "warren"
-	LabelCluster   = "warren.dev/cluster"
+	"github.com/warren-dev/warren/reconciler/pki"
 )
 
 // Names are the host object names of one virtual cluster (the brief's
@@ -40,7 +34,7 @@ func NamesFor(vc *v1alpha1.VirtualCluster) Names {
 		Pod:                  n + "-0",
 		Service:              n,
 		HeadlessService:      n + "-headless",
-		PKISecret:            n + "-pki",
+		PKISecret:            pki.SecretName(n),
 		KubeconfigSecret:     n + "-kubeconfig",
 		SyncerServiceAccount: n + "-syncer",
 		InitManifests:        n + "-init-manifests",

@@ -418,7 +418,7 @@ func overlayKustomization(vc *v1alpha1.VirtualCluster, n Names, withOverlay bool
 		"resources":  []any{"../cluster"},
 		"namespace":  n.Namespace,
 		"labels": []any{map[string]any{
-			"pairs":            map[string]any{LabelManagedBy: ManagedBy, LabelCluster: vc.Name},
+			"pairs":            map[string]any{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue, v1alpha1.ClusterLabel: vc.Name},
 			"includeSelectors": false,
 			"includeTemplates": true,
 		}},

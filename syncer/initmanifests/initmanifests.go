@@ -123,7 +123,7 @@ func Parse(data string) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for doc := 1; ; doc++ {
 		raw, err := reader.Read()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		if err != nil {

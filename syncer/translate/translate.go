@@ -13,25 +13,29 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 )
 
-// Keys of the labels and annotations every host object of the syncer carries.
+// Keys of the labels and annotations every host object of the syncer carries,
+// named for this package's callers; their values are declared once, in
+// reconciler/api/v1alpha1.
 const (
 	// LabelCluster names the virtual cluster. The reconciler's objects carry it
 	// too, so ownership is decided by LabelManagedBy plus the annotations.
-	LabelCluster = "warren.dev/cluster"
+	LabelCluster = v1alpha1.ClusterLabel
 	// LabelNamespace is the virtual namespace; selectors use it so a service in
 	// one virtual namespace never matches pods of another.
-	LabelNamespace = "warren.dev/namespace"
+	LabelNamespace = v1alpha1.SyncerNamespaceLabel
 	// LabelManagedBy marks objects the syncer created (value ManagedByValue).
-	LabelManagedBy = "warren.dev/managed-by"
-	ManagedByValue = "syncer"
+	LabelManagedBy = v1alpha1.SyncerManagedByLabel
+	ManagedByValue = v1alpha1.SyncerManagedByValue
 
-	AnnotationCluster   = "warren.dev/cluster"
-	AnnotationNamespace = "warren.dev/namespace"
-	AnnotationName      = "warren.dev/name"
-	AnnotationKind      = "warren.dev/kind"
-	AnnotationUID       = "warren.dev/uid"
+	AnnotationCluster   = v1alpha1.OriginClusterAnnotation
+	AnnotationNamespace = v1alpha1.OriginNamespaceAnnotation
+	AnnotationName      = v1alpha1.OriginNameAnnotation
+	AnnotationKind      = v1alpha1.OriginKindAnnotation
+	AnnotationUID       = v1alpha1.OriginUIDAnnotation
 
 	// ReservedDomain is the label and annotation domain only warren writes:
 	// keys "warren.dev/..." and "<anything>.warren.dev/..." are never copied

@@ -11,24 +11,6 @@ const (
 	// FleetKind is the kind name of Fleet.
 	FleetKind = "Fleet"
 
-	// RequestedAtAnnotation asks for a reconcile of a Fleet now, outside its
-	// interval. Any new value is a new request; the value last acted upon is
-	// recorded in status.lastHandledRequestedAt.
-	RequestedAtAnnotation = "warren.dev/requested-at"
-
-	// PruneBlockedReason is the reason on the Ready condition when a revision
-	// would remove more than half of a Fleet's clusters and the Fleet does not
-	// allow a mass prune.
-	PruneBlockedReason = "PruneBlocked"
-
-	// PruneBlockedCondition on a Fleet is True while a mass prune is held
-	// back (its reason is PruneBlockedReason).
-	PruneBlockedCondition = "PruneBlocked"
-
-	// KubeconfigsPublishedCondition on a Fleet says whether every
-	// kubeconfig change reached the repository.
-	KubeconfigsPublishedCondition = "KubeconfigsPublished"
-
 	// DefaultKubeconfigPath is where kubeconfigs go unless the Fleet says otherwise.
 	DefaultKubeconfigPath = "kubeconfigs"
 

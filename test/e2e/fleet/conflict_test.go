@@ -91,7 +91,7 @@ func TestAForeignObjectWithARenderedNameIsReportedAndUntouched(t *testing.T) {
 	}
 	// Nothing of clash-b's was put into the namespace Flux owns.
 	var written []string
-	for k, o := range h.sweep(clusterLabel + "=clash-b") {
+	for k, o := range h.sweep(v1alpha1.ClusterLabel + "=clash-b") {
 		if o.Namespace == "vc-clash-b" {
 			written = append(written, k)
 		}
@@ -124,7 +124,7 @@ func TestTwoFleetsDefiningOneClusterConflict(t *testing.T) {
 	h.requestReconcile(one, time.Minute)
 	h.assertUnchanged(before, "twice-a")
 	vc := h.mustCluster("twice-a")
-	if vc.Labels[fleetNamespaceLabel] != "e2e-twice-1" {
+	if vc.Labels[v1alpha1.FleetNamespaceLabel] != "e2e-twice-1" {
 		t.Errorf("VirtualCluster twice-a changed hands: labels %v", vc.Labels)
 	}
 }

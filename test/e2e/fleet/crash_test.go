@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
@@ -25,7 +26,7 @@ func TestAReconcilerKilledMidApplyConvergesWithoutDuplicates(t *testing.T) {
 	}
 	repo, sha := newFleetRepo(t, t.TempDir(), "crash", "crash", names...)
 	ns := "e2e-crash"
-	fleetSelector := labels.SelectorFromSet(labels.Set{fleetNameLabel: "fleet", fleetNamespaceLabel: ns}).String()
+	fleetSelector := labels.SelectorFromSet(labels.Set{v1alpha1.FleetNameLabel: "fleet", v1alpha1.FleetNamespaceLabel: ns}).String()
 
 	// Watch for the first host object of the Fleet that is not a
 	// namespace: namespaces are applied first, so the rest is under way.
@@ -70,7 +71,7 @@ func TestAReconcilerKilledMidApplyConvergesWithoutDuplicates(t *testing.T) {
 		t.Fatal("nothing of the Fleet was on the host at the kill")
 	}
 	pkiBefore := map[string]string{}
-	for _, o := range h.sweep(managedByLabel + "=warren," + clusterLabel) {
+	for _, o := range h.sweep(v1alpha1.ManagedByLabel + "=warren," + v1alpha1.ClusterLabel) {
 		if o.Resource.Resource == "secrets" && strings.HasSuffix(o.Name, "-pki") {
 			uid, err := h.kube.CoreV1().Secrets(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
 			if err != nil {

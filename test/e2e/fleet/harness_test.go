@@ -35,14 +35,6 @@ import (
 	"github.com/warren-dev/warren/test/localkube"
 )
 
-// Labels warren puts on what it applies (the brief's contract).
-const (
-	clusterLabel        = "warren.dev/cluster"
-	managedByLabel      = "app.kubernetes.io/managed-by"
-	fleetNameLabel      = "fleet.warren.dev/name"
-	fleetNamespaceLabel = "fleet.warren.dev/namespace"
-)
-
 func scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(s)

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/test/gitserver"
 )
 
@@ -50,7 +51,7 @@ func TestCommitChangeAndRemoveClusters(t *testing.T) {
 			if vc.Status.Endpoint == "" {
 				t.Errorf("VirtualCluster %s has no endpoint", n)
 			}
-			objs := h.sweep(clusterLabel + "=" + n)
+			objs := h.sweep(v1alpha1.ClusterLabel + "=" + n)
 			for _, kind := range renderedKinds {
 				found := false
 				for _, o := range objs {
@@ -133,8 +134,8 @@ func TestCommitChangeAndRemoveClusters(t *testing.T) {
 		if _, ok := h.virtualCluster("life-c"); ok {
 			t.Errorf("VirtualCluster life-c still exists after its removal was applied")
 		}
-		if left := h.sweep(clusterLabel + "=life-c"); len(left) > 0 {
-			t.Errorf("after the prune, objects labelled %s=life-c remain: %v", clusterLabel, keys(left))
+		if left := h.sweep(v1alpha1.ClusterLabel + "=life-c"); len(left) > 0 {
+			t.Errorf("after the prune, objects labelled %s=life-c remain: %v", v1alpha1.ClusterLabel, keys(left))
 		}
 		if _, err := h.kube.CoreV1().Namespaces().Get(context.Background(), "vc-life-c", metav1.GetOptions{}); err == nil {
 			t.Errorf("namespace vc-life-c still exists")
@@ -149,7 +150,7 @@ func TestCommitChangeAndRemoveClusters(t *testing.T) {
 // revision applied.
 func (h *host) hostObjectsOf(cluster string) map[string]hostObject {
 	h.t.Helper()
-	objs := h.sweep(labels.SelectorFromSet(labels.Set{clusterLabel: cluster}).String())
+	objs := h.sweep(labels.SelectorFromSet(labels.Set{v1alpha1.ClusterLabel: cluster}).String())
 	for k, o := range objs {
 		if o.Resource.Resource == "virtualclusters" {
 			delete(objs, k)

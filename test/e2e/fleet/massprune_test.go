@@ -59,7 +59,7 @@ func TestTheMassPruneGuardHoldsARevisionThatRemovesMostClusters(t *testing.T) {
 		if _, ok := h.virtualCluster(n); ok {
 			t.Errorf("VirtualCluster %s remains after the allowed mass prune", n)
 		}
-		if left := h.sweep(clusterLabel + "=" + n); len(left) > 0 {
+		if left := h.sweep(v1alpha1.ClusterLabel + "=" + n); len(left) > 0 {
 			t.Errorf("objects of %s remain: %v", n, keys(left))
 		}
 	}

@@ -238,7 +238,7 @@ func TestTenantFindsASealedKubeconfigInGitAfterMergingItsCluster(t *testing.T) {
 		f := s.getFleet()
 		st := f.Status.Kubeconfigs
 		return conditions.IsFalse(f, v1alpha1.KubeconfigsPublishedCondition) &&
-			conditions.GetReason(f, v1alpha1.KubeconfigsPublishedCondition) == controller.ReasonPushFailed &&
+			conditions.GetReason(f, v1alpha1.KubeconfigsPublishedCondition) == v1alpha1.PushFailedReason &&
 			st != nil && len(st.PendingPushes) == 1 && st.PendingPushes[0] == "kubeconfigs/beta.yaml (delete)"
 	})
 	f := s.getFleet()
@@ -277,8 +277,8 @@ func TestTenantFindsASealedKubeconfigInGitAfterMergingItsCluster(t *testing.T) {
 	s.waitFor("the missing sealing certificate reported", func() bool {
 		f := s.getFleet()
 		vc := s.cluster("alpha")
-		return conditions.GetReason(f, v1alpha1.KubeconfigsPublishedCondition) == kubeconfig.ReasonSealingUnavailable &&
-			conditions.GetReason(vc, v1alpha1.KubeconfigPublishedCondition) == kubeconfig.ReasonSealingUnavailable
+		return conditions.GetReason(f, v1alpha1.KubeconfigsPublishedCondition) == v1alpha1.SealingUnavailableReason &&
+			conditions.GetReason(vc, v1alpha1.KubeconfigPublishedCondition) == v1alpha1.SealingUnavailableReason
 	})
 	if msg := conditions.GetMessage(s.getFleet(), v1alpha1.KubeconfigsPublishedCondition); !strings.Contains(msg, "ConfigMap warren-system/sealing-cert") {
 		t.Errorf("the condition does not say which certificate is missing: %q", msg)
@@ -564,7 +564,7 @@ func (s *story) noPlaintextAnywhere() {
 	if !strings.Contains(logText, "kubeconfigs pushed") {
 		t.Fatal("the log searched does not hold the publisher's lines")
 	}
-	if !strings.Contains(string(eventText), controller.ReasonKubeconfigsPublished) {
+	if !strings.Contains(string(eventText), v1alpha1.PublishedReason) {
 		t.Fatal("the events searched do not hold the publisher's events")
 	}
 	for where, text := range map[string]string{

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/kubeconfig"
 	"github.com/warren-dev/warren/reconciler/pki"
 	"github.com/warren-dev/warren/test/localkube"
@@ -123,7 +124,7 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 	// Applying the file to the host, as Flux or Argo CD would.
 	applyFile(ctx, t, host, first.File, "")
 	unsealed := waitForSecret(ctx, t, hostClient, controller, "team-a", "alpha-kubeconfig")
-	if unsealed.Labels[kubeconfig.ClusterLabel] != "alpha" {
+	if unsealed.Labels[v1alpha1.KubeconfigOfLabel] != "alpha" {
 		t.Errorf("unsealed Secret labels %v", unsealed.Labels)
 	}
 
