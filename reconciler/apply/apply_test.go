@@ -285,7 +285,7 @@ func TestForeignObjectsAreReportedAndUntouched(t *testing.T) {
 	// applied it here: the namespace is not its cluster's).
 	if _, err := f.kube.CoreV1().ConfigMaps(ns).Create(f.ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: ns, Labels: map[string]string{
-			FleetNameLabel: "other-fleet", FleetNamespaceLabel: "warren-system"}},
+			v1alpha1.FleetNameLabel: "other-fleet", v1alpha1.FleetNamespaceLabel: "warren-system"}},
 		Data: map[string]string{"value": "fleet b"},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
