@@ -38,10 +38,17 @@ images:
 generate: tools
 	$(TOOLS_DIR)/controller-gen object paths=./reconciler/api/...
 	$(TOOLS_DIR)/controller-gen crd paths=./reconciler/api/... output:crd:artifacts:config=config/crd/bases
+	$(TOOLS_DIR)/controller-gen rbac:roleName=warren-reconciler paths=./reconciler/controller/... output:rbac:artifacts:config=config/rbac
+
+# Fails when the generated files (deepcopy, CRDs, RBAC) differ from what
+# `make generate` makes from the sources.
+verify-generate: generate
+	@out=$$(git status --porcelain -- reconciler/api config/crd config/rbac); \
+	if [ -n "$$out" ]; then echo "make generate changes:"; echo "$$out"; git diff -- reconciler/api config/crd config/rbac; exit 1; fi
 
 # Unit, integration and end-to-end tests. Tests that need a real control plane
 # start their own from the tools cache; nothing is mocked.
-test: tools lint
+test: tools lint verify-generate
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # Only the tests that need no control plane.
