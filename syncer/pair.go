@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -47,6 +48,10 @@ type Pair struct {
 // ErrConflict means a host object with the wanted name exists and is not
 // this syncer's twin of the virtual object. It has been reported as an event.
 var ErrConflict = errors.New("host name taken by an object the syncer does not own")
+
+// ErrStale means a write was refused because the object changed since it
+// was read; the Reconciler tries again shortly (a newer event is on its way).
+var ErrStale = errors.New("changed since read")
 
 // ConflictRetry is how often a conflicting virtual object is checked again,
 // in case the foreign host object went away.
@@ -81,6 +86,48 @@ func (p *Pair) CreateHost(ctx context.Context, kind string, virtual, host client
 	}
 	p.Conflict(virtual, kind, host.GetName())
 	return ErrConflict
+}
+
+// UpdateHost writes next, a changed copy of the host twin h of kind, unless
+// nothing changed. A twin gone meanwhile is no error (its event follows);
+// one changed meanwhile is ErrStale.
+func (p *Pair) UpdateHost(ctx context.Context, kind string, next, h client.Object) error {
+	if equality.Semantic.DeepEqual(next, h) {
+		return nil
+	}
+	err := p.Host.Update(ctx, next)
+	switch {
+	case err == nil || apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsConflict(err):
+		return fmt.Errorf("updating host %s %s: %w", kind, h.GetName(), ErrStale)
+	}
+	return fmt.Errorf("updating host %s %s: %w", kind, h.GetName(), err)
+}
+
+// PatchHost is UpdateHost as a merge patch from h, for kinds whose twins
+// other controllers write too (a pod's status, a claim's binding).
+func (p *Pair) PatchHost(ctx context.Context, kind string, next, h client.Object) error {
+	if equality.Semantic.DeepEqual(next, h) {
+		return nil
+	}
+	if err := p.Host.Patch(ctx, next, client.MergeFrom(h)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("updating host %s %s: %w", kind, h.GetName(), err)
+	}
+	return nil
+}
+
+// PatchVirtualStatus writes next's status, a changed copy of the virtual
+// object v, as a merge patch, unless it is unchanged. A virtual object gone
+// meanwhile is no error.
+func (p *Pair) PatchVirtualStatus(ctx context.Context, next, v client.Object) error {
+	if equality.Semantic.DeepEqual(next, v) {
+		return nil
+	}
+	if err := p.Virtual.Status().Patch(ctx, next, client.MergeFrom(v)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("updating the status of virtual %T %s/%s: %w", v, v.GetNamespace(), v.GetName(), err)
+	}
+	return nil
 }
 
 // hostReason is what the host API said, without the host object's own

@@ -47,6 +47,7 @@ import (
 	"github.com/warren-dev/warren/syncer/resources/namespaces"
 	"github.com/warren-dev/warren/syncer/resources/nodes"
 	"github.com/warren-dev/warren/syncer/resources/pods"
+	"github.com/warren-dev/warren/syncer/resources/secrets"
 	"github.com/warren-dev/warren/syncer/resources/services"
 	"github.com/warren-dev/warren/syncer/resources/storageclasses"
 	"github.com/warren-dev/warren/syncer/resources/volumes"
@@ -84,23 +85,9 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("connecting to the virtual API: %w", err)
 	}
-	// Events carry no labels of ours; the event syncer filters them.
-	byObject := map[client.Object]cache.ByObject{&corev1.Event{}: {Label: labels.Everything()}}
-	if cfg.SyncStorageClasses {
-		// The platform's classes: cluster-scoped and unlabelled, all mirrored.
-		byObject[&storagev1.StorageClass{}] = cache.ByObject{Label: labels.Everything()}
-	}
-	host, err := cluster.New(hostCfg, func(o *cluster.Options) {
-		o.Scheme = scheme
-		o.Cache = cache.Options{
-			DefaultNamespaces:    map[string]cache.Config{cfg.HostNamespace: {}},
-			DefaultLabelSelector: labels.SelectorFromSet(names.ManagedSelector()),
-			DefaultTransform:     cache.TransformStripManagedFields(),
-			ByObject:             byObject,
-		}
-	})
+	host, err := hostCluster(hostCfg, scheme, cfg, names)
 	if err != nil {
-		return fmt.Errorf("connecting to the host API: %w", err)
+		return err
 	}
 	if err := mgr.Add(host); err != nil {
 		return fmt.Errorf("adding the host cluster: %w", err)
@@ -142,6 +129,41 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 
+	if err := addChecks(mgr, host); err != nil {
+		return err
+	}
+	log.Info("starting", "cluster", cfg.Name, "hostNamespace", cfg.HostNamespace, "podSecurity", cfg.PodSecurity, "nodes", cfg.Nodes)
+	return mgr.Start(ctx)
+}
+
+// hostCluster connects to the host API with a cache of this cluster's
+// synced objects in the host namespace (and, for their mirror, the host's
+// StorageClasses).
+func hostCluster(hostCfg *rest.Config, scheme *runtime.Scheme, cfg *config.Config, names translate.Translator) (cluster.Cluster, error) {
+	// Events carry no labels of ours; the event syncer filters them.
+	byObject := map[client.Object]cache.ByObject{&corev1.Event{}: {Label: labels.Everything()}}
+	if cfg.SyncStorageClasses {
+		// The platform's classes: cluster-scoped and unlabelled, all mirrored.
+		byObject[&storagev1.StorageClass{}] = cache.ByObject{Label: labels.Everything()}
+	}
+	host, err := cluster.New(hostCfg, func(o *cluster.Options) {
+		o.Scheme = scheme
+		o.Cache = cache.Options{
+			DefaultNamespaces:    map[string]cache.Config{cfg.HostNamespace: {}},
+			DefaultLabelSelector: labels.SelectorFromSet(names.ManagedSelector()),
+			DefaultTransform:     cache.TransformStripManagedFields(),
+			ByObject:             byObject,
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the host API: %w", err)
+	}
+	return host, nil
+}
+
+// addChecks adds the health check and the readiness check (both caches
+// synced).
+func addChecks(mgr ctrl.Manager, host cluster.Cluster) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)
 	}
@@ -155,8 +177,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}); err != nil {
 		return fmt.Errorf("adding readiness check: %w", err)
 	}
-	log.Info("starting", "cluster", cfg.Name, "hostNamespace", cfg.HostNamespace, "podSecurity", cfg.PodSecurity, "nodes", cfg.Nodes)
-	return mgr.Start(ctx)
+	return nil
 }
 
 // setup registers every per-kind syncer.
@@ -171,23 +192,23 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *syncer.Pair) error {
 		return fmt.Errorf("indexing pods by node: %w", err)
 	}
 	accepted := func(p *corev1.Pod) bool { return security.Check(p) == "" }
-	if err := configmaps.IndexPods(ctx, mgr, accepted); err != nil {
+	if err := syncer.IndexPodRefs(ctx, mgr, accepted); err != nil {
 		return fmt.Errorf("indexing pods by configuration: %w", err)
 	}
 	nodeSyncer := &nodes.Syncer{Pair: pair}
 	syncers := map[string]interface{ SetupWithManager(ctrl.Manager) error }{
 		"node":          nodeSyncer,
-		"pod":           &pods.Reconciler{Pair: pair, Security: security, Nodes: nodeSyncer},
-		"service":       &services.Syncer{Pair: pair},
+		"pod":           pods.New(pair, security, nodeSyncer),
+		"service":       services.New(pair),
 		"endpointslice": &endpoints.Syncer{Pair: pair},
-		"configmap":     configmaps.ConfigMaps(pair),
-		"secret":        configmaps.Secrets(pair),
+		"configmap":     configmaps.New(pair),
+		"secret":        secrets.New(pair),
 		"pvc":           &volumes.Syncer{Pair: pair},
 		"event":         &events.Syncer{Pair: pair},
 		"namespace":     &namespaces.Syncer{Pair: pair, Ingresses: pair.Config.SyncIngresses},
 	}
 	if pair.Config.SyncIngresses {
-		if err := ingresses.IndexIngresses(ctx, mgr); err != nil {
+		if err := syncer.IndexIngressRefs(ctx, mgr); err != nil {
 			return fmt.Errorf("indexing ingresses: %w", err)
 		}
 		syncers["ingress"] = &ingresses.Syncer{Pair: pair}

@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/warren-dev/warren/syncer"
-	"github.com/warren-dev/warren/syncer/resources/services"
 	"github.com/warren-dev/warren/syncer/translate"
 )
 
@@ -142,7 +141,7 @@ func (s *Syncer) wanted(ctx context.Context, v *discoveryv1.EndpointSlice) (bool
 		}
 		return false, err
 	}
-	return services.Synced(svc) && len(svc.Spec.Selector) == 0, nil
+	return syncer.ServiceHasTwin(svc) && len(svc.Spec.Selector) == 0, nil
 }
 
 // hostSlice translates a virtual slice: its Service is the host twin of

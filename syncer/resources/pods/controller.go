@@ -21,9 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -37,9 +35,12 @@ type Nodes interface {
 	Ensure(ctx context.Context, name string) error
 }
 
-// Reconciler syncs one virtual pod per request.
-type Reconciler struct {
-	*syncer.Pair
+// Kind is the origin kind of host pods.
+const Kind = "Pod"
+
+// Syncer is the pod kind, down: host twins made, kept and stopped.
+type Syncer struct {
+	syncer.Twin[*corev1.Pod]
 	Security *Security
 	Nodes    Nodes
 
@@ -49,25 +50,38 @@ type Reconciler struct {
 	apiLookedUp time.Time
 }
 
+// New is the pod kind.
+func New(p *syncer.Pair, security *Security, nodes Nodes) *Syncer {
+	return &Syncer{Twin: syncer.Twin[*corev1.Pod]{Pair: p, Kind: Kind}, Security: security, Nodes: nodes}
+}
+
+// statusUp is the pod kind, up: binding and status from the host twin.
+type statusUp struct{ *Syncer }
+
+var (
+	_ syncer.Syncer[*corev1.Pod]     = &Syncer{}
+	_ syncer.Terminator[*corev1.Pod] = &Syncer{}
+	_ syncer.Forgetter               = &Syncer{}
+	_ syncer.Syncer[*corev1.Pod]     = statusUp{}
+	_ syncer.Terminator[*corev1.Pod] = statusUp{}
+)
+
 // SetupWithManager registers the pod syncer as two controllers with their
 // own queues: "pod" works on virtual pod events (down: create, update and
 // delete host twins), "pod-status" on host pod events (up: binding and
 // status). A burst of status changes never delays new pods reaching the host.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := ctrl.NewControllerManagedBy(mgr).
-		Named("pod").
-		For(&corev1.Pod{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-			return downChanged(e.ObjectOld.(*corev1.Pod), e.ObjectNew.(*corev1.Pod))
-		}})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 64}).
-		Complete(reconcile.Func(r.Down)); err != nil {
+func (r *Syncer) SetupWithManager(mgr ctrl.Manager) error {
+	down := syncer.For(r.Pair, "pod", Kind, syncer.Syncer[*corev1.Pod](r))
+	down.Watch, down.Concurrency = syncer.WatchVirtual, 64
+	down.Predicates = []predicate.Predicate{predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return downChanged(e.ObjectOld.(*corev1.Pod), e.ObjectNew.(*corev1.Pod))
+	}}}
+	if err := down.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("pod-status").
-		WatchesRawSource(r.WatchHost(&corev1.Pod{}, "Pod")).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 32}).
-		Complete(reconcile.Func(r.Up))
+	up := syncer.For(r.Pair, "pod-status", Kind, syncer.Syncer[*corev1.Pod](statusUp{r}))
+	up.Watch, up.Concurrency = syncer.WatchHost, 32
+	return up.SetupWithManager(mgr)
 }
 
 // downChanged reports whether an update of a virtual pod can change its host
@@ -94,57 +108,16 @@ func downChanged(old, new *corev1.Pod) bool {
 	return false
 }
 
-// load reads the virtual pod and its host twin (nil when absent). conflict
-// means the host name is held by a pod that is not the twin.
-func (r *Reconciler) load(ctx context.Context, req reconcile.Request) (v, h *corev1.Pod, conflict bool, err error) {
-	v = &corev1.Pod{}
-	if err := r.Virtual.Get(ctx, req.NamespacedName, v); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return nil, nil, false, err
-		}
-		v = nil
-	}
-	h = &corev1.Pod{}
-	found, owned, err := r.HostTwin(ctx, "Pod", req.Namespace, req.Name, h)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	if !found {
-		h = nil
-	}
-	return v, h, found && !owned, nil
+// Forget drops what is remembered of a pod gone from the virtual cluster.
+func (r *Syncer) Forget(key types.NamespacedName) { r.memo.forget(key) }
+
+// SyncDeleting stops the twin of a pod being deleted.
+func (r *Syncer) SyncDeleting(ctx context.Context, v, h *corev1.Pod) (reconcile.Result, error) {
+	return reconcile.Result{}, r.deleting(ctx, v, h)
 }
 
-// removeOrphan deletes a host twin whose virtual pod is confirmed gone.
-func (r *Reconciler) removeOrphan(ctx context.Context, req reconcile.Request, h *corev1.Pod) (reconcile.Result, error) {
-	if gone, err := r.VirtualGone(ctx, req.NamespacedName, &corev1.Pod{}); !gone {
-		return syncer.Requeue(time.Second, err)
-	}
-	return reconcile.Result{}, r.DeleteHost(ctx, "Pod", h)
-}
-
-// Down brings the host twin in line with the virtual pod.
-func (r *Reconciler) Down(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v, h, conflict, err := r.load(ctx, req)
-	switch {
-	case err != nil:
-		return reconcile.Result{}, err
-	case conflict:
-		if v != nil {
-			r.Conflict(v, "Pod", r.Names.HostName(req.Namespace, req.Name))
-		}
-		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
-	case v == nil && h != nil:
-		r.memo.forget(req.NamespacedName)
-		return r.removeOrphan(ctx, req, h)
-	case v == nil:
-		r.memo.forget(req.NamespacedName)
-		return reconcile.Result{}, nil
-	case v.DeletionTimestamp != nil:
-		return reconcile.Result{}, r.deleting(ctx, v, h)
-	case h == nil:
-		return r.create(ctx, v)
-	}
+// Sync keeps the running twin's labels, annotations, images and tokens.
+func (r *Syncer) Sync(ctx context.Context, v, h *corev1.Pod) (reconcile.Result, error) {
 	r.refuseEphemeralContainers(v)
 	refresh, err := r.ensureTokens(ctx, v, h)
 	if err != nil {
@@ -157,7 +130,7 @@ func (r *Reconciler) Down(ctx context.Context, req reconcile.Request) (reconcile
 // that ephemeral containers (kubectl debug) are not run: the host pod's
 // spec never takes them, since they would bypass the checks a pod passed
 // when it was created.
-func (r *Reconciler) refuseEphemeralContainers(v *corev1.Pod) {
+func (r *Syncer) refuseEphemeralContainers(v *corev1.Pod) {
 	n := len(v.Spec.EphemeralContainers)
 	key := types.NamespacedName{Namespace: v.Namespace, Name: v.Name}
 	if n == 0 || r.memo.get(key, v.UID).ephemeralReported >= n {
@@ -169,48 +142,44 @@ func (r *Reconciler) refuseEphemeralContainers(v *corev1.Pod) {
 	r.memo.update(key, v.UID, func(m *podMemo) { m.ephemeralReported = n })
 }
 
-// Up brings the virtual pod's node and status in line with the host twin.
-func (r *Reconciler) Up(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v, h, conflict, err := r.load(ctx, req)
-	switch {
-	case err != nil || conflict:
-		return reconcile.Result{}, err
-	case v == nil && h != nil:
-		r.memo.forget(req.NamespacedName)
-		return r.removeOrphan(ctx, req, h)
-	case v == nil:
-		r.memo.forget(req.NamespacedName)
-		return reconcile.Result{}, nil
-	case v.DeletionTimestamp != nil:
-		if h == nil {
-			return reconcile.Result{}, r.deleting(ctx, v, nil)
-		}
-		return reconcile.Result{}, nil
-	case h == nil:
-		if v.Spec.NodeName != "" && v.Status.StartTime != nil && v.Status.Phase != corev1.PodSucceeded && v.Status.Phase != corev1.PodFailed {
-			// It ran, and its host twin is gone: the pod failed.
-			return reconcile.Result{}, r.patchStatus(ctx, v, lostStatus(v))
-		}
+// SyncDeleting: a pod being deleted whose twin is gone is removed; with a
+// twin, the down controller stops it.
+func (u statusUp) SyncDeleting(ctx context.Context, v, h *corev1.Pod) (reconcile.Result, error) {
+	if h != nil {
 		return reconcile.Result{}, nil
 	}
+	return reconcile.Result{}, u.deleting(ctx, v, nil)
+}
+
+// SyncToHost: a pod without a twin that ran has lost it: the pod failed.
+func (u statusUp) SyncToHost(ctx context.Context, v *corev1.Pod) (reconcile.Result, error) {
+	if v.Spec.NodeName != "" && v.Status.StartTime != nil && v.Status.Phase != corev1.PodSucceeded && v.Status.Phase != corev1.PodFailed {
+		return reconcile.Result{}, u.patchStatus(ctx, v, lostStatus(v))
+	}
+	return reconcile.Result{}, nil
+}
+
+// Sync brings the virtual pod's node and status in line with the twin.
+func (u statusUp) Sync(ctx context.Context, v, h *corev1.Pod) (reconcile.Result, error) {
 	status := virtualStatus(v, h)
-	if h.Spec.NodeName == "" || v.Spec.NodeName != "" || r.memo.get(req.NamespacedName, v.UID).boundToNode == h.Spec.NodeName {
-		return reconcile.Result{}, r.patchStatus(ctx, v, status)
+	key := types.NamespacedName{Namespace: v.Namespace, Name: v.Name}
+	if h.Spec.NodeName == "" || v.Spec.NodeName != "" || u.memo.get(key, v.UID).boundToNode == h.Spec.NodeName {
+		return reconcile.Result{}, u.patchStatus(ctx, v, status)
 	}
 	if sameStatus(boundStatus(v.Status), status) {
 		// The binding sets PodScheduled, which is all the host has to say.
-		return reconcile.Result{}, r.bind(ctx, v, h.Spec.NodeName)
+		return reconcile.Result{}, u.bind(ctx, v, h.Spec.NodeName)
 	}
 	// Binding and status are independent writes: do them at once.
 	bound := make(chan error, 1)
-	go func() { bound <- r.bind(ctx, v.DeepCopy(), h.Spec.NodeName) }()
-	err = r.patchStatus(ctx, v, status)
+	go func() { bound <- u.bind(ctx, v.DeepCopy(), h.Spec.NodeName) }()
+	err := u.patchStatus(ctx, v, status)
 	return reconcile.Result{}, errors.Join(<-bound, err)
 }
 
 // deleting finishes a graceful delete the way a kubelet does: stop the pod
 // (delete the host twin with the same grace), then remove the virtual pod.
-func (r *Reconciler) deleting(ctx context.Context, v, h *corev1.Pod) error {
+func (r *Syncer) deleting(ctx context.Context, v, h *corev1.Pod) error {
 	if h != nil {
 		if h.DeletionTimestamp != nil {
 			return nil
@@ -219,7 +188,7 @@ func (r *Reconciler) deleting(ctx context.Context, v, h *corev1.Pod) error {
 		if g := v.DeletionGracePeriodSeconds; g != nil {
 			opts = append(opts, client.GracePeriodSeconds(*g))
 		}
-		return r.DeleteHost(ctx, "Pod", h, opts...)
+		return r.DeleteHost(ctx, Kind, h, opts...)
 	}
 	uid := v.UID
 	err := r.Virtual.Delete(ctx, v, client.GracePeriodSeconds(0), client.Preconditions{UID: &uid})
@@ -229,7 +198,8 @@ func (r *Reconciler) deleting(ctx context.Context, v, h *corev1.Pod) error {
 	return nil
 }
 
-func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Result, error) {
+// SyncToHost creates the twin of a pod that should run.
+func (r *Syncer) SyncToHost(ctx context.Context, v *corev1.Pod) (reconcile.Result, error) {
 	switch {
 	case v.Status.Phase == corev1.PodSucceeded || v.Status.Phase == corev1.PodFailed:
 		return reconcile.Result{}, nil
@@ -246,7 +216,7 @@ func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Resul
 	}
 	reason := r.Security.Check(v)
 	if reason == "" {
-		if err := r.CheckRefs(ctx, References(v)); err != nil {
+		if err := r.CheckRefs(ctx, syncer.PodRefs(v)); err != nil {
 			if reason = syncer.RefReason(err); reason == "" {
 				return reconcile.Result{}, err
 			}
@@ -266,10 +236,7 @@ func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Resul
 			"not carried to the host (outside the platform's placement): %s", strings.Join(dropped, ", "))
 	}
 	h := HostPod(v, env)
-	if err := r.CreateHost(ctx, "Pod", v, h); err != nil {
-		if err == syncer.ErrConflict {
-			return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
-		}
+	if err := r.CreateHost(ctx, Kind, v, h); err != nil {
 		return reconcile.Result{}, err
 	}
 	// The token Secret needs the new twin's UID (the twin owns it). Until it
@@ -280,12 +247,12 @@ func (r *Reconciler) create(ctx context.Context, v *corev1.Pod) (reconcile.Resul
 
 // updateHost carries over what may change on a running pod: labels,
 // annotations and container images.
-func (r *Reconciler) updateHost(ctx context.Context, v, h *corev1.Pod) error {
+func (r *Syncer) updateHost(ctx context.Context, v, h *corev1.Pod) error {
 	want := h.DeepCopy()
 	want.Labels = translate.HostLabels(v.Labels)
 	want.Annotations = hostAnnotations(v.Annotations, r.Config.Workloads.PodAnnotations)
 	want.Annotations[AnnotationServiceAccount] = v.Spec.ServiceAccountName
-	r.Names.Mark(want, translate.Origin{Kind: "Pod", Namespace: v.Namespace, Name: v.Name, UID: string(v.UID)})
+	r.Names.Mark(want, translate.Origin{Kind: Kind, Namespace: v.Namespace, Name: v.Name, UID: string(v.UID)})
 	for i := range want.Spec.Containers {
 		if i < len(v.Spec.Containers) {
 			want.Spec.Containers[i].Image = v.Spec.Containers[i].Image
@@ -296,18 +263,12 @@ func (r *Reconciler) updateHost(ctx context.Context, v, h *corev1.Pod) error {
 			want.Spec.InitContainers[i].Image = v.Spec.InitContainers[i].Image
 		}
 	}
-	if equality.Semantic.DeepEqual(want.ObjectMeta, h.ObjectMeta) && equality.Semantic.DeepEqual(want.Spec, h.Spec) {
-		return nil
-	}
-	if err := r.Host.Patch(ctx, want, client.MergeFrom(h)); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("updating host pod %s: %w", h.Name, err)
-	}
-	return nil
+	return r.PatchHost(ctx, Kind, want, h)
 }
 
 // bind assigns the virtual pod to the node the host scheduler chose, after
 // making sure that node exists in the virtual cluster.
-func (r *Reconciler) bind(ctx context.Context, v *corev1.Pod, node string) error {
+func (r *Syncer) bind(ctx context.Context, v *corev1.Pod, node string) error {
 	if err := r.Nodes.Ensure(ctx, node); err != nil {
 		return err
 	}
@@ -320,20 +281,17 @@ func (r *Reconciler) bind(ctx context.Context, v *corev1.Pod, node string) error
 	return nil
 }
 
-func (r *Reconciler) patchStatus(ctx context.Context, v *corev1.Pod, want corev1.PodStatus) error {
+func (r *Syncer) patchStatus(ctx context.Context, v *corev1.Pod, want corev1.PodStatus) error {
 	if sameStatus(v.Status, want) {
 		return nil
 	}
 	patched := v.DeepCopy()
 	patched.Status = want
-	if err := r.Virtual.Status().Patch(ctx, patched, client.MergeFrom(v)); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("updating virtual pod status: %w", err)
-	}
-	return nil
+	return r.PatchVirtualStatus(ctx, patched, v)
 }
 
 // env gathers the virtual facts a pod's translation depends on.
-func (r *Reconciler) env(ctx context.Context, v *corev1.Pod) (Env, error) {
+func (r *Syncer) env(ctx context.Context, v *corev1.Pod) (Env, error) {
 	env := Env{Names: r.Names, ClusterDomain: "cluster.local", APIHost: r.apiServiceIP(ctx), Workloads: r.Config.Workloads}
 	var svcs corev1.ServiceList
 	if err := r.Virtual.List(ctx, &svcs, client.InNamespace(v.Namespace), client.UnsafeDisableDeepCopy); err != nil {
@@ -352,7 +310,7 @@ func (r *Reconciler) env(ctx context.Context, v *corev1.Pod) (Env, error) {
 
 // apiServiceIP is the ClusterIP of the host Service that serves the virtual
 // API, read once it exists (looked for at most every 30 seconds until then).
-func (r *Reconciler) apiServiceIP(ctx context.Context) string {
+func (r *Syncer) apiServiceIP(ctx context.Context) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.apiHost != "" || time.Since(r.apiLookedUp) < 30*time.Second {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
+	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/config"
 	"github.com/warren-dev/warren/syncer/translate"
 )
@@ -222,10 +223,6 @@ func translateDNS(env Env, ns string, s *corev1.PodSpec) {
 	s.DNSConfig = cfg
 }
 
-// EphemeralClaimName is the claim the virtual cluster's ephemeral volume
-// controller makes for a pod's generic ephemeral volume.
-func EphemeralClaimName(pod *corev1.Pod, vol string) string { return pod.Name + "-" + vol }
-
 func translateVolume(names translate.Translator, pod *corev1.Pod, tokenSecret string, v *corev1.Volume) {
 	ns := pod.Namespace
 	switch {
@@ -234,7 +231,7 @@ func translateVolume(names translate.Translator, pod *corev1.Pod, tokenSecret st
 		// the claim, the claim syncer translates it (class, data source,
 		// static binding) like any other, and the host pod mounts its twin.
 		v.VolumeSource = corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
-			ClaimName: names.HostName(ns, EphemeralClaimName(pod, v.Name)),
+			ClaimName: names.HostName(ns, syncer.EphemeralClaimName(pod, v.Name)),
 		}}
 	case v.ConfigMap != nil:
 		v.ConfigMap.Name = names.HostName(ns, v.ConfigMap.Name)

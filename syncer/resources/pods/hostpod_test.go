@@ -229,7 +229,7 @@ func TestEphemeralVolumesMountTheVirtualClaimsTwin(t *testing.T) {
 	if v.Ephemeral != nil || v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != names.HostName("shop", "web-0-scratch") {
 		t.Fatalf("ephemeral volume on the host: %+v", v.VolumeSource)
 	}
-	refs := References(p)
+	refs := syncer.PodRefs(p)
 	if !slices.ContainsFunc(refs, func(r syncer.Ref) bool {
 		return r.Kind == "PersistentVolumeClaim" && r.Name == "web-0-scratch" && r.Field == "spec.volumes[2].ephemeral"
 	}) {
@@ -240,7 +240,7 @@ func TestEphemeralVolumesMountTheVirtualClaimsTwin(t *testing.T) {
 // Every reference the host pod will carry is listed for the origin check.
 func TestReferencesListEveryNamedObject(t *testing.T) {
 	var got []string
-	for _, r := range References(tenantPod()) {
+	for _, r := range syncer.PodRefs(tenantPod()) {
 		got = append(got, r.Kind+"/"+r.Name)
 	}
 	slices.Sort(got)

@@ -25,7 +25,7 @@ const annotationRefreshAt = "warren.dev/refresh-at"
 // the audience and expiry the pod asked for, bound to the virtual pod). The
 // Secret is owned by the host pod, so the host deletes it with the pod. It
 // returns when the tokens should be refreshed (0: no tokens).
-func (r *Reconciler) ensureTokens(ctx context.Context, v, h *corev1.Pod) (time.Duration, error) {
+func (r *Syncer) ensureTokens(ctx context.Context, v, h *corev1.Pod) (time.Duration, error) {
 	projections := TokenProjections(v)
 	if len(projections) == 0 {
 		return 0, nil

@@ -32,7 +32,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -43,15 +42,22 @@ import (
 // Kind is the origin kind of synced Services.
 const Kind = "Service"
 
-// Syncer reconciles one virtual Service per request.
+// Syncer is the Service kind.
 type Syncer struct {
-	*syncer.Pair
+	syncer.Twin[*corev1.Service]
 
 	// lastType is, per virtual Service, the type it had when last
 	// reconciled, so that a change to a type the host does not serve is
 	// told to the tenant as a create is.
 	lastType sync.Map // types.NamespacedName → seenType
 }
+
+var (
+	_ syncer.Syncer[*corev1.Service]    = &Syncer{}
+	_ syncer.Filter[*corev1.Service]    = &Syncer{}
+	_ syncer.Refresher[*corev1.Service] = &Syncer{}
+	_ syncer.Forgetter                  = &Syncer{}
+)
 
 type seenType struct {
 	uid types.UID
@@ -62,76 +68,53 @@ type seenType struct {
 // node ports is tried again (another Service may be moving off them).
 const nodePortRetry = 10 * time.Second
 
-// SetupWithManager registers the service syncer.
-func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("service").
-		For(&corev1.Service{}).
-		WatchesRawSource(s.WatchHost(&corev1.Service{}, Kind)).
-		Complete(s)
+// New is the Service controller.
+func New(p *syncer.Pair) *syncer.Reconciler[*corev1.Service] {
+	return syncer.For(p, "service", Kind, &Syncer{Twin: syncer.Twin[*corev1.Service]{Pair: p, Kind: Kind}})
 }
 
-// isVirtualAPI reports whether a virtual Service is the virtual API
-// server's own "kubernetes" Service.
-func isVirtualAPI(v *corev1.Service) bool { return v.Namespace == "default" && v.Name == "kubernetes" }
-
-// Synced reports whether a virtual Service has a host twin at all.
-func Synced(v *corev1.Service) bool {
-	if isVirtualAPI(v) {
-		return false // the virtual API; pods reach it through the API Service
-	}
-	return v.Spec.Type != corev1.ServiceTypeExternalName // resolved by the virtual DNS alone
+// Wanted: every Service with a twin, and the virtual API's own Service,
+// which takes the address of the host Service that serves that API.
+func (s *Syncer) Wanted(_ context.Context, v *corev1.Service) (bool, error) {
+	return syncer.IsVirtualAPIService(v) || syncer.ServiceHasTwin(v), nil
 }
 
-// Reconcile brings the host twin in line and aligns the ClusterIPs.
-func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v, h, found, foreign, err := syncer.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *corev1.Service { return &corev1.Service{} })
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if foreign {
-		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
-	}
-	if found && nodePortsDiffer(v, h) {
-		// Either the tenant chose other node ports, or the cache has not
-		// yet seen the virtual Service take the host's: only a live read
-		// tells, and a stale copy must never be pushed to the host.
-		fresh := &corev1.Service{}
-		if err := s.VirtualReader.Get(ctx, req.NamespacedName, fresh); err != nil {
-			if !apierrors.IsNotFound(err) {
-				return reconcile.Result{}, fmt.Errorf("reading virtual service %s: %w", req.NamespacedName, err)
-			}
-			fresh = nil
-		}
-		v = fresh
-	}
-	if v != nil && v.DeletionTimestamp == nil && isVirtualAPI(v) {
+// Stale: node ports that differ from the twin's are either the tenant's
+// choice, or a cache that has not yet seen the virtual Service take the
+// host's: only a live read tells, and a stale copy must never be pushed to
+// the host.
+func (s *Syncer) Stale(v, h *corev1.Service) bool { return nodePortsDiffer(v, h) }
+
+// Forget drops what is remembered of a Service without a twin.
+func (s *Syncer) Forget(key types.NamespacedName) { s.lastType.Delete(key) }
+
+// SyncToHost creates the twin and aligns the ClusterIPs.
+func (s *Syncer) SyncToHost(ctx context.Context, v *corev1.Service) (reconcile.Result, error) {
+	return s.sync(ctx, v, nil)
+}
+
+// Sync brings the twin in line and aligns the ClusterIPs.
+func (s *Syncer) Sync(ctx context.Context, v, h *corev1.Service) (reconcile.Result, error) {
+	return s.sync(ctx, v, h)
+}
+
+// sync brings the twin h (nil: none yet) in line with v, and v's node
+// ports, load balancer status and ClusterIP in line with the twin's.
+func (s *Syncer) sync(ctx context.Context, v, h *corev1.Service) (reconcile.Result, error) {
+	if syncer.IsVirtualAPIService(v) {
 		return s.alignAPIService(ctx, v)
 	}
-	if v == nil || v.DeletionTimestamp != nil || !Synced(v) {
-		s.lastType.Delete(req.NamespacedName)
-		if !found {
-			return reconcile.Result{}, nil
-		}
-		if v == nil {
-			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &corev1.Service{}); !gone {
-				return syncer.Requeue(time.Second, err)
-			}
-		}
-		return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
-	}
-	prev, seen := s.lastType.Swap(req.NamespacedName, seenType{uid: v.UID, typ: v.Spec.Type})
+	key := types.NamespacedName{Namespace: v.Namespace, Name: v.Name}
+	prev, seen := s.lastType.Swap(key, seenType{uid: v.UID, typ: v.Spec.Type})
 	changed := seen && prev.(seenType).uid == v.UID && prev.(seenType).typ != v.Spec.Type
-	if ok, flag := s.allowed(v.Spec.Type); !ok && (!found || changed) {
+	if ok, flag := s.allowed(v.Spec.Type); !ok && (h == nil || changed) {
 		s.Events.Eventf(v, nil, corev1.EventTypeWarning, "ServiceTypeNotAvailable", "Sync",
 			"type %s is served as ClusterIP: %s is off for this virtual cluster", v.Spec.Type, flag)
 	}
 	want := s.hostService(v)
-	if !found {
+	var err error
+	if h == nil {
 		if err := s.createHost(ctx, v, want); err != nil {
-			if err == syncer.ErrConflict {
-				return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
-			}
 			return reconcile.Result{}, err
 		}
 		h = want
@@ -475,15 +458,9 @@ func (s *Syncer) loadBalancerStatus(ctx context.Context, v, h *corev1.Service) e
 	if h.Spec.Type == corev1.ServiceTypeLoadBalancer && v.Spec.Type == corev1.ServiceTypeLoadBalancer {
 		want = *h.Status.LoadBalancer.DeepCopy()
 	}
-	if equality.Semantic.DeepEqual(want, v.Status.LoadBalancer) {
-		return nil
-	}
 	next := v.DeepCopy()
 	next.Status.LoadBalancer = want
-	if err := s.Virtual.Status().Patch(ctx, next, client.MergeFrom(v)); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("updating virtual service %s/%s load balancer status: %w", v.Namespace, v.Name, err)
-	}
-	return nil
+	return s.PatchVirtualStatus(ctx, next, v)
 }
 
 // alignAPIService gives the virtual "kubernetes" Service the address of the

@@ -27,7 +27,7 @@ import (
 )
 
 func TestAHostServiceIsConfinedToItsCluster(t *testing.T) {
-	s := &Syncer{Pair: &syncer.Pair{Config: &config.Config{}, Names: translate.Translator{Cluster: "demo", HostNamespace: "vc-demo"}}}
+	s := &Syncer{Twin: syncer.Twin[*corev1.Service]{Kind: Kind, Pair: &syncer.Pair{Config: &config.Config{}, Names: translate.Translator{Cluster: "demo", HostNamespace: "vc-demo"}}}}
 	v := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", Labels: map[string]string{"tier": "front"}},
 		Spec: corev1.ServiceSpec{
@@ -70,8 +70,8 @@ func TestWhichServicesHaveTwins(t *testing.T) {
 		"kubernetes elsewhere": {corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "shop"}}, true},
 	}
 	for name, c := range cases {
-		if got := Synced(&c.svc); got != c.want {
-			t.Errorf("%s: Synced = %v", name, got)
+		if got := syncer.ServiceHasTwin(&c.svc); got != c.want {
+			t.Errorf("%s: ServiceHasTwin = %v", name, got)
 		}
 	}
 }
@@ -104,10 +104,10 @@ func TestServiceTypesFollowTheFlags(t *testing.T) {
 		{corev1.ServiceTypeLoadBalancer, false, true, corev1.ServiceTypeLoadBalancer, 30080, true, true},
 		{corev1.ServiceTypeClusterIP, true, true, corev1.ServiceTypeClusterIP, 0, false, false},
 	} {
-		s := &Syncer{Pair: &syncer.Pair{
+		s := &Syncer{Twin: syncer.Twin[*corev1.Service]{Kind: Kind, Pair: &syncer.Pair{
 			Config: &config.Config{SyncNodePorts: tc.nodePorts, SyncLoadBalancers: tc.lbs},
 			Names:  translate.Translator{Cluster: "demo", HostNamespace: "vc-demo"},
-		}}
+		}}}
 		h := s.hostService(svc(tc.typ))
 		name := fmt.Sprintf("%s with node ports %v, load balancers %v", tc.typ, tc.nodePorts, tc.lbs)
 		if h.Spec.Type != tc.wantType || h.Spec.Ports[0].NodePort != tc.wantNodePort {
@@ -233,7 +233,7 @@ func TestReconcileFollowsTheHostsNodePortsAndStatus(t *testing.T) {
 		}
 	}
 	twin := func(v *corev1.Service, nodePort int32, ingress ...corev1.LoadBalancerIngress) *corev1.Service {
-		s := &Syncer{Pair: &syncer.Pair{Names: names, Config: &config.Config{SyncNodePorts: true, SyncLoadBalancers: true}}}
+		s := &Syncer{Twin: syncer.Twin[*corev1.Service]{Kind: Kind, Pair: &syncer.Pair{Names: names, Config: &config.Config{SyncNodePorts: true, SyncLoadBalancers: true}}}}
 		h := s.hostService(v)
 		h.Spec.Ports[0].NodePort = nodePort
 		h.Status.LoadBalancer.Ingress = ingress
@@ -353,7 +353,7 @@ func TestReconcileFollowsTheHostsNodePortsAndStatus(t *testing.T) {
 			}
 			recorder := events.NewFakeRecorder(10)
 			flags := tc.flags
-			s := &Syncer{Pair: &syncer.Pair{Config: &flags, Names: names, Virtual: cache, VirtualReader: live, Host: host, HostReader: host, Events: recorder}}
+			s := New(&syncer.Pair{Config: &flags, Names: names, Virtual: cache, VirtualReader: live, Host: host, HostReader: host, Events: recorder})
 
 			for range 2 { // the second round must find nothing to do
 				if _, err := s.Reconcile(context.Background(), reconcile.Request{NamespacedName: key}); err != nil {
@@ -423,7 +423,7 @@ func TestATypeChangeToOneNotAllowedIsTold(t *testing.T) {
 	live := fake.NewClientBuilder().WithObjects(v).WithStatusSubresource(&corev1.Service{}).Build()
 	host := fake.NewClientBuilder().WithStatusSubresource(&corev1.Service{}).Build()
 	recorder := events.NewFakeRecorder(10)
-	s := &Syncer{Pair: &syncer.Pair{Config: &config.Config{}, Names: names, Virtual: live, VirtualReader: live, Host: host, HostReader: host, Events: recorder}}
+	s := New(&syncer.Pair{Config: &config.Config{}, Names: names, Virtual: live, VirtualReader: live, Host: host, HostReader: host, Events: recorder})
 	round := func() {
 		t.Helper()
 		if _, err := s.Reconcile(context.Background(), reconcile.Request{NamespacedName: key}); err != nil {
