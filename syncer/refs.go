@@ -115,24 +115,33 @@ const (
 // which pods are synced; a refused pod keeps nothing on the host.
 func IndexPodRefs(ctx context.Context, mgr ctrl.Manager, accept func(*corev1.Pod) bool) error {
 	for index, kind := range map[string]string{PodConfigMapIndex: "ConfigMap", PodSecretIndex: "Secret"} {
-		if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, index, func(o client.Object) []string {
-			p := o.(*corev1.Pod)
-			if !accept(p) {
-				return nil
-			}
-			return RefNames(PodRefs(p), kind)
-		}); err != nil {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, index, PodRefIndex(kind, accept)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// PodRefIndex indexes accepted pods by the names of the objects of kind
+// they use.
+func PodRefIndex(kind string, accept func(*corev1.Pod) bool) client.IndexerFunc {
+	return func(o client.Object) []string {
+		p := o.(*corev1.Pod)
+		if !accept(p) {
+			return nil
+		}
+		return RefNames(PodRefs(p), kind)
+	}
+}
+
 // IndexIngressRefs registers IngressSecretIndex.
 func IndexIngressRefs(ctx context.Context, mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(ctx, &networkingv1.Ingress{}, IngressSecretIndex, func(o client.Object) []string {
-		return RefNames(IngressRefs(o.(*networkingv1.Ingress)), "Secret")
-	})
+	return mgr.GetFieldIndexer().IndexField(ctx, &networkingv1.Ingress{}, IngressSecretIndex, IngressRefIndex)
+}
+
+// IngressRefIndex indexes Ingresses by the TLS Secrets they use.
+func IngressRefIndex(o client.Object) []string {
+	return RefNames(IngressRefs(o.(*networkingv1.Ingress)), "Secret")
 }
 
 // RefNames are the distinct names of the references of kind.
