@@ -42,10 +42,15 @@ const (
 // class of the same name from being mirrored.
 const ReasonNotMirrored = "HostClassNotMirrored"
 
-// Syncer reconciles one class name at a time, on both sides.
+// Syncer reconciles one class name at a time, on both sides. It is a kind
+// like the others, mirrored the other way: the host class is the source,
+// the virtual copy (same name, marked as the syncer's) the twin, so it reads
+// both itself and calls its own three sync calls.
 type Syncer struct {
 	*syncer.Pair
 }
+
+var _ syncer.Syncer[*storagev1.StorageClass] = &Syncer{}
 
 // SetupWithManager registers the mirror. The host side is watched through
 // the host cache, which holds the host's StorageClasses only when the flag
@@ -102,10 +107,27 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	case host == nil && v == nil:
 		return reconcile.Result{}, nil
 	case host == nil:
-		return s.remove(ctx, v)
+		return s.SyncToHost(ctx, v)
 	case v == nil:
-		return reconcile.Result{}, s.create(ctx, Mirror(host))
+		return s.SyncToVirtual(ctx, req.NamespacedName, host)
 	}
+	return s.Sync(ctx, v, host)
+}
+
+// SyncToHost: a copy whose host class is gone (confirmed live) goes; the
+// syncer never writes host classes.
+func (s *Syncer) SyncToHost(ctx context.Context, v *storagev1.StorageClass) (reconcile.Result, error) {
+	return s.remove(ctx, v)
+}
+
+// SyncToVirtual makes the copy of a host class.
+func (s *Syncer) SyncToVirtual(ctx context.Context, _ types.NamespacedName, host *storagev1.StorageClass) (reconcile.Result, error) {
+	return reconcile.Result{}, s.create(ctx, Mirror(host))
+}
+
+// Sync puts the host's settings back on the copy, recreating it when an
+// immutable one changed.
+func (s *Syncer) Sync(ctx context.Context, v, host *storagev1.StorageClass) (reconcile.Result, error) {
 	want := Mirror(host)
 	if !sameImmutable(v, want) {
 		return reconcile.Result{}, s.recreate(ctx, v, want)
