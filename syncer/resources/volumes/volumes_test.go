@@ -31,7 +31,8 @@ func TestClaimsGoDownAndTheirBindingComesUp(t *testing.T) {
 	hostClaim := func(v *corev1.PersistentVolumeClaim) *corev1.PersistentVolumeClaim {
 		return synctest.Twin(Kind, v, &corev1.PersistentVolumeClaim{Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: v.Spec.AccessModes, Resources: v.Spec.Resources,
-			DataSource: &corev1.TypedLocalObjectReference{Kind: "PersistentVolumeClaim", Name: synctest.Names.HostName("shop", "seed")},
+			DataSource:    &corev1.TypedLocalObjectReference{Kind: "PersistentVolumeClaim", Name: synctest.Names.HostName("shop", "seed")},
+			DataSourceRef: &corev1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: synctest.Names.HostName("shop", "seed")},
 		}})
 	}
 	resized := claim.DeepCopy()
@@ -54,7 +55,7 @@ func TestClaimsGoDownAndTheirBindingComesUp(t *testing.T) {
 		},
 	}
 	key := types.NamespacedName{Namespace: "shop", Name: "data"}
-	synctest.Run(t, func(p *syncer.Pair) reconcile.Reconciler { return New(p) }, []synctest.Case{{
+	synctest.Run(t, func(p *syncer.Pair) reconcile.Reconciler { return &Syncer{Pair: p} }, []synctest.Case{{
 		Name:           "a claim goes down without its class (not mirrored) and with its clone source renamed",
 		InitialVirtual: []client.Object{claim}, Request: key,
 		ExpectedVirtual: []client.Object{claim},
