@@ -581,8 +581,10 @@ func TestForeignObjectFoundAmongManyNew(t *testing.T) {
 
 // A cluster's PKI Secret is made once, applied with the cluster's objects
 // and never regenerated: later reconciles return the same CAs; once it is
-// lost it is an error, not a new CA; a foreign Secret of that name is a
-// conflict.
+// lost while the cluster's control plane is still there it is an error, not
+// a new CA; once the control plane is gone too (the cluster was removed,
+// whatever the inventory still says) the cluster made again gets new CAs; a
+// foreign Secret of that name is a conflict.
 func TestPKISecretIsMadeOnceAndNeverRegenerated(t *testing.T) {
 	f := newFixture(t, "pki")
 	ns := "pki-a"
@@ -590,7 +592,8 @@ func TestPKISecretIsMadeOnceAndNeverRegenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.apply(namespace(ns), toYAML(t, secret))
+	controlPlane := strings.Replace(statefulSet(ns, "pki-a"), "metadata:\n", "metadata:\n  labels: {warren.dev/cluster: pki-a}\n", 1)
+	f.apply(namespace(ns), toYAML(t, secret), controlPlane)
 
 	again, bundle2, err := f.applier.PKISecret(f.ctx, ns, "pki-a", f.inv)
 	if err != nil {
@@ -599,7 +602,7 @@ func TestPKISecretIsMadeOnceAndNeverRegenerated(t *testing.T) {
 	if string(bundle2.ServerCA.CertPEM) != string(bundle.ServerCA.CertPEM) {
 		t.Fatal("the PKI was regenerated")
 	}
-	if res := f.apply(namespace(ns), toYAML(t, again)); res.Written() != 0 {
+	if res := f.apply(namespace(ns), toYAML(t, again), controlPlane); res.Written() != 0 {
 		t.Fatalf("re-applying the same PKI Secret wrote %v", res.Changes)
 	}
 
@@ -608,6 +611,18 @@ func TestPKISecretIsMadeOnceAndNeverRegenerated(t *testing.T) {
 	}
 	if _, _, err := f.applier.PKISecret(f.ctx, ns, "pki-a", f.inv); err == nil || !strings.Contains(err.Error(), "restore") {
 		t.Fatalf("lost PKI Secret: got %v, want an error asking to restore it", err)
+	}
+	// The control plane goes too (the cluster was pruned by a reconcile
+	// that stopped before recording it): f.inv still lists the Secret.
+	if err := f.kube.AppsV1().StatefulSets(ns).Delete(f.ctx, "pki-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, fresh, err := f.applier.PKISecret(f.ctx, ns, "pki-a", f.inv)
+	if err != nil {
+		t.Fatalf("a removed cluster made again: %v, want new CAs", err)
+	}
+	if string(fresh.ServerCA.CertPEM) == string(bundle.ServerCA.CertPEM) {
+		t.Fatal("the cluster made again has its old CA, which was deleted")
 	}
 
 	if _, err := f.kube.CoreV1().Secrets(ns).Create(f.ctx, &corev1.Secret{

@@ -105,6 +105,21 @@ func ForCluster(inv *Inventory, cluster string) []Entry {
 	return out
 }
 
+// Clusters names, sorted, the virtual clusters inv holds objects of.
+func Clusters(inv *Inventory) []string {
+	var out []string
+	if inv == nil {
+		return out
+	}
+	for _, e := range inv.Entries {
+		if e.Cluster != "" && !slices.Contains(out, e.Cluster) {
+			out = append(out, e.Cluster)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Merge returns an inventory holding the entries of all given ones; for an
 // ID present more than once the first occurrence wins. Use it to keep the
 // objects of a cluster whose definition failed to load: merge its previous

@@ -28,6 +28,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	kuberecorder "k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -65,6 +66,9 @@ type FleetReconciler struct {
 	Render render.Options
 	// Version is warren's own version; a new one re-renders every cluster.
 	Version string
+	// Leading, with leader election on, says whether this replica still
+	// holds the lease; checked before applying, pruning and writing status.
+	Leading func(context.Context) error
 
 	renders renderCache
 	repos   sync.Map // types.NamespacedName → *source.Repository
@@ -90,9 +94,12 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 
 	// Status is written once, at the end, and only if it changed.
 	patcher := patch.NewSerialPatcher(fleet, r.Client)
+	// The deferred patch also writes a finalizer removed by finalize: a
+	// deleted Fleet goes only once that patch lands.
 	defer func() {
-		if !fleet.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(fleet, v1alpha1.FleetFinalizer) {
-			r.Metrics.RecordDuration(ctx, fleet, start)
+		if err := r.stillLeading(ctx); err != nil {
+			// Another replica leads now: its status stands.
+			retErr = kerrors.NewAggregate([]error{retErr, err})
 			return
 		}
 		if v, ok := fleet.GetAnnotations()[v1alpha1.RequestedAtAnnotation]; ok {
@@ -104,7 +111,9 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 		conditions.Delete(fleet, meta.ReconcilingCondition)
 		if err := patcher.Patch(ctx, fleet, patch.WithOwnedConditions{Conditions: []string{
 			meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition, v1alpha1.PruneBlockedCondition,
-		}}, patch.WithFieldOwner(apply.FieldManager)); err != nil && !apierrors.IsNotFound(err) {
+		}}, patch.WithFieldOwner(apply.FieldManager)); err != nil {
+			// Once its finalizer is gone the Fleet may be gone too.
+			err = kerrors.FilterOut(err, apierrors.IsNotFound)
 			retErr = errors.Join(retErr, err)
 		}
 		r.Metrics.RecordDuration(ctx, fleet, start)
@@ -240,23 +249,45 @@ func (r *FleetReconciler) load(fleet *v1alpha1.Fleet, snap *source.Snapshot, exi
 	return l, nil
 }
 
-// finalize prunes everything a deleted Fleet owned, then lets it go.
+// finalize carries out a deleted Fleet's deletion policy (see
+// Fleet.DeletesClustersOnDeletion: a suspended Fleet deletes nothing), then
+// lets it go. The finalizer is removed in memory; the deferred patch in
+// Reconcile writes it.
 func (r *FleetReconciler) finalize(ctx context.Context, fleet *v1alpha1.Fleet) (ctrl.Result, error) {
-	if fleet.PruneEnabled() && fleet.Status.Inventory != nil && len(fleet.Status.Inventory.Entries) > 0 {
+	inventory := fleet.Status.Inventory
+	held := inventory != nil && len(inventory.Entries) > 0
+	switch {
+	case held && fleet.DeletesClustersOnDeletion():
 		applier, err := apply.New(r.ApplyClient, apply.Owner{Namespace: fleet.Namespace, Name: fleet.Name}, apply.Options{})
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		if err := r.prune(ctx, fleet, applier, nil, fleet.Status.Inventory, apply.Entries(nil)); err != nil {
-			conditions.MarkFalse(fleet, meta.ReadyCondition, meta.PruneFailedReason, "%s", err)
+		if err := r.prune(ctx, fleet, applier, apply.Clusters(inventory), inventory, apply.Entries(nil)); err != nil {
+			conditions.MarkFalse(fleet, meta.ReadyCondition, meta.PruneFailedReason, "deleting the Fleet: %s", err)
+			r.event(fleet, corev1.EventTypeWarning, meta.PruneFailedReason, "deleting the Fleet: "+err.Error())
 			return ctrl.Result{}, err
 		}
+	case held:
+		r.event(fleet, corev1.EventTypeNormal, "ClustersKept", fmt.Sprintf("Fleet deleted; its %d cluster(s) stay on the host (%s)",
+			len(apply.Clusters(inventory)), keptBecause(fleet)))
 	}
 	key := types.NamespacedName{Namespace: fleet.Namespace, Name: fleet.Name}
 	r.repos.Delete(key)
 	r.loads.Delete(key)
 	controllerutil.RemoveFinalizer(fleet, v1alpha1.FleetFinalizer)
 	return ctrl.Result{}, nil
+}
+
+// keptBecause says why deleting the Fleet keeps its clusters.
+func keptBecause(fleet *v1alpha1.Fleet) string {
+	switch {
+	case fleet.Spec.Suspend:
+		return "it is suspended: nothing is applied or pruned"
+	case fleet.Spec.DeletionPolicy == v1alpha1.DeletionPolicyOrphan:
+		return "spec.deletionPolicy is Orphan"
+	default:
+		return "spec.prune is false and spec.deletionPolicy is MirrorPrune"
+	}
 }
 
 // maxListed bounds the problems and conflicts a condition message lists.

@@ -41,6 +41,9 @@ type fleetScope struct {
 	snapshot *source.Snapshot
 	// revision is snapshot's commit. Set by fetchPhase.
 	revision string
+	// firstAttempt is true when no reconcile tried revision before. Set by
+	// fetchPhase.
+	firstAttempt bool
 
 	// existing are the Fleet's VirtualClusters on the host, by name. Set
 	// by loadPhase.
@@ -60,9 +63,14 @@ type fleetScope struct {
 	// removed are to be pruned: gone from Git, or expired. Set by
 	// classifyPhase.
 	removed []string
-	// pruneBlocked says why removals are held back, if they are. Set by
-	// classifyPhase.
+	// pruneBlocked says why removals are held back, if they are, and
+	// heldBack names the clusters it holds. Set by classifyPhase.
 	pruneBlocked string
+	heldBack     []string
+	// rewind reports a revision that does not descend from the one last
+	// applied (a force push or reset), with what it removes; empty if not.
+	// Set by classifyPhase.
+	rewind string
 
 	// clusters are the Fleet's VirtualClusters as applied. Set by
 	// applyClustersPhase.
@@ -146,7 +154,8 @@ func (r *FleetReconciler) fetchPhase(ctx context.Context, s *fleetScope) error {
 		r.event(s.fleet, corev1.EventTypeWarning, v1alpha1.GitOperationFailedReason, err.Error())
 		return failed(v1alpha1.GitOperationFailedReason, err)
 	}
-	if snap.Revision != s.fleet.Status.LastAttemptedRevision {
+	s.firstAttempt = snap.Revision != s.fleet.Status.LastAttemptedRevision
+	if s.firstAttempt {
 		conditions.MarkReconciling(s.fleet, meta.ProgressingReason, "reconciling revision %s", snap.Revision)
 	}
 	s.fleet.Status.LastAttemptedRevision = snap.Revision
@@ -170,12 +179,21 @@ func (r *FleetReconciler) loadPhase(ctx context.Context, s *fleetScope) error {
 // classifyPhase decides, cluster by cluster, what this reconcile does.
 func (r *FleetReconciler) classifyPhase(_ context.Context, s *fleetScope) error {
 	c := classify(s.fleet, s.revision, s.loaded, s.existing, s.now)
-	s.desired, s.kept, s.removed, s.pruneBlocked = c.desired, c.kept, c.removed, c.pruneBlocked
+	s.desired, s.kept, s.removed, s.pruneBlocked, s.heldBack = c.desired, c.kept, c.removed, c.pruneBlocked, c.heldBack
+	if from := r.rewoundFrom(s.fleet, s.snapshot); from != "" {
+		s.rewind = describeRewind(s, from)
+		if s.firstAttempt {
+			r.event(s.fleet, corev1.EventTypeWarning, ReasonRewound, s.rewind)
+		}
+	}
 	return nil
 }
 
 // applyClustersPhase applies the desired clusters' VirtualCluster objects.
 func (r *FleetReconciler) applyClustersPhase(ctx context.Context, s *fleetScope) error {
+	if err := r.stillLeading(ctx); err != nil {
+		return err
+	}
 	vcs := make([]*v1alpha1.VirtualCluster, 0, len(s.desired))
 	for _, name := range sortedKeys(s.desired) {
 		vcs = append(vcs, hostVirtualCluster(s.desired[name], s.loaded.repo))
@@ -369,6 +387,7 @@ type classification struct {
 	kept         map[string]string
 	removed      []string
 	pruneBlocked string
+	heldBack     []string
 }
 
 // classify decides, cluster by cluster, what a reconcile of revision does
@@ -425,6 +444,7 @@ func (c *classification) holdBack(fleet *v1alpha1.Fleet, revision string, goneFr
 		for _, name := range goneFromGit {
 			c.kept[name] = "its removal is held back: " + c.pruneBlocked
 		}
+		c.heldBack = goneFromGit
 	default:
 		c.removed = append(c.removed, goneFromGit...)
 	}
@@ -487,6 +507,9 @@ func (r *FleetReconciler) prune(ctx context.Context, fleet *v1alpha1.Fleet, appl
 	stale := apply.Stale(previous, current)
 	if len(stale) == 0 {
 		return nil
+	}
+	if err := r.stillLeading(ctx); err != nil {
+		return err
 	}
 	res, err := applier.Prune(ctx, stale)
 	if err != nil {
@@ -579,7 +602,22 @@ func (r *FleetReconciler) summarise(s *fleetScope, err error) {
 	default:
 		conditions.MarkTrue(fleet, meta.ReadyCondition, meta.ReconciliationSucceededReason, "applied revision %s: %d clusters", s.revision, len(s.desired))
 	}
-	if re == nil {
+	if s.rewind != "" {
+		// Whatever the outcome, the Fleet says it came from a rewind.
+		ready := conditions.Get(fleet, meta.ReadyCondition)
+		ready.Message = s.rewind + "; " + ready.Message
+		conditions.Set(fleet, ready)
+	}
+	if re == nil && appliedInFull(s) {
 		fleet.Status.LastAppliedRevision = s.revision
 	}
+}
+
+// appliedInFull reports whether a reconcile that ended without error
+// applied its revision in full: every admitted cluster written, every
+// removal pruned. A cluster kept as last applied (it failed, or warren does
+// not own its objects) or a removal held back leaves
+// status.lastAppliedRevision where it was.
+func appliedInFull(s *fleetScope) bool {
+	return len(s.failed) == 0 && len(s.conflicts) == 0 && s.pruneBlocked == ""
 }

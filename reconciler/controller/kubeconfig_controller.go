@@ -56,7 +56,7 @@ func TenantIdentity(policy *v1alpha1.TenantPolicy) kubeconfig.Identity {
 
 // KubeconfigReconciler makes one decision: which sealed kubeconfig files a
 // Fleet's repository should hold, and commits the difference. For each Fleet
-// with spec.kubeconfigs, once the Fleet controller has applied a revision,
+// with spec.kubeconfigs, once the Fleet controller has reconciled a revision,
 // it seals a kubeconfig for each Ready cluster that asks for one, deletes the
 // files of clusters the Fleet no longer holds, and pushes all of it as one
 // commit on the Fleet's branch with the Fleet's credentials. It writes
@@ -125,9 +125,11 @@ func (r *KubeconfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if fleet.Spec.Kubeconfigs == nil || fleet.Spec.Suspend || !fleet.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	if fleet.Status.LastAppliedRevision == "" {
-		// The Fleet controller has not applied anything yet; its status
-		// update will bring this Fleet back.
+	if fleet.Status.LastAttemptedRevision == "" {
+		// The Fleet controller has not reconciled a revision yet; its
+		// status update will bring this Fleet back. (Not the applied
+		// revision: one failing cluster keeps that still, and the others'
+		// kubeconfigs are due all the same.)
 		return ctrl.Result{}, nil
 	}
 

@@ -22,7 +22,7 @@ import (
 
 // SetupWithManager registers the kubeconfig publisher. A Fleet is looked at
 // when its spec changes, when warren.dev/requested-at changes, when the
-// Fleet controller has applied a new revision, when one of its clusters
+// Fleet controller has reconciled a new revision, when one of its clusters
 // becomes Ready, gets an endpoint or goes away, and every spec.interval
 // (for renewals and a rotated sealing key). Its own status writes trigger
 // nothing.
@@ -45,13 +45,13 @@ func fleetOfCluster(_ context.Context, obj client.Object) []reconcile.Request {
 }
 
 // appliedRevisionChanged passes Fleet updates where the Fleet controller
-// recorded a newly applied revision.
+// recorded a newly attempted or applied revision.
 type appliedRevisionChanged struct{ predicate.Funcs }
 
 func (appliedRevisionChanged) Update(e event.UpdateEvent) bool {
 	o, ok1 := e.ObjectOld.(*v1alpha1.Fleet)
 	n, ok2 := e.ObjectNew.(*v1alpha1.Fleet)
-	return ok1 && ok2 && o.Status.LastAppliedRevision != n.Status.LastAppliedRevision
+	return ok1 && ok2 && (o.Status.LastAppliedRevision != n.Status.LastAppliedRevision || o.Status.LastAttemptedRevision != n.Status.LastAttemptedRevision)
 }
 
 // clusterReadinessChanged passes the VirtualCluster changes that can change

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -75,18 +76,29 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 	}
 	scheme := Scheme()
 	managed := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
+	var (
+		lock    resourcelock.Interface
+		leading func(context.Context) error
+	)
+	if cfg.LeaderElection.Enable {
+		var err error
+		if lock, leading, err = leaseLock(restConfig, cfg.LeaderNamespace, cfg.LeaderElection.RenewDeadline); err != nil {
+			return err
+		}
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:                        scheme,
-		Logger:                        log,
-		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsAddr},
-		HealthProbeBindAddress:        cfg.HealthAddr,
-		LeaderElection:                cfg.LeaderElection.Enable,
-		LeaderElectionID:              "warren-reconciler-leader",
-		LeaderElectionNamespace:       cfg.LeaderNamespace,
-		LeaderElectionReleaseOnCancel: cfg.LeaderElection.ReleaseOnCancel,
-		LeaseDuration:                 &cfg.LeaderElection.LeaseDuration,
-		RenewDeadline:                 &cfg.LeaderElection.RenewDeadline,
-		RetryPeriod:                   &cfg.LeaderElection.RetryPeriod,
+		Scheme:                              scheme,
+		Logger:                              log,
+		Metrics:                             metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress:              cfg.HealthAddr,
+		LeaderElection:                      cfg.LeaderElection.Enable,
+		LeaderElectionID:                    leaderElectionID,
+		LeaderElectionResourceLockInterface: lock,
+		LeaderElectionNamespace:             cfg.LeaderNamespace,
+		LeaderElectionReleaseOnCancel:       cfg.LeaderElection.ReleaseOnCancel,
+		LeaseDuration:                       &cfg.LeaderElection.LeaseDuration,
+		RenewDeadline:                       &cfg.LeaderElection.RenewDeadline,
+		RetryPeriod:                         &cfg.LeaderElection.RetryPeriod,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Only warren's own StatefulSets: the host may hold thousands of others.
 			&appsv1.StatefulSet{}: {Label: managed},
@@ -150,6 +162,7 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		CacheDir:      cfg.CacheDir,
 		Render:        render.Options{ServiceCIDR: serviceCIDR, NodePortRange: nodePorts, SyncerImage: cfg.SyncerImage},
 		Version:       cfg.Version,
+		Leading:       leading,
 	}
 	if err := fleets.SetupWithManager(mgr, opts); err != nil {
 		return err

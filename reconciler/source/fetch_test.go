@@ -11,6 +11,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/warren-dev/warren/test/gitserver"
+	"github.com/warren-dev/warren/test/testkit"
 )
 
 func readFile(t *testing.T, snap *Snapshot, rel string) string {
@@ -332,5 +333,60 @@ func TestURLChangeStartsTheCacheAfresh(t *testing.T) {
 	}
 	if shallow, _ := second.repo.Storer.Shallow(); len(shallow) != 1 {
 		t.Fatalf("cache for the new URL is not shallow: %v", shallow)
+	}
+}
+
+// A branch force-pushed back below what the shallow cache holds (its
+// parent was never fetched) is fetched as it is now, at the first attempt,
+// and the move is reported as a rewind: the commit the branch held before
+// is not in the new commit's history. A plain new commit is not a rewind.
+func TestARewindBelowTheShallowCacheIsFetchedAndReported(t *testing.T) {
+	ctx := context.Background()
+	repo := gitserver.NewRepo(t, t.TempDir(), "fleet")
+	first := repo.CommitFiles(t, "one cluster", map[string]string{"clusters/a.yaml": "name: a\n"})
+	second := repo.CommitFiles(t, "second cluster", map[string]string{"clusters/b.yaml": "name: b\n"})
+
+	src := open(t, repo.FileURL(), nil)
+	snap, err := src.Fetch(ctx, Ref{Branch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Commit != second {
+		t.Fatalf("fetched %s, want %s", snap.Commit, second)
+	}
+	if _, err := src.repo.CommitObject(plumbing.NewHash(first)); err == nil {
+		t.Fatal("the cache holds the first commit; the rewind below would not go below it")
+	}
+
+	// A force push, as the remote's owner makes it (the remote itself
+	// refuses non-fast-forward pushes).
+	if _, err := testkit.RunGit(ctx, repo.BareDir, "update-ref", "refs/heads/main", first); err != nil {
+		t.Fatal(err)
+	}
+	repo.Git(t, "fetch", "--quiet", "origin")
+	repo.Git(t, "reset", "--quiet", "--hard", "origin/main")
+	snap, err = src.Fetch(ctx, Ref{Branch: "main"})
+	if err != nil {
+		t.Fatalf("fetching the rewound branch: %v", err)
+	}
+	if snap.Commit != first {
+		t.Fatalf("fetched %s, want the rewound-to %s", snap.Commit, first)
+	}
+	if _, err := os.Stat(filepath.Join(snap.Dir, "clusters", "b.yaml")); !os.IsNotExist(err) {
+		t.Fatalf("clusters/b.yaml is in the checkout of %s: %v", first, err)
+	}
+	if descends, err := src.Descends(first, second); err != nil || descends {
+		t.Fatalf("Descends(%s, %s) = %v, %v; want false: the branch was rewound", first, second, descends, err)
+	}
+
+	third := repo.CommitFiles(t, "third", map[string]string{"clusters/c.yaml": "name: c\n"})
+	if _, err := src.Fetch(ctx, Ref{Branch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	if descends, err := src.Descends(third, first); err != nil || !descends {
+		t.Fatalf("Descends(%s, %s) = %v, %v; want true", third, first, descends, err)
+	}
+	if _, err := src.Descends(third, strings.Repeat("ab", 20)); err == nil {
+		t.Fatal("Descends of a commit the cache never saw: want an error, not an answer")
 	}
 }

@@ -289,6 +289,32 @@ func (r *Repository) fetch(ctx context.Context, ref Ref) (string, plumbing.Hash,
 	if _, err := r.repo.Reference(local, false); err == nil {
 		depth = 0
 	}
+	what := "fetch " + display + refSuffix(ref)
+	if err := r.fetchRef(ctx, spec, depth, what); err != nil {
+		return "", plumbing.ZeroHash, err
+	}
+	commit, err := r.resolve(local)
+	if errors.Is(err, plumbing.ErrObjectNotFound) && depth == 0 {
+		// The ref moved to a commit the shallow cache never held (a force
+		// push back below the commits it fetched): the incremental fetch
+		// told the remote we hold its history, so nothing came. Fetch the
+		// ref afresh, shallow, for what it names now.
+		if err := r.repo.Storer.RemoveReference(local); err != nil {
+			return "", plumbing.ZeroHash, fmt.Errorf("source: %w", err)
+		}
+		if err := r.fetchRef(ctx, spec, 1, what); err != nil {
+			return "", plumbing.ZeroHash, err
+		}
+		commit, err = r.resolve(local)
+	}
+	if err != nil {
+		return "", plumbing.ZeroHash, err
+	}
+	return display, commit, nil
+}
+
+// fetchRef fetches one refspec at depth (0: everything new).
+func (r *Repository) fetchRef(ctx context.Context, spec config.RefSpec, depth int, what string) error {
 	err := r.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: remoteName,
 		RefSpecs:   []config.RefSpec{spec},
@@ -299,17 +325,61 @@ func (r *Repository) fetch(ctx context.Context, ref Ref) (string, plumbing.Hash,
 		Force:      true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return "", plumbing.ZeroHash, r.remoteError("fetch "+display+refSuffix(ref), err)
+		return r.remoteError(what, err)
 	}
+	return nil
+}
+
+// resolve returns the commit a fetched local ref names.
+func (r *Repository) resolve(local plumbing.ReferenceName) (plumbing.Hash, error) {
 	resolved, err := r.repo.Reference(local, true)
 	if err != nil {
-		return "", plumbing.ZeroHash, fmt.Errorf("source: %s: %s not found after fetch: %w", redact(r.url), local, err)
+		return plumbing.ZeroHash, fmt.Errorf("source: %s: %s not found after fetch: %w", redact(r.url), local, err)
 	}
-	commit, err := r.peelToCommit(resolved.Hash())
+	return r.peelToCommit(resolved.Hash())
+}
+
+// maxHistoryWalk bounds how many commits Descends reads.
+const maxHistoryWalk = 100000
+
+// Descends reports whether ancestor is in commit's history (or is commit),
+// as far as the cache holds that history. It is how a rewind is told from
+// a new commit: a branch whose new tip does not descend from the commit last
+// applied was moved back or rewritten. Both commits must be in the cache
+// (ancestor because an earlier Fetch brought it); an error says the cache
+// cannot tell.
+func (r *Repository) Descends(commit, ancestor string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	want := plumbing.NewHash(ancestor)
+	if _, err := r.repo.CommitObject(want); err != nil {
+		return false, fmt.Errorf("source: commit %s is not in the cache: %w", ancestor, err)
+	}
+	start, err := r.repo.CommitObject(plumbing.NewHash(commit))
 	if err != nil {
-		return "", plumbing.ZeroHash, err
+		return false, fmt.Errorf("source: commit %s is not in the cache: %w", commit, err)
 	}
-	return display, commit, nil
+	seen := map[plumbing.Hash]bool{start.Hash: true}
+	queue := []*object.Commit{start}
+	for len(queue) > 0 && len(seen) <= maxHistoryWalk {
+		c := queue[0]
+		queue = queue[1:]
+		if c.Hash == want {
+			return true, nil
+		}
+		for _, h := range c.ParentHashes {
+			if seen[h] {
+				continue
+			}
+			seen[h] = true
+			// A parent missing from the cache is the shallow boundary:
+			// the history beyond it was never fetched.
+			if p, err := r.repo.CommitObject(h); err == nil {
+				queue = append(queue, p)
+			}
+		}
+	}
+	return false, nil
 }
 
 func refSuffix(ref Ref) string {

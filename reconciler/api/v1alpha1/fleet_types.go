@@ -68,6 +68,16 @@ type FleetSpec struct {
 	// +optional
 	Prune *bool `json:"prune,omitempty"`
 
+	// DeletionPolicy says what deleting the Fleet does to its clusters:
+	// MirrorPrune (the default) deletes them when spec.prune is on and
+	// keeps them when it is off; Delete always deletes them; Orphan always
+	// keeps them on the host, as they are, still labelled as this Fleet's
+	// (a Fleet of the same name and namespace created later takes them
+	// back). A suspended Fleet deletes nothing, whatever its policy.
+	// +kubebuilder:validation:Enum=MirrorPrune;Delete;Orphan
+	// +optional
+	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+
 	// AllowMassPrune lets a single revision remove more than half of this
 	// Fleet's clusters. Without it such a revision is held back with the
 	// reason PruneBlocked until the Fleet allows it.
@@ -194,7 +204,10 @@ type FleetStatus struct {
 	// +optional
 	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
 
-	// LastAppliedRevision is the last revision applied to the host in full.
+	// LastAppliedRevision is the last revision applied to the host in full:
+	// every admitted cluster written and every removal pruned. A revision
+	// with a cluster that failed, whose objects warren does not own, or
+	// whose removals are held back (PruneBlocked) does not move it.
 	// +optional
 	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
 
@@ -340,6 +353,30 @@ func (in *Fleet) GetTimeout() metav1.Duration {
 		return *in.Spec.Timeout
 	}
 	return in.GetInterval()
+}
+
+// Deletion policies (spec.deletionPolicy), named as Flux names them.
+const (
+	DeletionPolicyMirrorPrune = "MirrorPrune"
+	DeletionPolicyDelete      = "Delete"
+	DeletionPolicyOrphan      = "Orphan"
+)
+
+// DeletesClustersOnDeletion reports whether deleting the Fleet deletes its
+// clusters: never while it is suspended, always under Delete, never under
+// Orphan, and as spec.prune says under MirrorPrune (the default).
+func (in *Fleet) DeletesClustersOnDeletion() bool {
+	if in.Spec.Suspend {
+		return false
+	}
+	switch in.Spec.DeletionPolicy {
+	case DeletionPolicyDelete:
+		return true
+	case DeletionPolicyOrphan:
+		return false
+	default:
+		return in.PruneEnabled()
+	}
 }
 
 // PruneEnabled reports whether clusters removed from Git are deleted from the
