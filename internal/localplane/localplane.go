@@ -354,6 +354,57 @@ func fakeNode(i int) *corev1.Node {
 	}
 }
 
+// Kill ends one of the plane's programs ("etcd", "kube-apiserver",
+// "kube-controller-manager", "kube-scheduler", "kwok") with SIGKILL, as a
+// crash or an OOM kill would: no graceful shutdown. Its data stays.
+func (p *Plane) Kill(name string) error {
+	proc, err := p.proc(name)
+	if err != nil {
+		return err
+	}
+	proc.kill()
+	return nil
+}
+
+// Revive starts a program Kill ended again, with the same flags, ports and
+// data, and waits until the API server answers /readyz (for etcd: until the
+// API server reaches it again).
+func (p *Plane) Revive(ctx context.Context, name string) error {
+	proc, err := p.proc(name)
+	if err != nil {
+		return err
+	}
+	if !proc.exited() {
+		return fmt.Errorf("%s is still running: Kill it first", name)
+	}
+	next, err := proc.again()
+	if err != nil {
+		return err
+	}
+	for i := range p.procs {
+		if p.procs[i] == proc {
+			p.procs[i] = next
+		}
+	}
+	client, err := kubernetes.NewForConfig(p.Config)
+	if err != nil {
+		return err
+	}
+	return waitFor(ctx, 90*time.Second, next, "did not serve again after a restart", func(ctx context.Context) (bool, error) {
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && string(body) == "ok", nil
+	})
+}
+
+func (p *Plane) proc(name string) (*process, error) {
+	for _, proc := range p.procs {
+		if proc.name == name {
+			return proc, nil
+		}
+	}
+	return nil, fmt.Errorf("the plane runs no %s", name)
+}
+
 // PIDs lists the processes the plane started, for checks that Stop ended them.
 func (p *Plane) PIDs() []int {
 	pids := make([]int, 0, len(p.procs))

@@ -14,6 +14,8 @@ import (
 // process is one child program of a plane, logging to a file in the data dir.
 type process struct {
 	name    string
+	binary  string
+	args    []string
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{} // closed when the process has exited
@@ -21,8 +23,13 @@ type process struct {
 }
 
 func startProcess(name, binary, logDir string, args ...string) (*process, error) {
-	logPath := filepath.Join(logDir, name+".log")
-	logFile, err := os.Create(logPath)
+	return runProcess(name, binary, filepath.Join(logDir, name+".log"), os.O_TRUNC, args...)
+}
+
+// runProcess starts binary, logging to logPath (truncated or appended to,
+// as flag says).
+func runProcess(name, binary, logPath string, flag int, args ...string) (*process, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|flag, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("creating log for %s: %w", name, err)
 	}
@@ -36,7 +43,7 @@ func startProcess(name, binary, logDir string, args ...string) (*process, error)
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s (%s): %w", name, binary, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &process{name: name, binary: binary, args: args, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
@@ -66,6 +73,20 @@ func (p *process) stop(grace time.Duration) {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	}
+}
+
+// kill ends the process group at once with SIGKILL, as a crash would.
+func (p *process) kill() {
+	if p.exited() {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// again starts the same program with the same flags, appending to its log.
+func (p *process) again() (*process, error) {
+	return runProcess(p.name, p.binary, p.logPath, os.O_APPEND, p.args...)
 }
 
 // failure describes why the process is not serving, with the last lines of its log.

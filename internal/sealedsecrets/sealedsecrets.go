@@ -101,6 +101,8 @@ type Controller struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	// again starts the controller anew after Kill (set by Start).
+	again func(context.Context) error
 }
 
 // Start installs what the controller needs on plane and runs it, returning
@@ -219,7 +221,36 @@ func Start(ctx context.Context, plane *localplane.Plane, o Options) (_ *Controll
 	if err := c.waitReady(ctx, client); err != nil {
 		return nil, err
 	}
+	c.again = func(ctx context.Context) error {
+		c.done = make(chan struct{})
+		if err := c.start(binary, runDir, apiHost, apiPort, args); err != nil {
+			return err
+		}
+		return c.waitReady(ctx, client)
+	}
 	return c, nil
+}
+
+// Kill ends the controller at once (SIGKILL), as a crash or an evicted pod
+// would; its keys stay in the plane. Revive starts it again.
+func (c *Controller) Kill() {
+	select {
+	case <-c.done:
+	default:
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.done
+	}
+}
+
+// Revive starts a killed controller again with the same flags and address,
+// and returns once it serves its certificate (the same keys as before).
+func (c *Controller) Revive(ctx context.Context) error {
+	select {
+	case <-c.done:
+	default:
+		return errors.New("the sealed-secrets controller is still running: Kill it first")
+	}
+	return c.again(ctx)
 }
 
 // start runs the controller in a private mount namespace whose /run is
