@@ -136,7 +136,7 @@ func (h *host) assertInventoryLive(f *v1alpha1.Fleet) {
 		h.t.Errorf("Fleet not Ready: %s", fleetState(f))
 	}
 	live := map[string]bool{}
-	for _, o := range h.sweep(fleetNameLabel + "=" + f.Name + "," + fleetNamespaceLabel + "=" + f.Namespace) {
+	for _, o := range h.sweep(v1alpha1.FleetNameLabel + "=" + f.Name + "," + v1alpha1.FleetNamespaceLabel + "=" + f.Namespace) {
 		live[o.Namespace+"/"+o.Name+"/"+o.Resource.Resource] = true
 	}
 	seen := map[string]bool{}

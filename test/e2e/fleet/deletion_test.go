@@ -56,7 +56,7 @@ func (h *host) setSuspend(key client.ObjectKey, suspend bool) {
 // Fleet's labels and that none of the named clusters remains.
 func (h *host) assertFleetLeftNothing(key client.ObjectKey, names ...string) {
 	h.t.Helper()
-	selector := labels.SelectorFromSet(labels.Set{fleetNameLabel: key.Name, fleetNamespaceLabel: key.Namespace}).String()
+	selector := labels.SelectorFromSet(labels.Set{v1alpha1.FleetNameLabel: key.Name, v1alpha1.FleetNamespaceLabel: key.Namespace}).String()
 	if left := h.sweep(selector); len(left) > 0 {
 		h.t.Errorf("objects of deleted Fleet %s remain: %v", key, keys(left))
 	}
@@ -149,7 +149,7 @@ func TestDeletingFleetsThatClaimTheSameClusterCompletes(t *testing.T) {
 	h.deleteFleet(second)
 	h.assertFleetLeftNothing(second, "delsh-two")
 	h.assertUnchanged(shared, "delsh-shared", "delsh-one")
-	if vc := h.mustCluster("delsh-shared"); vc.Labels[fleetNamespaceLabel] != first.Namespace {
+	if vc := h.mustCluster("delsh-shared"); vc.Labels[v1alpha1.FleetNamespaceLabel] != first.Namespace {
 		t.Errorf("VirtualCluster delsh-shared changed hands: labels %v", vc.Labels)
 	}
 

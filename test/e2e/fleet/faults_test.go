@@ -45,7 +45,7 @@ func onFirst(t testing.TB, w watch.Interface, what watch.EventType, fault func()
 // the first one is added mid-apply (namespaces go first).
 func (h *host) watchFleetConfigMaps(ns string) watch.Interface {
 	h.t.Helper()
-	selector := labels.SelectorFromSet(labels.Set{fleetNameLabel: "fleet", fleetNamespaceLabel: ns}).String()
+	selector := labels.SelectorFromSet(labels.Set{v1alpha1.FleetNameLabel: "fleet", v1alpha1.FleetNamespaceLabel: ns}).String()
 	w, err := h.kube.CoreV1().ConfigMaps("").Watch(context.Background(), metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		h.t.Fatal(err)
@@ -165,7 +165,7 @@ func restartMidReconcile(t *testing.T, plane *localkube.Plane, component string)
 	h.annotate(fleet)
 	onFirst(t, w, watch.Deleted, restart)
 	f = h.waitFleetApplied(fleet, sha, 4*time.Minute)
-	if left := h.sweep(clusterLabel + "=" + removed); len(left) > 0 {
+	if left := h.sweep(v1alpha1.ClusterLabel + "=" + removed); len(left) > 0 {
 		t.Errorf("objects of the removed cluster %s remain: %v", removed, keys(left))
 	}
 	h.assertUnchanged(before, kept...)
