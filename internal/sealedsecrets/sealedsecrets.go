@@ -108,33 +108,14 @@ type Controller struct {
 // Start installs what the controller needs on plane and runs it, returning
 // once its sealing key Secret exists and it serves its certificate.
 func Start(ctx context.Context, plane *localplane.Plane, o Options) (_ *Controller, err error) {
-	if o.Namespace == "" {
-		o.Namespace = DefaultNamespace
-	}
-	if o.ServiceName == "" {
-		o.ServiceName = DefaultServiceName
-	}
-	if o.KeySize == 0 {
-		o.KeySize = 2048
-	}
-	tools, err := localplane.ToolsDir(o.ToolsDir)
+	o = o.withDefaults()
+	binary, crdPath, err := toolPaths(o.ToolsDir)
 	if err != nil {
 		return nil, err
 	}
-	binary := filepath.Join(tools, binaryName)
-	crdPath := filepath.Join(tools, crdFile)
-	for _, f := range []string{binary, crdPath} {
-		if _, err := os.Stat(f); err != nil {
-			return nil, fmt.Errorf("%s is missing from the tools cache %s: run `make tools` to build it", filepath.Base(f), tools)
-		}
-	}
-	apiURL, err := url.Parse(plane.Config.Host)
+	apiHost, apiPort, err := splitHost(plane.Config.Host)
 	if err != nil {
-		return nil, fmt.Errorf("plane address %q: %w", plane.Config.Host, err)
-	}
-	apiHost, apiPort, err := net.SplitHostPort(apiURL.Host)
-	if err != nil {
-		return nil, fmt.Errorf("plane address %q: %w", plane.Config.Host, err)
+		return nil, err
 	}
 	ip, err := machineAddress()
 	if err != nil {
@@ -148,7 +129,6 @@ func Start(ctx context.Context, plane *localplane.Plane, o Options) (_ *Controll
 	if err != nil {
 		return nil, err
 	}
-
 	cfg := rest.CopyConfig(plane.Config)
 	// The service proxy resolves through v1 Endpoints, which the API server
 	// warns are deprecated; that is expected here, not news for a test log.
@@ -180,7 +160,6 @@ func Start(ctx context.Context, plane *localplane.Plane, o Options) (_ *Controll
 		URL:         "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(listenPort)),
 		Dir:         dir,
 		LogPath:     filepath.Join(dir, "controller.log"),
-		done:        make(chan struct{}),
 	}
 	defer func() {
 		if err != nil {
@@ -188,45 +167,23 @@ func Start(ctx context.Context, plane *localplane.Plane, o Options) (_ *Controll
 		}
 	}()
 	runDir := filepath.Join(dir, "run")
-	saDir := filepath.Join(runDir, serviceAccountDir)
-	if err := os.MkdirAll(saDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating in-cluster config dir: %w", err)
-	}
-	for name, data := range map[string][]byte{
-		"token":     []byte(token.Status.Token),
-		"ca.crt":    plane.PKI.ServerCA.CertPEM,
-		"namespace": []byte(o.Namespace),
-	} {
-		if err := os.WriteFile(filepath.Join(saDir, name), data, 0o600); err != nil {
-			return nil, fmt.Errorf("writing in-cluster %s: %w", name, err)
-		}
+	if err := writeInClusterConfig(runDir, token.Status.Token, plane.PKI.ServerCA.CertPEM, o.Namespace); err != nil {
+		return nil, err
 	}
 
-	args := []string{
-		"--listen-addr=" + net.JoinHostPort(ip.String(), strconv.Itoa(listenPort)),
-		"--listen-metrics-addr=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)),
-		"--key-size=" + strconv.Itoa(o.KeySize),
-		// Rotation only when a test asks for it (RotateKey).
-		"--key-renew-period=0",
-	}
-	if o.KeyTTL > 0 {
-		args = append(args, "--key-ttl="+o.KeyTTL.String())
-	}
-	if err := c.start(binary, runDir, apiHost, apiPort, args); err != nil {
-		return nil, err
-	}
-	if err := publishService(ctx, client, o.Namespace, o.ServiceName, ip, listenPort); err != nil {
-		return nil, err
-	}
-	if err := c.waitReady(ctx, client); err != nil {
-		return nil, err
-	}
+	args := controllerArgs(ip, listenPort, metricsPort, o)
 	c.again = func(ctx context.Context) error {
 		c.done = make(chan struct{})
 		if err := c.start(binary, runDir, apiHost, apiPort, args); err != nil {
 			return err
 		}
 		return c.waitReady(ctx, client)
+	}
+	if err := publishService(ctx, client, o.Namespace, o.ServiceName, ip, listenPort); err != nil {
+		return nil, err
+	}
+	if err := c.again(ctx); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -251,6 +208,82 @@ func (c *Controller) Revive(ctx context.Context) error {
 		return errors.New("the sealed-secrets controller is still running: Kill it first")
 	}
 	return c.again(ctx)
+}
+
+// withDefaults fills in the options left empty.
+func (o Options) withDefaults() Options {
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if o.ServiceName == "" {
+		o.ServiceName = DefaultServiceName
+	}
+	if o.KeySize == 0 {
+		o.KeySize = 2048
+	}
+	return o
+}
+
+// toolPaths finds the controller's binary and CRD in the tools cache.
+func toolPaths(dir string) (binary, crdPath string, err error) {
+	tools, err := localplane.ToolsDir(dir)
+	if err != nil {
+		return "", "", err
+	}
+	binary = filepath.Join(tools, binaryName)
+	crdPath = filepath.Join(tools, crdFile)
+	for _, f := range []string{binary, crdPath} {
+		if _, err := os.Stat(f); err != nil {
+			return "", "", fmt.Errorf("%s is missing from the tools cache %s: run `make tools` to build it", filepath.Base(f), tools)
+		}
+	}
+	return binary, crdPath, nil
+}
+
+// writeInClusterConfig writes the files client-go's in-cluster config reads
+// under runDir.
+func writeInClusterConfig(runDir, token string, caPEM []byte, namespace string) error {
+	saDir := filepath.Join(runDir, serviceAccountDir)
+	if err := os.MkdirAll(saDir, 0o700); err != nil {
+		return fmt.Errorf("creating in-cluster config dir: %w", err)
+	}
+	for name, data := range map[string][]byte{
+		"token":     []byte(token),
+		"ca.crt":    caPEM,
+		"namespace": []byte(namespace),
+	} {
+		if err := os.WriteFile(filepath.Join(saDir, name), data, 0o600); err != nil {
+			return fmt.Errorf("writing in-cluster %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// splitHost returns the host and port of an API server address.
+func splitHost(address string) (host, port string, err error) {
+	apiURL, err := url.Parse(address)
+	if err != nil {
+		return "", "", fmt.Errorf("plane address %q: %w", address, err)
+	}
+	if host, port, err = net.SplitHostPort(apiURL.Host); err != nil {
+		return "", "", fmt.Errorf("plane address %q: %w", address, err)
+	}
+	return host, port, nil
+}
+
+// controllerArgs are the controller's flags.
+func controllerArgs(ip net.IP, listenPort, metricsPort int, o Options) []string {
+	args := []string{
+		"--listen-addr=" + net.JoinHostPort(ip.String(), strconv.Itoa(listenPort)),
+		"--listen-metrics-addr=" + net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)),
+		"--key-size=" + strconv.Itoa(o.KeySize),
+		// Rotation only when a test asks for it (RotateKey).
+		"--key-renew-period=0",
+	}
+	if o.KeyTTL > 0 {
+		args = append(args, "--key-ttl="+o.KeyTTL.String())
+	}
+	return args
 }
 
 // start runs the controller in a private mount namespace whose /run is

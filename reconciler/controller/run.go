@@ -75,37 +75,9 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		return err
 	}
 	scheme := Scheme()
-	managed := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
-	var (
-		lock    resourcelock.Interface
-		leading func(context.Context) error
-	)
-	if cfg.LeaderElection.Enable {
-		var err error
-		if lock, leading, err = leaseLock(restConfig, cfg.LeaderNamespace, cfg.LeaderElection.RenewDeadline); err != nil {
-			return err
-		}
-	}
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:                              scheme,
-		Logger:                              log,
-		Metrics:                             metricsserver.Options{BindAddress: cfg.MetricsAddr},
-		HealthProbeBindAddress:              cfg.HealthAddr,
-		LeaderElection:                      cfg.LeaderElection.Enable,
-		LeaderElectionID:                    leaderElectionID,
-		LeaderElectionResourceLockInterface: lock,
-		LeaderElectionNamespace:             cfg.LeaderNamespace,
-		LeaderElectionReleaseOnCancel:       cfg.LeaderElection.ReleaseOnCancel,
-		LeaseDuration:                       &cfg.LeaderElection.LeaseDuration,
-		RenewDeadline:                       &cfg.LeaderElection.RenewDeadline,
-		RetryPeriod:                         &cfg.LeaderElection.RetryPeriod,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			// Only warren's own StatefulSets: the host may hold thousands of others.
-			&appsv1.StatefulSet{}: {Label: managed},
-		}},
-	})
+	mgr, leading, err := newManager(restConfig, cfg, scheme, log)
 	if err != nil {
-		return fmt.Errorf("creating the manager: %w", err)
+		return err
 	}
 	probes.SetupChecks(mgr, log)
 
@@ -115,30 +87,10 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		return err
 	}
 
-	serviceCIDR := cfg.ServiceCIDR
-	if serviceCIDR == "" {
-		cidrs, err := apply.DetectServiceCIDRs(ctx, applyClient)
-		if err != nil {
-			return fmt.Errorf("detecting the host's service CIDR (set --service-cidr to skip): %w", err)
-		}
-		// The first range is the primary family's, the one ClusterIPs come from.
-		serviceCIDR = cidrs[0]
+	serviceCIDR, nodePorts, err := hostRanges(ctx, applyClient, cfg, log)
+	if err != nil {
+		return err
 	}
-	log.Info("host service CIDR", "cidr", serviceCIDR)
-
-	nodePorts := cfg.NodePortRange
-	if nodePorts == "" {
-		// Only NodePort Services of clusters that sync them need it: a
-		// host that will not say runs on the default, and each such
-		// Service whose host ports the virtual side refuses says so
-		// with a NodePortNotAligned event.
-		var err error
-		if nodePorts, err = apply.DetectNodePortRange(ctx, applyClient); err != nil {
-			log.Error(err, "detecting the host's node-port range; assuming the default (set --node-port-range to skip)", "default", render.DefaultNodePortRange)
-			nodePorts = render.DefaultNodePortRange
-		}
-	}
-	log.Info("host node-port range", "range", nodePorts)
 
 	recorder := conditionMetrics()
 	eventRecorder, err := events.NewRecorder(mgr, log, "", ControllerName)
@@ -175,6 +127,74 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// newManager makes the controller manager, with leader election when cfg
+// asks for it; leading (nil without it) then says whether this replica
+// still holds the lease.
+func newManager(restConfig *rest.Config, cfg Config, scheme *runtime.Scheme, log logr.Logger) (ctrl.Manager, func(context.Context) error, error) {
+	var (
+		lock    resourcelock.Interface
+		leading func(context.Context) error
+	)
+	if cfg.LeaderElection.Enable {
+		var err error
+		if lock, leading, err = leaseLock(restConfig, cfg.LeaderNamespace, cfg.LeaderElection.RenewDeadline); err != nil {
+			return nil, nil, err
+		}
+	}
+	managed := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                              scheme,
+		Logger:                              log,
+		Metrics:                             metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress:              cfg.HealthAddr,
+		LeaderElection:                      cfg.LeaderElection.Enable,
+		LeaderElectionID:                    leaderElectionID,
+		LeaderElectionResourceLockInterface: lock,
+		LeaderElectionNamespace:             cfg.LeaderNamespace,
+		LeaderElectionReleaseOnCancel:       cfg.LeaderElection.ReleaseOnCancel,
+		LeaseDuration:                       &cfg.LeaderElection.LeaseDuration,
+		RenewDeadline:                       &cfg.LeaderElection.RenewDeadline,
+		RetryPeriod:                         &cfg.LeaderElection.RetryPeriod,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Only warren's own StatefulSets: the host may hold thousands of others.
+			&appsv1.StatefulSet{}: {Label: managed},
+		}},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	return mgr, leading, nil
+}
+
+// hostRanges returns the host's service CIDR and node-port range: the
+// configured ones, else what the host says.
+func hostRanges(ctx context.Context, applyClient client.Client, cfg Config, log logr.Logger) (serviceCIDR, nodePorts string, err error) {
+	serviceCIDR = cfg.ServiceCIDR
+	if serviceCIDR == "" {
+		cidrs, err := apply.DetectServiceCIDRs(ctx, applyClient)
+		if err != nil {
+			return "", "", fmt.Errorf("detecting the host's service CIDR (set --service-cidr to skip): %w", err)
+		}
+		// The first range is the primary family's, the one ClusterIPs come from.
+		serviceCIDR = cidrs[0]
+	}
+	log.Info("host service CIDR", "cidr", serviceCIDR)
+
+	nodePorts = cfg.NodePortRange
+	if nodePorts == "" {
+		// Only NodePort Services of clusters that sync them need it: a
+		// host that will not say runs on the default, and each such
+		// Service whose host ports the virtual side refuses says so
+		// with a NodePortNotAligned event.
+		if nodePorts, err = apply.DetectNodePortRange(ctx, applyClient); err != nil {
+			log.Error(err, "detecting the host's node-port range; assuming the default (set --node-port-range to skip)", "default", render.DefaultNodePortRange)
+			nodePorts = render.DefaultNodePortRange
+		}
+	}
+	log.Info("host node-port range", "range", nodePorts)
+	return serviceCIDR, nodePorts, nil
 }
 
 // conditionMetrics is the process's one recorder of Fleet conditions,
