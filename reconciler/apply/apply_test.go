@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -604,6 +605,25 @@ func TestPKISecretIsMadeOnceAndNeverRegenerated(t *testing.T) {
 	}
 	if res := f.apply(namespace(ns), toYAML(t, again), controlPlane); res.Written() != 0 {
 		t.Fatalf("re-applying the same PKI Secret wrote %v", res.Changes)
+	}
+	// A second writer with CAs of its own (a former leader resuming with
+	// the CAs it made before the Secret existed) is refused: the first
+	// Secret written stands.
+	other, err := pki.Generate("pki-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rival := again.DeepCopy()
+	for k, v := range other.SecretData() {
+		if err := unstructured.SetNestedField(rival.Object, base64.StdEncoding.EncodeToString(v), "data", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.applier.Apply(f.ctx, objects(t, namespace(ns), toYAML(t, rival), controlPlane), f.inv); err == nil || !strings.Contains(err.Error(), "immutable") {
+		t.Fatalf("a PKI Secret with other CAs over the live one: got %v, want it refused as immutable", err)
+	}
+	if _, live, err := f.applier.PKISecret(f.ctx, ns, "pki-a", f.inv); err != nil || string(live.ServerCA.CertPEM) != string(bundle.ServerCA.CertPEM) {
+		t.Fatalf("the live PKI Secret changed (err %v): its CAs must never change", err)
 	}
 
 	if err := f.kube.CoreV1().Secrets(ns).Delete(f.ctx, pki.SecretName("pki-a"), metav1.DeleteOptions{}); err != nil {

@@ -30,7 +30,8 @@ import (
 // plane left is a cluster that was removed with all it held (pruned, maybe
 // by a reconcile that stopped before it recorded so, or deleted by hand):
 // the host, not a stale inventory, says so, and the cluster made again gets
-// new CAs. Nothing is written here.
+// new CAs. Nothing is written here. The Secret is immutable: once written,
+// a write with other CAs is refused by the API server.
 func (a *Applier) PKISecret(ctx context.Context, namespace, cluster string, previous *Inventory) (*unstructured.Unstructured, *pki.Bundle, error) {
 	name := pki.SecretName(cluster)
 	ref := ObjectRef{Version: "v1", Kind: "Secret", Namespace: namespace, Name: name}
@@ -76,7 +77,12 @@ func (a *Applier) PKISecret(ctx context.Context, namespace, cluster string, prev
 			},
 		},
 		"type": string(corev1.SecretTypeOpaque),
-		"data": data,
+		// The API server refuses any change of its data: should two
+		// writers each make CAs for a new cluster (a former leader that
+		// resumes after its lease was taken over, or a stale render),
+		// the first Secret written stands and the other write fails.
+		"immutable": true,
+		"data":      data,
 	}}
 	return obj, bundle, nil
 }

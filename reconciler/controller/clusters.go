@@ -55,6 +55,13 @@ func (c *renderCache) current(a policy.Admission, repo *load.Repository, opts re
 	return ok && e.key == key
 }
 
+// forget drops the cluster's cached render.
+func (c *renderCache) forget(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, name)
+}
+
 // get returns the cluster's objects, each owned by its VirtualCluster, with
 // its PKI Secret among them: the cached ones when current, else a new render
 // with pki (which must then be given).

@@ -278,9 +278,18 @@ func (r *FleetReconciler) renderPhase(_ context.Context, s *fleetScope) error {
 // new inventory, which keeps the entries of kept and failed clusters.
 func (r *FleetReconciler) applyObjectsPhase(ctx context.Context, s *fleetScope) error {
 	res, err := s.applier.Apply(ctx, s.objects, s.previous)
+	if res == nil {
+		res = &apply.Result{} // it stopped before writing anything
+	}
 	s.inventory = apply.Merge(s.clusters.Inventory, res.Inventory, keptEntries(s.previous, s))
 	if err != nil {
 		s.inventory = apply.Merge(s.inventory, s.previous)
+		// A failed cluster is rendered afresh next time, its PKI Secret
+		// read again: another writer may have made it meanwhile (see
+		// apply.Applier.PKISecret), and its CAs are the ones that stand.
+		for _, f := range res.Failures {
+			r.renders.forget(f.Cluster)
+		}
 		return s.applyFailed(fmt.Errorf("applying host objects: %w", err))
 	}
 	s.conflicts = append(s.conflicts, res.Conflicts...)

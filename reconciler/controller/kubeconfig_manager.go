@@ -75,14 +75,14 @@ func (clusterReadinessChanged) Update(e event.UpdateEvent) bool {
 }
 
 // setupKubeconfigPublisher builds and registers the kubeconfig publisher
-// for Run.
-func setupKubeconfigPublisher(mgr ctrl.Manager, restConfig *rest.Config, cfg Config, recorder kuberecorder.EventRecorder, opts controller.Options) error {
+// for Run; it writes through writer.
+func setupKubeconfigPublisher(mgr ctrl.Manager, writer client.Client, restConfig *rest.Config, cfg Config, recorder kuberecorder.EventRecorder, opts controller.Options) error {
 	kube, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return fmt.Errorf("kubeconfig publisher: %w", err)
 	}
 	publisher := &KubeconfigReconciler{
-		Client:        mgr.GetClient(),
+		Client:        writer,
 		APIReader:     mgr.GetAPIReader(),
 		Kube:          kube,
 		EventRecorder: recorder,

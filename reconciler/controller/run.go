@@ -86,6 +86,9 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 	if err != nil {
 		return err
 	}
+	// With leader election every write waits on the lease: see fenced.
+	writer := fenced(mgr.GetClient(), leading)
+	applyClient = fenced(applyClient, leading)
 
 	serviceCIDR, nodePorts, err := hostRanges(ctx, applyClient, cfg, log)
 	if err != nil {
@@ -106,7 +109,7 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		SkipNameValidation: ptr.To(true),
 	}
 	fleets := &FleetReconciler{
-		Client:        mgr.GetClient(),
+		Client:        writer,
 		APIReader:     mgr.GetAPIReader(),
 		ApplyClient:   applyClient,
 		EventRecorder: eventRecorder,
@@ -119,11 +122,11 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 	if err := fleets.SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
-	readiness := &ReadinessReconciler{Client: mgr.GetClient(), EventRecorder: eventRecorder}
+	readiness := &ReadinessReconciler{Client: writer, EventRecorder: eventRecorder}
 	if err := readiness.SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
-	if err := setupKubeconfigPublisher(mgr, restConfig, cfg, eventRecorder, opts); err != nil {
+	if err := setupKubeconfigPublisher(mgr, writer, restConfig, cfg, eventRecorder, opts); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)
