@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/test/testkit"
 )
 
 // killWhenPKISecretDeleted watches cluster's PKI Secret and kills the
@@ -115,6 +117,47 @@ func TestACrashMidPruneThenReAddConverges(t *testing.T) {
 		}
 	}
 	h.assertInventoryLive(f)
+	h.lostCAsAreRefusedAndNotClaimedApplied(rec, fleet, repo, after)
+}
+
+// lostCAsAreRefusedAndNotClaimedApplied restarts the reconciler (it holds
+// no copy of any CA then), deletes cp-a's PKI Secret by hand and commits a
+// change to cp-b: warren refuses to make new CAs behind the running
+// cluster's back and does not claim the revision as applied in full. Restoring the Secret from the copy taken
+// before is all it takes to converge.
+func (h *host) lostCAsAreRefusedAndNotClaimedApplied(rec *reconcilerProcess, fleet client.ObjectKey, repo *fleetRepo, saved *corev1.Secret) {
+	h.t.Helper()
+	ctx := context.Background()
+	rec.Kill()
+	rec.Restart()
+	applied := h.fleet(fleet).Status.LastAppliedRevision
+	if err := h.kube.CoreV1().Secrets("vc-cp-a").Delete(ctx, "cp-a-pki", metav1.DeleteOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+	later := repo.CommitFiles(h.t, "cp-b gets even more CPU", map[string]string{clusterFile("cp-b"): clusterYAML("cp-b", "cp", "3")})
+	h.annotate(fleet)
+	testkit.Eventually(h.t, 2*time.Minute, "the Fleet to refuse new CAs for cp-a at "+later, func() (bool, string) {
+		f := h.fleet(fleet)
+		c := apimeta.FindStatusCondition(f.Status.Conditions, meta.ReadyCondition)
+		return strings.HasSuffix(f.Status.LastAttemptedRevision, later) && c != nil && c.Status == metav1.ConditionFalse &&
+			strings.Contains(c.Message, "will not make new CAs"), fleetState(f)
+	})
+	if f := h.fleet(fleet); f.Status.LastAppliedRevision != applied {
+		h.t.Errorf("status.lastAppliedRevision moved from %s although cp-a was not applied: %s", applied, fleetState(f))
+	}
+	if _, err := h.kube.CoreV1().Secrets("vc-cp-a").Get(ctx, "cp-a-pki", metav1.GetOptions{}); err == nil {
+		h.t.Error("warren made cp-a's PKI Secret again without its CAs")
+	}
+
+	restored := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: saved.Namespace, Name: saved.Name, Labels: saved.Labels, Annotations: saved.Annotations, OwnerReferences: saved.OwnerReferences},
+		Type:       saved.Type, Data: saved.Data, Immutable: saved.Immutable,
+	}
+	if _, err := h.kube.CoreV1().Secrets("vc-cp-a").Create(ctx, restored, metav1.CreateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+	h.annotate(fleet)
+	h.assertInventoryLive(h.waitFleetApplied(fleet, later, 2*time.Minute))
 }
 
 // pkiUID is the UID of a cluster's PKI Secret, empty when there is none.
