@@ -175,35 +175,6 @@ func (p *Pair) HostTwin(ctx context.Context, kind, namespace, name string, into 
 	return true, p.Names.Owns(into, kind, namespace, name), nil
 }
 
-// Twins reads the virtual object key and its host twin, each into a fresh
-// object from newObj. virtual is the zero T (nil) when the virtual object is
-// gone; found says whether the host name is taken. When it is taken by an
-// object this cluster did not create, foreign is true and the conflict is
-// reported on the virtual object: the caller leaves both alone and comes
-// back after ConflictRetry.
-func Twins[T client.Object](ctx context.Context, p *Pair, kind string, key types.NamespacedName, newObj func() T) (virtual, host T, found, foreign bool, err error) {
-	virtual, gone := newObj(), false
-	if err := p.Virtual.Get(ctx, key, virtual); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return virtual, host, false, false, err
-		}
-		var none T
-		virtual, gone = none, true
-	}
-	host = newObj()
-	found, owned, err := p.HostTwin(ctx, kind, key.Namespace, key.Name, host)
-	if err != nil {
-		return virtual, host, false, false, err
-	}
-	if found && !owned {
-		if !gone {
-			p.Conflict(virtual, kind, host.GetName())
-		}
-		return virtual, host, true, true, nil
-	}
-	return virtual, host, found, false, nil
-}
-
 // WatchHost is a source of reconcile requests for the virtual objects whose
 // host twins of kind change, so host drift and orphans are noticed.
 func (p *Pair) WatchHost(obj client.Object, kind string) source.Source {

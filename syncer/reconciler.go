@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -208,5 +209,20 @@ type Twin[T client.Object] struct {
 
 // SyncToVirtual deletes the twin of a deleted virtual object.
 func (t Twin[T]) SyncToVirtual(ctx context.Context, _ types.NamespacedName, h T) (reconcile.Result, error) {
+	return reconcile.Result{}, t.DeleteHost(ctx, t.Kind, h)
+}
+
+// Refuse tells the tenant why the virtual object v does not reach the host
+// (a Warning event of reason, "not synced to the host: why") and removes
+// its twin h, if there is one (nil: none). When err is set it is returned
+// instead, and nothing is told or removed.
+func (t Twin[T]) Refuse(ctx context.Context, reason string, v T, h client.Object, why string, err error) (reconcile.Result, error) {
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	t.Events.Eventf(v, nil, corev1.EventTypeWarning, reason, "Sync", "not synced to the host: %s", why)
+	if h == nil {
+		return reconcile.Result{}, nil
+	}
 	return reconcile.Result{}, t.DeleteHost(ctx, t.Kind, h)
 }

@@ -191,6 +191,9 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *syncer.Pair) error {
 	if err := nodes.IndexPods(ctx, mgr); err != nil {
 		return fmt.Errorf("indexing pods by node: %w", err)
 	}
+	if err := endpoints.IndexAddresses(ctx, mgr); err != nil {
+		return err
+	}
 	accepted := func(p *corev1.Pod) bool { return security.Check(p) == "" }
 	if err := syncer.IndexPodRefs(ctx, mgr, accepted); err != nil {
 		return fmt.Errorf("indexing pods by configuration: %w", err)
@@ -200,10 +203,10 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *syncer.Pair) error {
 		"node":          nodeSyncer,
 		"pod":           pods.New(pair, security, nodeSyncer),
 		"service":       services.New(pair),
-		"endpointslice": &endpoints.Syncer{Pair: pair},
+		"endpointslice": endpoints.New(pair),
 		"configmap":     configmaps.New(pair),
 		"secret":        secrets.New(pair),
-		"pvc":           &volumes.Syncer{Pair: pair},
+		"pvc":           volumes.New(pair),
 		"event":         &events.Syncer{Pair: pair},
 		"namespace":     &namespaces.Syncer{Pair: pair, Ingresses: pair.Config.SyncIngresses},
 	}
@@ -211,7 +214,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *syncer.Pair) error {
 		if err := syncer.IndexIngressRefs(ctx, mgr); err != nil {
 			return fmt.Errorf("indexing ingresses: %w", err)
 		}
-		syncers["ingress"] = &ingresses.Syncer{Pair: pair}
+		syncers["ingress"] = ingresses.New(pair)
 	}
 	if pair.Config.SyncStorageClasses {
 		syncers["storageclass"] = &storageclasses.Syncer{Pair: pair}

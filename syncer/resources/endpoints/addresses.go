@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -108,10 +107,10 @@ func (s *Syncer) hostEndpoints(v *discoveryv1.EndpointSlice, own ownPods) (out [
 	return out, dropped
 }
 
-// indexAndWatchPods registers the address index and a watch on this
-// cluster's host pods that requeues every slice naming a pod's address.
-func (s *Syncer) indexAndWatchPods(mgr ctrl.Manager) (source.Source, error) {
-	err := mgr.GetFieldIndexer().IndexField(context.Background(), &discoveryv1.EndpointSlice{}, addressIndex, func(o client.Object) []string {
+// IndexAddresses registers the index of virtual slices by address that
+// the endpoint controller's watch on host pods reads.
+func IndexAddresses(ctx context.Context, mgr ctrl.Manager) error {
+	err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, addressIndex, func(o client.Object) []string {
 		var out []string
 		for _, e := range o.(*discoveryv1.EndpointSlice).Endpoints {
 			out = append(out, e.Addresses...)
@@ -119,8 +118,14 @@ func (s *Syncer) indexAndWatchPods(mgr ctrl.Manager) (source.Source, error) {
 		return out
 	})
 	if err != nil {
-		return nil, fmt.Errorf("indexing endpoint slices by address: %w", err)
+		return fmt.Errorf("indexing endpoint slices by address: %w", err)
 	}
+	return nil
+}
+
+// watchPods watches this cluster's host pods and requeues every slice
+// naming a pod's address.
+func (s *Syncer) watchPods() source.Source {
 	return source.Kind(s.HostCluster.GetCache(), client.Object(&corev1.Pod{}), handler.EnqueueRequestsFromMapFunc(
 		func(ctx context.Context, o client.Object) []reconcile.Request {
 			var out []reconcile.Request
@@ -129,10 +134,8 @@ func (s *Syncer) indexAndWatchPods(mgr ctrl.Manager) (source.Source, error) {
 				if err := s.Virtual.List(ctx, &slices, client.MatchingFields{addressIndex: ip.IP}); err != nil {
 					continue
 				}
-				for _, sl := range slices.Items {
-					out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: sl.Namespace, Name: sl.Name}})
-				}
+				out = append(out, requests(slices.Items)...)
 			}
 			return out
-		})), nil
+		}))
 }

@@ -12,16 +12,13 @@ package endpoints
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -36,24 +33,28 @@ const Kind = "EndpointSlice"
 // managedBy tells the host's EndpointSlice controllers to leave our slices be.
 const managedBy = "syncer.warren.dev"
 
-// Syncer reconciles one virtual EndpointSlice per request.
+// Syncer is the EndpointSlice kind.
 type Syncer struct {
-	*syncer.Pair
+	syncer.Twin[*discoveryv1.EndpointSlice]
 }
 
-// SetupWithManager registers the endpoint syncer.
-func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
-	pods, err := s.indexAndWatchPods(mgr)
-	if err != nil {
-		return err
-	}
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("endpointslice").
-		For(&discoveryv1.EndpointSlice{}).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(s.slicesOfService)).
-		WatchesRawSource(s.WatchHost(&discoveryv1.EndpointSlice{}, Kind)).
-		WatchesRawSource(pods).
-		Complete(s)
+var (
+	_ syncer.Syncer[*discoveryv1.EndpointSlice] = &Syncer{}
+	_ syncer.Filter[*discoveryv1.EndpointSlice] = &Syncer{}
+	_ syncer.Watcher                            = &Syncer{}
+)
+
+// New is the EndpointSlice controller. IndexAddresses must be registered
+// first.
+func New(p *syncer.Pair) *syncer.Reconciler[*discoveryv1.EndpointSlice] {
+	return syncer.For(p, "endpointslice", Kind, newSyncer(p))
+}
+
+// Watch requeues a Service's slices when its selector changes, and every
+// slice naming a host pod's address when that pod changes.
+func (s *Syncer) Watch(b *builder.Builder) *builder.Builder {
+	return b.Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(s.slicesOfService)).
+		WatchesRawSource(s.watchPods())
 }
 
 // slicesOfService requeues a service's slices when its selector changes.
@@ -63,54 +64,37 @@ func (s *Syncer) slicesOfService(ctx context.Context, o client.Object) []reconci
 		client.MatchingLabels{discoveryv1.LabelServiceName: o.GetName()}); err != nil {
 		return nil
 	}
-	out := make([]reconcile.Request, 0, len(slices.Items))
-	for _, sl := range slices.Items {
+	return requests(slices.Items)
+}
+
+func requests(slices []discoveryv1.EndpointSlice) []reconcile.Request {
+	out := make([]reconcile.Request, 0, len(slices))
+	for _, sl := range slices {
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: sl.Namespace, Name: sl.Name}})
 	}
 	return out
 }
 
-// Reconcile syncs one slice, or removes its host twin.
-func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v, h, found, foreign, err := syncer.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *discoveryv1.EndpointSlice { return &discoveryv1.EndpointSlice{} })
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if foreign {
-		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
-	}
-	wanted, err := s.wanted(ctx, v)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if !wanted {
-		if !found {
-			return reconcile.Result{}, nil
-		}
-		if v == nil {
-			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &discoveryv1.EndpointSlice{}); !gone {
-				return syncer.Requeue(time.Second, err)
-			}
-		}
-		return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
-	}
+func newSyncer(p *syncer.Pair) *Syncer {
+	return &Syncer{Twin: syncer.Twin[*discoveryv1.EndpointSlice]{Pair: p, Kind: Kind}}
+}
+
+// SyncToHost creates the twin of an allowed slice.
+func (s *Syncer) SyncToHost(ctx context.Context, v *discoveryv1.EndpointSlice) (reconcile.Result, error) {
 	want, dropped, why, err := s.hostSlice(ctx, v)
-	if err != nil {
-		return reconcile.Result{}, err
+	if err != nil || why != "" {
+		return s.Refuse(ctx, ReasonDropped, v, nil, why, err)
 	}
-	if why != "" {
-		s.Events.Eventf(v, nil, corev1.EventTypeWarning, ReasonDropped, "Sync", "not synced to the host: %s", why)
-		if found {
-			return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
-		}
-		return reconcile.Result{}, nil
-	}
-	if !found {
-		s.tellDropped(v, dropped)
-		if err := s.CreateHost(ctx, Kind, v, want); err != nil && err != syncer.ErrConflict {
-			return reconcile.Result{}, err
-		}
-		return reconcile.Result{}, nil
+	s.tellDropped(v, dropped)
+	return reconcile.Result{}, s.CreateHost(ctx, Kind, v, want)
+}
+
+// Sync brings the twin's addresses and ports in line, or removes it when
+// the slice is no longer allowed.
+func (s *Syncer) Sync(ctx context.Context, v, h *discoveryv1.EndpointSlice) (reconcile.Result, error) {
+	want, dropped, why, err := s.hostSlice(ctx, v)
+	if err != nil || why != "" {
+		return s.Refuse(ctx, ReasonDropped, v, h, why, err)
 	}
 	next := h.DeepCopy()
 	next.Labels, next.Annotations = want.Labels, want.Annotations
@@ -119,27 +103,18 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		return reconcile.Result{}, nil
 	}
 	s.tellDropped(v, dropped)
-	if err := s.Host.Update(ctx, next); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return reconcile.Result{}, fmt.Errorf("updating host endpoint slice %s: %w", h.Name, err)
-	}
-	return reconcile.Result{}, nil
+	return reconcile.Result{}, s.UpdateHost(ctx, Kind, next, h)
 }
 
-// wanted: the slice belongs to a synced Service without a selector.
-func (s *Syncer) wanted(ctx context.Context, v *discoveryv1.EndpointSlice) (bool, error) {
-	if v == nil || v.DeletionTimestamp != nil {
-		return false, nil
-	}
+// Wanted: the slice belongs to a synced Service without a selector.
+func (s *Syncer) Wanted(ctx context.Context, v *discoveryv1.EndpointSlice) (bool, error) {
 	name := v.Labels[discoveryv1.LabelServiceName]
 	if name == "" {
 		return false, nil
 	}
 	svc := &corev1.Service{}
 	if err := s.Virtual.Get(ctx, types.NamespacedName{Namespace: v.Namespace, Name: name}, svc); err != nil {
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		return false, err
+		return false, client.IgnoreNotFound(err)
 	}
 	return syncer.ServiceHasTwin(svc) && len(svc.Spec.Selector) == 0, nil
 }

@@ -12,13 +12,10 @@ package volumes
 import (
 	"context"
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -33,57 +30,36 @@ const Kind = "PersistentVolumeClaim"
 // data lives in a host volume (the handle is the host volume's name).
 const HostVolumeDriver = "host.warren.dev"
 
-// Syncer reconciles one virtual claim per request.
+// Syncer is the claim kind.
 type Syncer struct {
-	*syncer.Pair
+	syncer.Twin[*corev1.PersistentVolumeClaim]
 }
 
-// SetupWithManager registers the claim syncer.
-func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("persistentvolumeclaim").
-		For(&corev1.PersistentVolumeClaim{}).
-		WatchesRawSource(s.WatchHost(&corev1.PersistentVolumeClaim{}, Kind)).
-		Complete(s)
+var (
+	_ syncer.Syncer[*corev1.PersistentVolumeClaim] = &Syncer{}
+	_ syncer.VirtualCleaner                        = &Syncer{}
+)
+
+// New is the claim controller.
+func New(p *syncer.Pair) *syncer.Reconciler[*corev1.PersistentVolumeClaim] {
+	return syncer.For(p, "persistentvolumeclaim", Kind, newSyncer(p))
 }
 
-// Reconcile syncs one claim down and its binding up.
-func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	v, h, found, foreign, err := syncer.Twins(ctx, s.Pair, Kind, req.NamespacedName, func() *corev1.PersistentVolumeClaim { return &corev1.PersistentVolumeClaim{} })
-	if err != nil {
-		return reconcile.Result{}, err
+func newSyncer(p *syncer.Pair) *Syncer {
+	return &Syncer{Twin: syncer.Twin[*corev1.PersistentVolumeClaim]{Pair: p, Kind: Kind}}
+}
+
+// SyncToHost creates the twin of a claim the platform allows.
+func (s *Syncer) SyncToHost(ctx context.Context, v *corev1.PersistentVolumeClaim) (reconcile.Result, error) {
+	h, why, err := s.hostClaim(ctx, v)
+	if err != nil || why != "" {
+		return s.Refuse(ctx, ReasonRefused, v, nil, string(why), err)
 	}
-	if foreign {
-		return reconcile.Result{RequeueAfter: syncer.ConflictRetry}, nil
-	}
-	if v == nil || v.DeletionTimestamp != nil {
-		if v == nil {
-			if gone, err := s.VirtualGone(ctx, req.NamespacedName, &corev1.PersistentVolumeClaim{}); !gone {
-				return syncer.Requeue(time.Second, err)
-			}
-			if err := s.removeVirtualVolumes(ctx, req.NamespacedName); err != nil {
-				return reconcile.Result{}, err
-			}
-		}
-		if found {
-			return reconcile.Result{}, s.DeleteHost(ctx, Kind, h)
-		}
-		return reconcile.Result{}, nil
-	}
-	if !found {
-		h, why, err := s.hostClaim(ctx, v)
-		if err != nil {
-			return reconcile.Result{}, err
-		}
-		if why != "" {
-			s.Events.Eventf(v, nil, corev1.EventTypeWarning, ReasonRefused, "Sync", "not synced to the host: %s", why)
-			return reconcile.Result{}, nil
-		}
-		if err := s.CreateHost(ctx, Kind, v, h); err != nil && err != syncer.ErrConflict {
-			return reconcile.Result{}, err
-		}
-		return reconcile.Result{}, nil
-	}
+	return reconcile.Result{}, s.CreateHost(ctx, Kind, v, h)
+}
+
+// Sync carries a resize down and the host's binding up.
+func (s *Syncer) Sync(ctx context.Context, v, h *corev1.PersistentVolumeClaim) (reconcile.Result, error) {
 	if err := s.updateHost(ctx, v, h); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -108,13 +84,7 @@ func (s *Syncer) updateHost(ctx context.Context, v, h *corev1.PersistentVolumeCl
 	next.Labels = translate.HostLabels(v.Labels)
 	s.Names.Mark(next, translate.Origin{Kind: Kind, Namespace: v.Namespace, Name: v.Name, UID: string(v.UID)})
 	next.Spec.Resources.Requests = v.Spec.Resources.Requests
-	if equality.Semantic.DeepEqual(next.ObjectMeta, h.ObjectMeta) && equality.Semantic.DeepEqual(next.Spec, h.Spec) {
-		return nil
-	}
-	if err := s.Host.Patch(ctx, next, client.MergeFrom(h)); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("updating host claim %s: %w", h.Name, err)
-	}
-	return nil
+	return s.PatchHost(ctx, Kind, next, h)
 }
 
 // bindUp binds the virtual claim to a virtual volume describing the host
@@ -150,8 +120,8 @@ func (s *Syncer) bindUp(ctx context.Context, v, h *corev1.PersistentVolumeClaim)
 	return nil
 }
 
-// removeVirtualVolumes deletes the virtual volumes made for a deleted claim.
-func (s *Syncer) removeVirtualVolumes(ctx context.Context, claim types.NamespacedName) error {
+// CleanupVirtual deletes the virtual volumes made for a deleted claim.
+func (s *Syncer) CleanupVirtual(ctx context.Context, claim types.NamespacedName) error {
 	var pvs corev1.PersistentVolumeList
 	if err := s.Virtual.List(ctx, &pvs, client.MatchingLabels{translate.LabelManagedBy: translate.ManagedByValue, translate.LabelNamespace: claim.Namespace}); err != nil {
 		return fmt.Errorf("listing virtual volumes: %w", err)

@@ -54,8 +54,10 @@ func TestClaimsGoDownAndTheirBindingComesUp(t *testing.T) {
 			PersistentVolumeSource:        corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: HostVolumeDriver, VolumeHandle: "pv-123"}},
 		},
 	}
+	static := claim.DeepCopy()
+	static.Spec.VolumeName = "someone-elses-volume"
 	key := types.NamespacedName{Namespace: "shop", Name: "data"}
-	synctest.Run(t, func(p *syncer.Pair) reconcile.Reconciler { return &Syncer{Pair: p} }, []synctest.Case{{
+	synctest.Run(t, func(p *syncer.Pair) reconcile.Reconciler { return New(p) }, []synctest.Case{{
 		Name:           "a claim goes down without its class (not mirrored) and with its clone source renamed",
 		InitialVirtual: []client.Object{claim}, Request: key,
 		ExpectedVirtual: []client.Object{claim},
@@ -70,6 +72,12 @@ func TestClaimsGoDownAndTheirBindingComesUp(t *testing.T) {
 		InitialVirtual: []client.Object{claim}, InitialHost: []client.Object{bound}, Request: key,
 		ExpectedVirtual: []client.Object{boundVirtual, volume},
 		ExpectedHost:    []client.Object{bound},
+	}, {
+		Name:           "a claim naming a host volume is refused without --allow-static-binding",
+		InitialVirtual: []client.Object{static}, Request: key,
+		ExpectedVirtual: []client.Object{static},
+		ExpectedHost:    []client.Object{},
+		Events:          []string{ReasonRefused, "spec.volumeName"},
 	}, {
 		Name:           "a deleted claim takes its twin and its virtual volume",
 		InitialVirtual: []client.Object{volume}, InitialHost: []client.Object{bound}, Request: key,
