@@ -41,17 +41,18 @@ var (
 // Watch requeues the objects a pod (or an Ingress) uses when it changes.
 func (c *Copy[T]) Watch(b *builder.Builder) *builder.Builder {
 	b = b.Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-		return requests(o.GetNamespace(), RefNames(PodRefs(o.(*corev1.Pod)), c.Kind))
+		return Requests(o.GetNamespace(), RefNames(PodRefs(o.(*corev1.Pod)), c.Kind))
 	}))
 	if c.IngressUsers {
 		b = b.Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			return requests(o.GetNamespace(), RefNames(IngressRefs(o.(*networkingv1.Ingress)), c.Kind))
+			return Requests(o.GetNamespace(), RefNames(IngressRefs(o.(*networkingv1.Ingress)), c.Kind))
 		}))
 	}
 	return b
 }
 
-func requests(namespace string, names []string) []reconcile.Request {
+// Requests are reconcile requests for the named objects of one namespace.
+func Requests(namespace string, names []string) []reconcile.Request {
 	out := make([]reconcile.Request, 0, len(names))
 	for _, name := range names {
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: namespace, Name: name}})

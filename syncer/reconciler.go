@@ -226,3 +226,12 @@ func (t Twin[T]) Refuse(ctx context.Context, reason string, v T, h client.Object
 	}
 	return reconcile.Result{}, t.DeleteHost(ctx, t.Kind, h)
 }
+
+// CreateOrRefuse creates h, the twin of v (CreateHost), or, when why or err
+// is set, refuses v instead (see Refuse).
+func (t Twin[T]) CreateOrRefuse(ctx context.Context, reason string, v T, h client.Object, why string, err error) (reconcile.Result, error) {
+	if err != nil || why != "" {
+		return t.Refuse(ctx, reason, v, nil, why, err)
+	}
+	return reconcile.Result{}, t.CreateHost(ctx, t.Kind, v, h)
+}

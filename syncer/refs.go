@@ -134,6 +134,22 @@ func PodRefIndex(kind string, accept func(*corev1.Pod) bool) client.IndexerFunc 
 	}
 }
 
+// PodNodeIndex indexes virtual pods by the node they are bound to.
+const PodNodeIndex = "spec.nodeName"
+
+// IndexPodNodes registers PodNodeIndex.
+func IndexPodNodes(ctx context.Context, mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, PodNodeIndex, PodNodeIndexer)
+}
+
+// PodNodeIndexer is the node a pod is bound to, if any.
+func PodNodeIndexer(o client.Object) []string {
+	if n := o.(*corev1.Pod).Spec.NodeName; n != "" {
+		return []string{n}
+	}
+	return nil
+}
+
 // IndexIngressRefs registers IngressSecretIndex.
 func IndexIngressRefs(ctx context.Context, mgr ctrl.Manager) error {
 	return mgr.GetFieldIndexer().IndexField(ctx, &networkingv1.Ingress{}, IngressSecretIndex, IngressRefIndex)

@@ -92,3 +92,19 @@ type Refresher[T client.Object] interface {
 type Watcher interface {
 	Watch(b *builder.Builder) *builder.Builder
 }
+
+// Dispatch is the Reconciler's choice for kinds that find their two sides
+// themselves (host objects mirrored or copied up, sweeps): Sync when both
+// exist, SyncToHost when only the virtual one does, SyncToVirtual when only
+// the host one does, and nothing when neither does.
+func Dispatch[T client.Object](ctx context.Context, s Syncer[T], key types.NamespacedName, v T, inVirtual bool, h T, onHost bool) (reconcile.Result, error) {
+	switch {
+	case inVirtual && onHost:
+		return s.Sync(ctx, v, h)
+	case inVirtual:
+		return s.SyncToHost(ctx, v)
+	case onHost:
+		return s.SyncToVirtual(ctx, key, h)
+	}
+	return reconcile.Result{}, nil
+}

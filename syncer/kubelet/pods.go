@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/warren-dev/warren/syncer/translate"
 )
 
 // target is a virtual pod's host twin, which relayed calls address.
@@ -43,7 +43,7 @@ func (s *Server) resolve(ctx context.Context, namespace, name, uid string) (*tar
 	if err := s.Host.Get(ctx, types.NamespacedName{Namespace: t.HostNamespace, Name: t.HostName}, host); err != nil {
 		return nil, fmt.Errorf("host twin: %w", err)
 	}
-	if !s.Names.Owns(host, "Pod", namespace, name) || host.Annotations[translate.AnnotationUID] != string(virtual.UID) {
+	if !s.Names.Owns(host, "Pod", namespace, name) || host.Annotations[v1alpha1.OriginUIDAnnotation] != string(virtual.UID) {
 		return nil, errors.New("the host pod of that name is not this virtual pod's twin")
 	}
 	if host.Spec.NodeName == "" {

@@ -188,7 +188,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, pair *syncer.Pair) error {
 	}
 	serviceCIDR, _ := netip.ParsePrefix(pair.Config.ServiceCIDR)
 	security.Nameservers = &pods.Nameservers{ServiceCIDR: serviceCIDR, Allowed: pair.Config.Workloads.EndpointCIDRs}
-	if err := nodes.IndexPods(ctx, mgr); err != nil {
+	if err := syncer.IndexPodNodes(ctx, mgr); err != nil {
 		return fmt.Errorf("indexing pods by node: %w", err)
 	}
 	if err := endpoints.IndexAddresses(ctx, mgr); err != nil {

@@ -125,6 +125,7 @@ func NewVirtual(objs ...client.Object) client.WithWatch {
 	for index, kind := range map[string]string{syncer.PodConfigMapIndex: "ConfigMap", syncer.PodSecretIndex: "Secret"} {
 		b = b.WithIndex(&corev1.Pod{}, index, syncer.PodRefIndex(kind, accept))
 	}
+	b = b.WithIndex(&corev1.Pod{}, syncer.PodNodeIndex, syncer.PodNodeIndexer)
 	return b.WithIndex(&networkingv1.Ingress{}, syncer.IngressSecretIndex, syncer.IngressRefIndex).Build()
 }
 

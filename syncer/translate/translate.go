@@ -17,26 +17,7 @@ import (
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 )
 
-// Keys of the labels and annotations every host object of the syncer carries,
-// named for this package's callers; their values are declared once, in
-// reconciler/api/v1alpha1.
 const (
-	// LabelCluster names the virtual cluster. The reconciler's objects carry it
-	// too, so ownership is decided by LabelManagedBy plus the annotations.
-	LabelCluster = v1alpha1.ClusterLabel
-	// LabelNamespace is the virtual namespace; selectors use it so a service in
-	// one virtual namespace never matches pods of another.
-	LabelNamespace = v1alpha1.SyncerNamespaceLabel
-	// LabelManagedBy marks objects the syncer created (value ManagedByValue).
-	LabelManagedBy = v1alpha1.SyncerManagedByLabel
-	ManagedByValue = v1alpha1.SyncerManagedByValue
-
-	AnnotationCluster   = v1alpha1.OriginClusterAnnotation
-	AnnotationNamespace = v1alpha1.OriginNamespaceAnnotation
-	AnnotationName      = v1alpha1.OriginNameAnnotation
-	AnnotationKind      = v1alpha1.OriginKindAnnotation
-	AnnotationUID       = v1alpha1.OriginUIDAnnotation
-
 	// ReservedDomain is the label and annotation domain only warren writes:
 	// keys "warren.dev/..." and "<anything>.warren.dev/..." are never copied
 	// from a tenant's object to the host, so no tenant object can ever carry
@@ -149,22 +130,22 @@ func (t Translator) Mark(host metav1.Object, o Origin) {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[LabelCluster] = t.Cluster
-	labels[LabelManagedBy] = ManagedByValue
+	labels[v1alpha1.ClusterLabel] = t.Cluster
+	labels[v1alpha1.SyncerManagedByLabel] = v1alpha1.SyncerManagedByValue
 	if o.Namespace != "" {
-		labels[LabelNamespace] = o.Namespace
+		labels[v1alpha1.SyncerNamespaceLabel] = o.Namespace
 	}
 	host.SetLabels(labels)
 	annotations := host.GetAnnotations()
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	annotations[AnnotationCluster] = t.Cluster
-	annotations[AnnotationKind] = o.Kind
-	annotations[AnnotationNamespace] = o.Namespace
-	annotations[AnnotationName] = o.Name
+	annotations[v1alpha1.OriginClusterAnnotation] = t.Cluster
+	annotations[v1alpha1.OriginKindAnnotation] = o.Kind
+	annotations[v1alpha1.OriginNamespaceAnnotation] = o.Namespace
+	annotations[v1alpha1.OriginNameAnnotation] = o.Name
 	if o.UID != "" {
-		annotations[AnnotationUID] = o.UID
+		annotations[v1alpha1.OriginUIDAnnotation] = o.UID
 	}
 	host.SetAnnotations(annotations)
 }
@@ -174,17 +155,17 @@ func (t Translator) Mark(host metav1.Object, o Origin) {
 // and must never be changed or deleted.
 func (t Translator) OriginOf(host metav1.Object) (o Origin, ok bool) {
 	labels, annotations := host.GetLabels(), host.GetAnnotations()
-	if labels[LabelManagedBy] != ManagedByValue || labels[LabelCluster] != t.Cluster ||
-		annotations[AnnotationCluster] != t.Cluster || host.GetNamespace() != t.HostNamespace {
+	if labels[v1alpha1.SyncerManagedByLabel] != v1alpha1.SyncerManagedByValue || labels[v1alpha1.ClusterLabel] != t.Cluster ||
+		annotations[v1alpha1.OriginClusterAnnotation] != t.Cluster || host.GetNamespace() != t.HostNamespace {
 		return Origin{}, false
 	}
 	o = Origin{
-		Kind:      annotations[AnnotationKind],
-		Namespace: annotations[AnnotationNamespace],
-		Name:      annotations[AnnotationName],
-		UID:       annotations[AnnotationUID],
+		Kind:      annotations[v1alpha1.OriginKindAnnotation],
+		Namespace: annotations[v1alpha1.OriginNamespaceAnnotation],
+		Name:      annotations[v1alpha1.OriginNameAnnotation],
+		UID:       annotations[v1alpha1.OriginUIDAnnotation],
 	}
-	if o.Kind == "" || o.Name == "" || labels[LabelNamespace] != o.Namespace {
+	if o.Kind == "" || o.Name == "" || labels[v1alpha1.SyncerNamespaceLabel] != o.Namespace {
 		return Origin{}, false
 	}
 	return o, true
@@ -221,9 +202,9 @@ func (t Translator) HostSelector(namespace string, virtual map[string]string) ma
 		return nil
 	}
 	out := HostLabels(virtual)
-	out[LabelCluster] = t.Cluster
-	out[LabelManagedBy] = ManagedByValue
-	out[LabelNamespace] = namespace
+	out[v1alpha1.ClusterLabel] = t.Cluster
+	out[v1alpha1.SyncerManagedByLabel] = v1alpha1.SyncerManagedByValue
+	out[v1alpha1.SyncerNamespaceLabel] = namespace
 	return out
 }
 
@@ -232,8 +213,8 @@ func (t Translator) HostSelector(namespace string, virtual map[string]string) ma
 // Expressions on reserved keys are dropped.
 func (t Translator) HostLabelSelector(namespaces []string, virtual *metav1.LabelSelector) *metav1.LabelSelector {
 	out := &metav1.LabelSelector{MatchLabels: map[string]string{
-		LabelCluster:   t.Cluster,
-		LabelManagedBy: ManagedByValue,
+		v1alpha1.ClusterLabel:         t.Cluster,
+		v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue,
 	}}
 	if virtual != nil {
 		for k, v := range HostLabels(virtual.MatchLabels) {
@@ -246,7 +227,7 @@ func (t Translator) HostLabelSelector(namespaces []string, virtual *metav1.Label
 		}
 	}
 	out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
-		Key: LabelNamespace, Operator: metav1.LabelSelectorOpIn, Values: namespaces,
+		Key: v1alpha1.SyncerNamespaceLabel, Operator: metav1.LabelSelectorOpIn, Values: namespaces,
 	})
 	return out
 }
@@ -254,5 +235,5 @@ func (t Translator) HostLabelSelector(namespaces []string, virtual *metav1.Label
 // ManagedSelector selects every host object of this cluster that the syncer
 // created; the host cache is limited to it.
 func (t Translator) ManagedSelector() map[string]string {
-	return map[string]string{LabelCluster: t.Cluster, LabelManagedBy: ManagedByValue}
+	return map[string]string{v1alpha1.ClusterLabel: t.Cluster, v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue}
 }

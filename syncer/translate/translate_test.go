@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -113,8 +115,8 @@ func TestOwnershipMarksRoundTrip(t *testing.T) {
 		if !tr.Owns(host, o.Kind, o.Namespace, o.Name) {
 			t.Errorf("Owns is false for a marked %+v", o)
 		}
-		if errs := validation.IsValidLabelValue(host.Labels[LabelNamespace]); len(errs) > 0 {
-			t.Errorf("namespace label %q invalid: %v", host.Labels[LabelNamespace], errs)
+		if errs := validation.IsValidLabelValue(host.Labels[v1alpha1.SyncerNamespaceLabel]); len(errs) > 0 {
+			t.Errorf("namespace label %q invalid: %v", host.Labels[v1alpha1.SyncerNamespaceLabel], errs)
 		}
 		if host.Labels["app"] != "web" {
 			t.Errorf("Mark dropped an existing label")
@@ -132,12 +134,12 @@ func TestForeignObjectsAreNotOwned(t *testing.T) {
 	}
 	cases := map[string]*metav1.ObjectMeta{
 		"no marks":             {Name: "web-x-default-x-demo", Namespace: "vc-demo"},
-		"reconciler's object":  {Name: "demo", Namespace: "vc-demo", Labels: map[string]string{LabelCluster: "demo", "app.kubernetes.io/managed-by": "warren"}},
-		"other cluster":        marked(func(m *metav1.ObjectMeta) { m.Labels[LabelCluster] = "other" }),
+		"reconciler's object":  {Name: "demo", Namespace: "vc-demo", Labels: map[string]string{v1alpha1.ClusterLabel: "demo", "app.kubernetes.io/managed-by": "warren"}},
+		"other cluster":        marked(func(m *metav1.ObjectMeta) { m.Labels[v1alpha1.ClusterLabel] = "other" }),
 		"other namespace":      marked(func(m *metav1.ObjectMeta) { m.Namespace = "kube-system" }),
 		"annotations stripped": marked(func(m *metav1.ObjectMeta) { m.Annotations = nil }),
 		"label and annotation disagree": marked(func(m *metav1.ObjectMeta) {
-			m.Labels[LabelNamespace] = "other"
+			m.Labels[v1alpha1.SyncerNamespaceLabel] = "other"
 		}),
 	}
 	for name, m := range cases {
@@ -152,8 +154,8 @@ func TestForeignObjectsAreNotOwned(t *testing.T) {
 
 func TestTenantsCannotForgeReservedLabels(t *testing.T) {
 	tr := Translator{Cluster: "demo"}
-	got := tr.HostSelector("team-a", map[string]string{"app": "web", LabelNamespace: "team-b", LabelCluster: "other"})
-	want := map[string]string{"app": "web", LabelNamespace: "team-a", LabelCluster: "demo", LabelManagedBy: ManagedByValue}
+	got := tr.HostSelector("team-a", map[string]string{"app": "web", v1alpha1.SyncerNamespaceLabel: "team-b", v1alpha1.ClusterLabel: "other"})
+	want := map[string]string{"app": "web", v1alpha1.SyncerNamespaceLabel: "team-a", v1alpha1.ClusterLabel: "demo", v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue}
 	if len(got) != len(want) {
 		t.Fatalf("HostSelector = %v, want %v", got, want)
 	}
@@ -166,10 +168,10 @@ func TestTenantsCannotForgeReservedLabels(t *testing.T) {
 		t.Fatal("an empty selector must stay empty")
 	}
 	sel := tr.HostLabelSelector([]string{"team-a"}, &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-		{Key: LabelNamespace, Operator: metav1.LabelSelectorOpExists},
+		{Key: v1alpha1.SyncerNamespaceLabel, Operator: metav1.LabelSelectorOpExists},
 		{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"db"}},
 	}})
-	if len(sel.MatchExpressions) != 2 || sel.MatchExpressions[1].Key != LabelNamespace || sel.MatchExpressions[0].Key != "tier" {
+	if len(sel.MatchExpressions) != 2 || sel.MatchExpressions[1].Key != v1alpha1.SyncerNamespaceLabel || sel.MatchExpressions[0].Key != "tier" {
 		t.Fatalf("HostLabelSelector = %+v", sel)
 	}
 }

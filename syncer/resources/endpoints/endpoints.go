@@ -47,7 +47,7 @@ var (
 // New is the EndpointSlice controller. IndexAddresses must be registered
 // first.
 func New(p *syncer.Pair) *syncer.Reconciler[*discoveryv1.EndpointSlice] {
-	return syncer.For(p, "endpointslice", Kind, newSyncer(p))
+	return syncer.For(p, "endpointslice", Kind, &Syncer{Twin: syncer.Twin[*discoveryv1.EndpointSlice]{Pair: p, Kind: Kind}})
 }
 
 // Watch requeues a Service's slices when its selector changes, and every
@@ -73,10 +73,6 @@ func requests(slices []discoveryv1.EndpointSlice) []reconcile.Request {
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: sl.Namespace, Name: sl.Name}})
 	}
 	return out
-}
-
-func newSyncer(p *syncer.Pair) *Syncer {
-	return &Syncer{Twin: syncer.Twin[*discoveryv1.EndpointSlice]{Pair: p, Kind: Kind}}
 }
 
 // SyncToHost creates the twin of an allowed slice.

@@ -39,10 +39,10 @@ func TestHostSlicesPointOnlyAtOwnPodsAndAllowedRanges(t *testing.T) {
 		pod("old", "10.244.1.6", corev1.PodSucceeded),
 		foreign,
 	).Build()
-	s := newSyncer(&syncer.Pair{
+	s := New(&syncer.Pair{
 		Config: &config.Config{ServiceCIDR: "10.96.0.0/16", Workloads: config.Workloads{EndpointCIDRs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}},
 		Names:  names, Host: host, HostReader: host,
-	})
+	}).Syncer.(*Syncer)
 	v := &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "db-1", Namespace: "shop", Labels: map[string]string{discoveryv1.LabelServiceName: "db"}},
 		AddressType: discoveryv1.AddressTypeIPv4,

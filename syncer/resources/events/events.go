@@ -34,10 +34,14 @@ var kinds = map[string]func() client.Object{
 	"PersistentVolumeClaim": func() client.Object { return &corev1.PersistentVolumeClaim{} },
 }
 
-// Syncer reconciles one host Event per request.
+// Syncer is the Event kind, copied the other way: a host Event about a
+// twin is the source, its virtual copy (addressed to the virtual object)
+// the twin. Copies never go down.
 type Syncer struct {
 	*syncer.Pair
 }
+
+var _ syncer.Syncer[*corev1.Event] = &Syncer{}
 
 // SetupWithManager registers the event syncer on host Events.
 func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
@@ -53,35 +57,80 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	if err := s.Host.Get(ctx, req.NamespacedName, e); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	return s.SyncToVirtual(ctx, req.NamespacedName, e)
+}
+
+// SyncToHost: a virtual Event never reaches the host.
+func (s *Syncer) SyncToHost(context.Context, *corev1.Event) (reconcile.Result, error) {
+	return reconcile.Result{}, nil
+}
+
+// SyncToVirtual copies a host Event about a twin up, or, when the copy
+// exists already (a repeat), brings it in line (Sync).
+func (s *Syncer) SyncToVirtual(ctx context.Context, _ types.NamespacedName, e *corev1.Event) (reconcile.Result, error) {
+	want, res, err := s.copyOf(ctx, e)
+	if want == nil {
+		return res, err
+	}
+	err = s.Virtual.Create(ctx, want)
+	switch {
+	case err == nil:
+		return reconcile.Result{}, nil
+	case !apierrors.IsAlreadyExists(err):
+		return reconcile.Result{}, fmt.Errorf("creating virtual event: %w", err)
+	}
+	existing := &corev1.Event{}
+	if err := s.VirtualReader.Get(ctx, client.ObjectKeyFromObject(want), existing); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	return s.Sync(ctx, existing, e)
+}
+
+// Sync carries a repeat of the host Event (its count, message and times)
+// to its virtual copy v.
+func (s *Syncer) Sync(ctx context.Context, v, e *corev1.Event) (reconcile.Result, error) {
+	message := s.rewrite(e.InvolvedObject.Name, v.InvolvedObject.Namespace, v.InvolvedObject.Name).Replace(e.Message)
+	if v.Count == e.Count && v.Message == message && v.LastTimestamp.Equal(&e.LastTimestamp) {
+		return reconcile.Result{}, nil
+	}
+	next := v.DeepCopy()
+	next.Count, next.Message, next.LastTimestamp, next.Series = e.Count, message, e.LastTimestamp, e.Series
+	if err := s.Virtual.Update(ctx, next); err != nil && !apierrors.IsConflict(err) {
+		return reconcile.Result{}, fmt.Errorf("updating virtual event: %w", err)
+	}
+	return reconcile.Result{}, nil
+}
+
+// copyOf is the virtual copy of a host Event about one of this cluster's
+// twins; nil (with when to look again) when it is about anything else, or
+// about an object not in the caches yet.
+func (s *Syncer) copyOf(ctx context.Context, e *corev1.Event) (*corev1.Event, reconcile.Result, error) {
 	io := e.InvolvedObject
 	newObj, ok := kinds[io.Kind]
 	if !ok || io.Namespace != s.Names.HostNamespace {
-		return reconcile.Result{}, nil
+		return nil, reconcile.Result{}, nil
 	}
 	host := newObj()
 	if err := s.Host.Get(ctx, types.NamespacedName{Namespace: io.Namespace, Name: io.Name}, host); err != nil {
-		return s.retryFresh(e, err)
+		res, err := s.retryFresh(e, err)
+		return nil, res, err
 	}
 	origin, ok := s.Names.OriginOf(host)
 	if !ok || origin.Kind != io.Kind {
-		return reconcile.Result{}, nil
+		return nil, reconcile.Result{}, nil
 	}
 	virtual := newObj()
 	if err := s.Virtual.Get(ctx, types.NamespacedName{Namespace: origin.Namespace, Name: origin.Name}, virtual); err != nil {
-		return s.retryFresh(e, err)
+		res, err := s.retryFresh(e, err)
+		return nil, res, err
 	}
-
-	rewrite := strings.NewReplacer(
-		s.Names.HostNamespace+"/"+io.Name, origin.Namespace+"/"+origin.Name,
-		io.Name, origin.Name,
-	)
 	want := &corev1.Event{
 		InvolvedObject: corev1.ObjectReference{
 			Kind: io.Kind, APIVersion: io.APIVersion, Namespace: origin.Namespace, Name: origin.Name,
 			UID: virtual.GetUID(), FieldPath: io.FieldPath,
 		},
 		Reason:              e.Reason,
-		Message:             rewrite.Replace(e.Message),
+		Message:             s.rewrite(io.Name, origin.Namespace, origin.Name).Replace(e.Message),
 		Type:                e.Type,
 		Source:              e.Source,
 		Count:               e.Count,
@@ -95,25 +144,13 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	}
 	want.Namespace = origin.Namespace
 	want.Name = eventName(origin.Name, e.Name)
-	err := s.Virtual.Create(ctx, want)
-	if err == nil || !apierrors.IsAlreadyExists(err) {
-		if err != nil {
-			return reconcile.Result{}, fmt.Errorf("creating virtual event: %w", err)
-		}
-		return reconcile.Result{}, nil
-	}
-	existing := &corev1.Event{}
-	if err := s.VirtualReader.Get(ctx, client.ObjectKeyFromObject(want), existing); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	if existing.Count == want.Count && existing.Message == want.Message && existing.LastTimestamp.Equal(&want.LastTimestamp) {
-		return reconcile.Result{}, nil
-	}
-	existing.Count, existing.Message, existing.LastTimestamp, existing.Series = want.Count, want.Message, want.LastTimestamp, want.Series
-	if err := s.Virtual.Update(ctx, existing); err != nil && !apierrors.IsConflict(err) {
-		return reconcile.Result{}, fmt.Errorf("updating virtual event: %w", err)
-	}
-	return reconcile.Result{}, nil
+	return want, reconcile.Result{}, nil
+}
+
+// rewrite puts the virtual object's names where a host message names its
+// twin.
+func (s *Syncer) rewrite(hostName, namespace, name string) *strings.Replacer {
+	return strings.NewReplacer(s.Names.HostNamespace+"/"+hostName, namespace+"/"+name, hostName, name)
 }
 
 // retryFresh retries a young event whose object is not in a cache yet (the

@@ -32,20 +32,13 @@ var _ syncer.Syncer[*networkingv1.Ingress] = &Syncer{}
 
 // New is the Ingress controller.
 func New(p *syncer.Pair) *syncer.Reconciler[*networkingv1.Ingress] {
-	return syncer.For(p, "ingress", Kind, newSyncer(p))
-}
-
-func newSyncer(p *syncer.Pair) *Syncer {
-	return &Syncer{Twin: syncer.Twin[*networkingv1.Ingress]{Pair: p, Kind: Kind}}
+	return syncer.For(p, "ingress", Kind, &Syncer{Twin: syncer.Twin[*networkingv1.Ingress]{Pair: p, Kind: Kind}})
 }
 
 // SyncToHost creates the twin of an Ingress the platform allows.
 func (s *Syncer) SyncToHost(ctx context.Context, v *networkingv1.Ingress) (reconcile.Result, error) {
 	want, why, err := s.hostIngress(ctx, v)
-	if err != nil || why != "" {
-		return s.Refuse(ctx, ReasonRefused, v, nil, string(why), err)
-	}
-	return reconcile.Result{}, s.CreateHost(ctx, Kind, v, want)
+	return s.CreateOrRefuse(ctx, ReasonRefused, v, want, string(why), err)
 }
 
 // Sync brings the twin in line (or removes it when the Ingress is no

@@ -27,11 +27,11 @@ func TestIngressesStayWithinThePlatformsWord(t *testing.T) {
 		return o
 	}
 	host := fake.NewClientBuilder().WithObjects(mark(&corev1.Service{}, "Service", "shop", "web"), mark(&corev1.Secret{}, "Secret", "shop", "tls")).Build()
-	s := newSyncer(&syncer.Pair{Names: names, Host: host, HostReader: host, Config: &config.Config{Workloads: config.Workloads{
+	s := New(&syncer.Pair{Names: names, Host: host, HostReader: host, Config: &config.Config{Workloads: config.Workloads{
 		IngressHosts:       config.Patterns{"*.apps.example.com"},
 		IngressClasses:     []string{"public"},
 		IngressAnnotations: config.Keys{"nginx.ingress.kubernetes.io/*"},
-	}}})
+	}}}).Syncer.(*Syncer)
 	ok := func() *networkingv1.Ingress {
 		return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "site", Namespace: "shop", Annotations: map[string]string{
 			"nginx.ingress.kubernetes.io/ssl-redirect":         "true",

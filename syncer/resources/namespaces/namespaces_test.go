@@ -3,6 +3,8 @@ package namespaces
 import (
 	"testing"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -11,7 +13,6 @@ import (
 
 	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/synctest"
-	"github.com/warren-dev/warren/syncer/translate"
 )
 
 func TestADeletedNamespaceTakesOnlyItsOwnHostObjects(t *testing.T) {
@@ -28,7 +29,7 @@ func TestADeletedNamespaceTakesOnlyItsOwnHostObjects(t *testing.T) {
 		synctest.Twin("ConfigMap", in("other", "settings"), &corev1.ConfigMap{}),
 		// Labelled as the namespace's, but not marked by this cluster.
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "platform", Namespace: synctest.HostNamespace,
-			Labels: map[string]string{translate.LabelNamespace: "shop"}}},
+			Labels: map[string]string{v1alpha1.SyncerNamespaceLabel: "shop"}}},
 	}
 	newSweeper := func(p *syncer.Pair) reconcile.Reconciler { return &Syncer{Pair: p} }
 	synctest.Run(t, newSweeper, []synctest.Case{{

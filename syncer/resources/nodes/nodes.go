@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -28,11 +30,7 @@ import (
 
 	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/config"
-	"github.com/warren-dev/warren/syncer/translate"
 )
-
-// PodNodeIndex indexes virtual pods by spec.nodeName.
-const PodNodeIndex = "spec.nodeName"
 
 // heartbeat is how often a node's Lease is renewed; leaseDuration is what
 // the Lease promises.
@@ -41,7 +39,8 @@ const (
 	leaseDuration = 40
 )
 
-// Syncer reconciles virtual nodes by name.
+// Syncer is the node kind, mirrored up: a virtual Node exists while a pod
+// of this cluster runs on its host node.
 type Syncer struct {
 	*syncer.Pair
 
@@ -53,6 +52,8 @@ type Syncer struct {
 	// that must neither create the node twice nor remove it as unused.
 	ensured stamps
 }
+
+var _ syncer.Syncer[*corev1.Node] = &Syncer{}
 
 // stamps remembers, per node, when something last happened.
 type stamps struct {
@@ -93,26 +94,13 @@ func (t *stamps) recent(name string, d time.Duration) bool {
 // without a pod bound to it.
 const ensureGrace = time.Minute
 
-// IndexPods registers the spec.nodeName index the syncer relies on.
-func IndexPods(ctx context.Context, mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, PodNodeIndex, func(o client.Object) []string {
-		if n := o.(*corev1.Pod).Spec.NodeName; n != "" {
-			return []string{n}
-		}
-		return nil
-	})
-}
-
 // SetupWithManager registers the node syncer.
 func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("node").
 		For(&corev1.Node{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			if n := o.(*corev1.Pod).Spec.NodeName; n != "" {
-				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: n}}}
-			}
-			return nil
+			return syncer.Requests("", syncer.PodNodeIndexer(o))
 		})).
 		Complete(s)
 }
@@ -138,41 +126,53 @@ func (s *Syncer) Ensure(ctx context.Context, name string) error {
 	return nil
 }
 
-// Reconcile keeps a needed node fresh and removes an unneeded one.
+// Reconcile keeps a needed node fresh and removes an unneeded one. The
+// host side of a node is "a pod of this cluster runs there": the host Node
+// itself is read only to describe it (real mode, see describe).
 func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	name := req.Name
 	var pods corev1.PodList
-	if err := s.Virtual.List(ctx, &pods, client.MatchingFields{PodNodeIndex: name}, client.Limit(1), client.UnsafeDisableDeepCopy); err != nil {
-		return reconcile.Result{}, fmt.Errorf("listing pods on node %s: %w", name, err)
+	if err := s.Virtual.List(ctx, &pods, client.MatchingFields{syncer.PodNodeIndex: req.Name}, client.Limit(1), client.UnsafeDisableDeepCopy); err != nil {
+		return reconcile.Result{}, fmt.Errorf("listing pods on node %s: %w", req.Name, err)
 	}
 	n := &corev1.Node{}
-	err := s.Virtual.Get(ctx, types.NamespacedName{Name: name}, n)
+	err := s.Virtual.Get(ctx, types.NamespacedName{Name: req.Name}, n)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return reconcile.Result{}, err
 	}
 	exists := err == nil
-	if exists && n.Labels[translate.LabelManagedBy] != translate.ManagedByValue {
+	if exists && n.Labels[v1alpha1.SyncerManagedByLabel] != v1alpha1.SyncerManagedByValue {
 		return reconcile.Result{}, nil // the tenant's own node object
 	}
-	if len(pods.Items) == 0 {
-		if since, ok := s.ensured.since(name); ok && since < ensureGrace {
-			return reconcile.Result{RequeueAfter: ensureGrace - since}, nil
-		}
-		if exists {
-			if err := s.Virtual.Delete(ctx, n); err != nil && !apierrors.IsNotFound(err) {
-				return reconcile.Result{}, fmt.Errorf("removing unused virtual node %s: %w", name, err)
-			}
-		}
-		return reconcile.Result{}, nil
+	used := len(pods.Items) > 0
+	if since, ok := s.ensured.since(req.Name); !used && ok && since < ensureGrace {
+		// A pod was about to be bound to it moments ago: the caches may
+		// not show the binding (or the node) yet.
+		return reconcile.Result{RequeueAfter: ensureGrace - since}, nil
 	}
-	if !exists {
-		if err := s.create(ctx, name); err != nil {
-			return reconcile.Result{}, err
-		}
-		return reconcile.Result{RequeueAfter: heartbeat}, nil
+	return syncer.Dispatch(ctx, syncer.Syncer[*corev1.Node](s), req.NamespacedName, n, exists, nil, used)
+}
+
+// SyncToHost: no pod of this cluster is bound to the node any more, so its
+// virtual node goes.
+func (s *Syncer) SyncToHost(ctx context.Context, n *corev1.Node) (reconcile.Result, error) {
+	if err := s.Virtual.Delete(ctx, n); err != nil && !apierrors.IsNotFound(err) {
+		return reconcile.Result{}, fmt.Errorf("removing unused virtual node %s: %w", n.Name, err)
 	}
-	// Pod events wake this up often; heartbeat only when one is due.
-	if since, ok := s.beats.since(name); ok && since < heartbeat {
+	return reconcile.Result{}, nil
+}
+
+// SyncToVirtual makes the virtual node of a node a pod runs on.
+func (s *Syncer) SyncToVirtual(ctx context.Context, key types.NamespacedName, _ *corev1.Node) (reconcile.Result, error) {
+	if err := s.create(ctx, key.Name); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: heartbeat}, nil
+}
+
+// Sync heartbeats a node pods run on, and refreshes what it says; pod
+// events wake this up often, so only when a heartbeat is due.
+func (s *Syncer) Sync(ctx context.Context, n, _ *corev1.Node) (reconcile.Result, error) {
+	if since, ok := s.beats.since(n.Name); ok && since < heartbeat {
 		return reconcile.Result{RequeueAfter: heartbeat - since}, nil
 	}
 	if err := s.refresh(ctx, n); err != nil {
@@ -181,7 +181,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	if err := s.renewLease(ctx, n); err != nil {
 		return reconcile.Result{}, err
 	}
-	s.beats.mark(name)
+	s.beats.mark(n.Name)
 	return reconcile.Result{RequeueAfter: heartbeat}, nil
 }
 
@@ -239,9 +239,9 @@ func (s *Syncer) refresh(ctx context.Context, n *corev1.Node) error {
 func (s *Syncer) describe(ctx context.Context, n *corev1.Node) error {
 	now := metav1.Now()
 	labels := map[string]string{
-		corev1.LabelHostname:     n.Name,
-		corev1.LabelOSStable:     "linux",
-		translate.LabelManagedBy: translate.ManagedByValue,
+		corev1.LabelHostname:          n.Name,
+		corev1.LabelOSStable:          "linux",
+		v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue,
 	}
 	ready := corev1.NodeCondition{
 		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",

@@ -38,12 +38,7 @@ func TestEnsureCreatesANodeOnceWhileTheCacheLags(t *testing.T) {
 		},
 	}
 	virtual := fake.NewClientBuilder().WithInterceptorFuncs(notYet).
-		WithIndex(&corev1.Pod{}, PodNodeIndex, func(o client.Object) []string {
-			if n := o.(*corev1.Pod).Spec.NodeName; n != "" {
-				return []string{n}
-			}
-			return nil
-		}).WithStatusSubresource(&corev1.Node{}).Build()
+		WithIndex(&corev1.Pod{}, syncer.PodNodeIndex, syncer.PodNodeIndexer).WithStatusSubresource(&corev1.Node{}).Build()
 	s := &Syncer{Pair: &syncer.Pair{Config: &config.Config{}, Virtual: virtual, VirtualReader: virtual}}
 
 	var wg sync.WaitGroup

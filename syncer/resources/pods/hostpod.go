@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
@@ -274,9 +276,9 @@ func hostFieldRef(f *corev1.ObjectFieldSelector) *corev1.ObjectFieldSelector {
 		return nil
 	}
 	annotation := map[string]string{
-		"metadata.name":           translate.AnnotationName,
-		"metadata.namespace":      translate.AnnotationNamespace,
-		"metadata.uid":            translate.AnnotationUID,
+		"metadata.name":           v1alpha1.OriginNameAnnotation,
+		"metadata.namespace":      v1alpha1.OriginNamespaceAnnotation,
+		"metadata.uid":            v1alpha1.OriginUIDAnnotation,
 		"spec.serviceAccountName": AnnotationServiceAccount,
 	}[f.FieldPath]
 	if annotation == "" {

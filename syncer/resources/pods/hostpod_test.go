@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -21,7 +23,7 @@ var names = translate.Translator{Cluster: "demo", HostNamespace: "vc-demo"}
 func tenantPod() *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "shop", UID: "u-1",
-			Labels: map[string]string{"app": "web", translate.LabelCluster: "forged"}},
+			Labels: map[string]string{"app": "web", v1alpha1.ClusterLabel: "forged"}},
 		Spec: corev1.PodSpec{
 			ServiceAccountName: "builder",
 			PriorityClassName:  "tenant-high",
@@ -66,7 +68,7 @@ func TestAHostPodReferencesOnlyTranslatedObjects(t *testing.T) {
 	if o, ok := names.OriginOf(h); !ok || o.Name != "web-0" || o.Namespace != "shop" || o.UID != "u-1" {
 		t.Fatalf("origin %+v %v", o, ok)
 	}
-	if h.Labels[translate.LabelCluster] != "demo" || h.Labels["app"] != "web" {
+	if h.Labels[v1alpha1.ClusterLabel] != "demo" || h.Labels["app"] != "web" {
 		t.Errorf("labels %v", h.Labels)
 	}
 	s := h.Spec
@@ -115,8 +117,8 @@ func TestAHostPodReferencesOnlyTranslatedObjects(t *testing.T) {
 		t.Errorf("kubernetes.default alias: %+v", s.HostAliases)
 	}
 	sel := s.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0].LabelSelector
-	if sel.MatchLabels["app"] != "web" || sel.MatchLabels[translate.LabelCluster] != "demo" ||
-		sel.MatchExpressions[0].Key != translate.LabelNamespace || sel.MatchExpressions[0].Values[0] != "shop" {
+	if sel.MatchLabels["app"] != "web" || sel.MatchLabels[v1alpha1.ClusterLabel] != "demo" ||
+		sel.MatchExpressions[0].Key != v1alpha1.SyncerNamespaceLabel || sel.MatchExpressions[0].Values[0] != "shop" {
 		t.Errorf("anti-affinity selector not confined: %+v", sel)
 	}
 	if got := TokenProjections(tenantPod()); len(got) != 1 || got[0].ExpirationSeconds != 3607 || got[0].Key != "kube-api-access-0" {
@@ -209,7 +211,7 @@ func TestPodAnnotationsPassOnlyTheAllowlist(t *testing.T) {
 			t.Errorf("annotation %s kept=%v", k, kept)
 		}
 	}
-	if h.Annotations[translate.AnnotationName] != "web-0" || h.Annotations[AnnotationServiceAccount] != "builder" {
+	if h.Annotations[v1alpha1.OriginNameAnnotation] != "web-0" || h.Annotations[AnnotationServiceAccount] != "builder" {
 		t.Errorf("the syncer's own annotations: %v", h.Annotations)
 	}
 }
@@ -220,7 +222,7 @@ func TestEphemeralVolumesMountTheVirtualClaimsTwin(t *testing.T) {
 	p := tenantPod()
 	p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "scratch", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{
 		VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{
-			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{translate.LabelManagedBy: translate.ManagedByValue}},
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue}},
 			Spec: corev1.PersistentVolumeClaimSpec{VolumeName: "host-root", StorageClassName: ptr.To(""),
 				DataSource: &corev1.TypedLocalObjectReference{Kind: "PersistentVolumeClaim", Name: "data-demo-0"}},
 		}}}})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,7 +39,7 @@ func (r *Syncer) ensureTokens(ctx context.Context, v, h *corev1.Pod) (time.Durat
 	case err == nil && !r.Names.Owns(existing, KindPodToken, v.Namespace, v.Name):
 		r.Conflict(v, "Secret", name)
 		return 0, nil
-	case err == nil && existing.Annotations[translate.AnnotationUID] == string(v.UID):
+	case err == nil && existing.Annotations[v1alpha1.OriginUIDAnnotation] == string(v.UID):
 		if at, perr := time.Parse(time.RFC3339, existing.Annotations[annotationRefreshAt]); perr == nil && time.Until(at) > 0 {
 			return time.Until(at), nil
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -48,7 +50,7 @@ func TestAHostServiceIsConfinedToItsCluster(t *testing.T) {
 	if h.Spec.ClusterIP != "10.96.4.4" || h.Spec.ClusterIPs[0] != "10.96.4.4" {
 		t.Errorf("the virtual address is not asked for: %v", h.Spec.ClusterIPs)
 	}
-	want := map[string]string{"app": "web", translate.LabelCluster: "demo", translate.LabelNamespace: "shop", translate.LabelManagedBy: translate.ManagedByValue}
+	want := map[string]string{"app": "web", v1alpha1.ClusterLabel: "demo", v1alpha1.SyncerNamespaceLabel: "shop", v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue}
 	for k, val := range want {
 		if h.Spec.Selector[k] != val {
 			t.Errorf("selector %v lacks %s=%s", h.Spec.Selector, k, val)

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -65,7 +67,7 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager) error {
 
 // Mirrored reports whether a virtual class is the syncer's copy of a host class.
 func Mirrored(v *storagev1.StorageClass) bool {
-	return v.Labels[translate.LabelManagedBy] == translate.ManagedByValue
+	return v.Labels[v1alpha1.SyncerManagedByLabel] == v1alpha1.SyncerManagedByValue
 }
 
 // Mirror is the virtual copy of host: its spec, its labels (except keys
@@ -75,7 +77,7 @@ func Mirrored(v *storagev1.StorageClass) bool {
 func Mirror(host *storagev1.StorageClass) *storagev1.StorageClass {
 	m := host.DeepCopy()
 	m.ObjectMeta = metav1.ObjectMeta{Name: host.Name, Labels: translate.HostLabels(host.Labels)}
-	m.Labels[translate.LabelManagedBy] = translate.ManagedByValue
+	m.Labels[v1alpha1.SyncerManagedByLabel] = v1alpha1.SyncerManagedByValue
 	for _, k := range []string{DefaultClassAnnotation, betaDefaultClassAnnotation} {
 		if v, ok := host.Annotations[k]; ok {
 			if m.Annotations == nil {
@@ -98,20 +100,13 @@ func (s *Syncer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("reading virtual storage class %s: %w", req.Name, err)
 	}
-	switch {
-	case v != nil && !Mirrored(v):
+	if v != nil && !Mirrored(v) {
 		if host != nil {
 			s.notMirrored(ctx, v)
 		}
 		return reconcile.Result{}, nil
-	case host == nil && v == nil:
-		return reconcile.Result{}, nil
-	case host == nil:
-		return s.SyncToHost(ctx, v)
-	case v == nil:
-		return s.SyncToVirtual(ctx, req.NamespacedName, host)
 	}
-	return s.Sync(ctx, v, host)
+	return syncer.Dispatch(ctx, syncer.Syncer[*storagev1.StorageClass](s), req.NamespacedName, v, v != nil, host, host != nil)
 }
 
 // SyncToHost: a copy whose host class is gone (confirmed live) goes; the
@@ -274,7 +269,7 @@ func (r *Remover) Start(ctx context.Context) error {
 // virtual API (the cache of classes is never started without the flag).
 func (r *Remover) Remove(ctx context.Context) error {
 	var list storagev1.StorageClassList
-	if err := r.VirtualReader.List(ctx, &list, client.MatchingLabels{translate.LabelManagedBy: translate.ManagedByValue}); err != nil {
+	if err := r.VirtualReader.List(ctx, &list, client.MatchingLabels{v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue}); err != nil {
 		return fmt.Errorf("listing virtual storage classes: %w", err)
 	}
 	for i := range list.Items {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -24,13 +26,12 @@ import (
 
 	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/config"
-	"github.com/warren-dev/warren/syncer/translate"
 )
 
 func hostClass(name string) *storagev1.StorageClass {
 	return &storagev1.StorageClass{
 		ObjectMeta: metav1.ObjectMeta{Name: name,
-			Labels: map[string]string{"tier": "ssd", translate.LabelCluster: "forged"},
+			Labels: map[string]string{"tier": "ssd", v1alpha1.ClusterLabel: "forged"},
 			Annotations: map[string]string{
 				DefaultClassAnnotation:                             "true",
 				"kubectl.kubernetes.io/last-applied-configuration": "{}",
@@ -109,14 +110,14 @@ func TestAMirrorIsTheHostClassMarkedAsWarrens(t *testing.T) {
 	if !Mirrored(m) || m.Labels["tier"] != "ssd" {
 		t.Errorf("labels %v: want the host's and the syncer's mark", m.Labels)
 	}
-	if _, ok := m.Labels[translate.LabelCluster]; ok {
+	if _, ok := m.Labels[v1alpha1.ClusterLabel]; ok {
 		t.Errorf("labels %v: a host label under warren.dev/ was copied", m.Labels)
 	}
 	want := map[string]string{DefaultClassAnnotation: "true", betaDefaultClassAnnotation: "true"}
 	if !equality.Semantic.DeepEqual(m.Annotations, want) {
 		t.Errorf("annotations %v, want only the default-class ones %v", m.Annotations, want)
 	}
-	if host.Labels[translate.LabelManagedBy] != "" {
+	if host.Labels[v1alpha1.SyncerManagedByLabel] != "" {
 		t.Error("mirroring changed the host object")
 	}
 	if Mirrored(&storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "mine"}}) {

@@ -88,7 +88,7 @@ func TestClaimFieldsThatPickHostStorage(t *testing.T) {
 	}
 	for _, c := range cases {
 		flags := c.flags
-		s := newSyncer(&syncer.Pair{Config: &flags, Names: names, Host: host, HostReader: host, Virtual: virtual})
+		s := New(&syncer.Pair{Config: &flags, Names: names, Host: host, HostReader: host, Virtual: virtual}).Syncer.(*Syncer)
 		h, why, err := s.hostSpec(t.Context(), claim(c.spec))
 		switch {
 		case err != nil:

@@ -13,6 +13,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -42,20 +44,13 @@ var (
 
 // New is the claim controller.
 func New(p *syncer.Pair) *syncer.Reconciler[*corev1.PersistentVolumeClaim] {
-	return syncer.For(p, "persistentvolumeclaim", Kind, newSyncer(p))
-}
-
-func newSyncer(p *syncer.Pair) *Syncer {
-	return &Syncer{Twin: syncer.Twin[*corev1.PersistentVolumeClaim]{Pair: p, Kind: Kind}}
+	return syncer.For(p, "persistentvolumeclaim", Kind, &Syncer{Twin: syncer.Twin[*corev1.PersistentVolumeClaim]{Pair: p, Kind: Kind}})
 }
 
 // SyncToHost creates the twin of a claim the platform allows.
 func (s *Syncer) SyncToHost(ctx context.Context, v *corev1.PersistentVolumeClaim) (reconcile.Result, error) {
 	h, why, err := s.hostClaim(ctx, v)
-	if err != nil || why != "" {
-		return s.Refuse(ctx, ReasonRefused, v, nil, string(why), err)
-	}
-	return reconcile.Result{}, s.CreateHost(ctx, Kind, v, h)
+	return s.CreateOrRefuse(ctx, ReasonRefused, v, h, string(why), err)
 }
 
 // Sync carries a resize down and the host's binding up.
@@ -96,8 +91,8 @@ func (s *Syncer) bindUp(ctx context.Context, v, h *corev1.PersistentVolumeClaim)
 	}
 	pv := &corev1.PersistentVolume{}
 	pv.Name = volume
-	pv.Labels = map[string]string{translate.LabelManagedBy: translate.ManagedByValue, translate.LabelNamespace: v.Namespace}
-	pv.Annotations = map[string]string{translate.AnnotationNamespace: v.Namespace, translate.AnnotationName: v.Name}
+	pv.Labels = map[string]string{v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue, v1alpha1.SyncerNamespaceLabel: v.Namespace}
+	pv.Annotations = map[string]string{v1alpha1.OriginNamespaceAnnotation: v.Namespace, v1alpha1.OriginNameAnnotation: v.Name}
 	pv.Spec = corev1.PersistentVolumeSpec{
 		Capacity:                      h.Status.Capacity,
 		AccessModes:                   h.Status.AccessModes,
@@ -123,7 +118,7 @@ func (s *Syncer) bindUp(ctx context.Context, v, h *corev1.PersistentVolumeClaim)
 // CleanupVirtual deletes the virtual volumes made for a deleted claim.
 func (s *Syncer) CleanupVirtual(ctx context.Context, claim types.NamespacedName) error {
 	var pvs corev1.PersistentVolumeList
-	if err := s.Virtual.List(ctx, &pvs, client.MatchingLabels{translate.LabelManagedBy: translate.ManagedByValue, translate.LabelNamespace: claim.Namespace}); err != nil {
+	if err := s.Virtual.List(ctx, &pvs, client.MatchingLabels{v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue, v1alpha1.SyncerNamespaceLabel: claim.Namespace}); err != nil {
 		return fmt.Errorf("listing virtual volumes: %w", err)
 	}
 	for i := range pvs.Items {

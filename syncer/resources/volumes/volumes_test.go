@@ -3,6 +3,8 @@ package volumes
 import (
 	"testing"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,7 +15,6 @@ import (
 
 	"github.com/warren-dev/warren/syncer"
 	"github.com/warren-dev/warren/syncer/synctest"
-	"github.com/warren-dev/warren/syncer/translate"
 )
 
 func TestClaimsGoDownAndTheirBindingComesUp(t *testing.T) {
@@ -45,8 +46,8 @@ func TestClaimsGoDownAndTheirBindingComesUp(t *testing.T) {
 	boundVirtual.Spec.VolumeName = "pv-123"
 	volume := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: "pv-123",
-			Labels:      map[string]string{translate.LabelManagedBy: translate.ManagedByValue, translate.LabelNamespace: "shop"},
-			Annotations: map[string]string{translate.AnnotationNamespace: "shop", translate.AnnotationName: "data"}},
+			Labels:      map[string]string{v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue, v1alpha1.SyncerNamespaceLabel: "shop"},
+			Annotations: map[string]string{v1alpha1.OriginNamespaceAnnotation: "shop", v1alpha1.OriginNameAnnotation: "data"}},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity: bound.Status.Capacity, AccessModes: claim.Spec.AccessModes, StorageClassName: "fast",
 			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -21,7 +23,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/warren-dev/warren/syncer/translate"
 	"github.com/warren-dev/warren/test/localkube"
 )
 
@@ -238,10 +239,10 @@ func BenchmarkThousandPods(b *testing.B) {
 		running := &podTimes{at: map[string]time.Time{}}
 		hostRunning := &podTimes{at: map[string]time.Time{}}
 		watchPods(ctx, host, hostNamespace, func(p *corev1.Pod) {
-			if p.Labels[translate.LabelNamespace] == ns {
-				onHost.mark(p.Annotations[translate.AnnotationName])
+			if p.Labels[v1alpha1.SyncerNamespaceLabel] == ns {
+				onHost.mark(p.Annotations[v1alpha1.OriginNameAnnotation])
 				if p.Status.Phase == corev1.PodRunning {
-					hostRunning.mark(p.Annotations[translate.AnnotationName])
+					hostRunning.mark(p.Annotations[v1alpha1.OriginNameAnnotation])
 				}
 			}
 		})
@@ -407,8 +408,8 @@ func oneAtATime(b *testing.B, ctx context.Context, host, virtual kubernetes.Inte
 		}
 	})
 	watchPods(ctx, host, hostNamespace, func(p *corev1.Pod) {
-		if p.Labels[translate.LabelNamespace] == ns {
-			onHost.mark(p.Annotations[translate.AnnotationName])
+		if p.Labels[v1alpha1.SyncerNamespaceLabel] == ns {
+			onHost.mark(p.Annotations[v1alpha1.OriginNameAnnotation])
 		}
 	})
 	watchPods(ctx, virtual, ns, func(p *corev1.Pod) {
@@ -461,7 +462,7 @@ func oneAtATime(b *testing.B, ctx context.Context, host, virtual kubernetes.Inte
 	deadline := time.Now().Add(time.Minute)
 	for {
 		d, err1 := host.CoreV1().Pods(direct).List(ctx, metav1.ListOptions{})
-		h, err2 := host.CoreV1().Pods(hostNamespace).List(ctx, metav1.ListOptions{LabelSelector: translate.LabelNamespace + "=" + ns})
+		h, err2 := host.CoreV1().Pods(hostNamespace).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.SyncerNamespaceLabel + "=" + ns})
 		if err1 == nil && err2 == nil && len(d.Items)+len(h.Items) == 0 {
 			return
 		}

@@ -9,14 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	"github.com/warren-dev/warren/test/testkit"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/warren-dev/warren/syncer/translate"
 )
 
 // originNames lists "Kind/name" of the host objects of a virtual namespace.
@@ -104,7 +104,7 @@ func TestPodTokensComeFromTheVirtualAPI(t *testing.T) {
 			return false, err.Error()
 		}
 		for _, s := range secrets.Items {
-			if s.Annotations[translate.AnnotationKind] == "PodToken" && len(s.OwnerReferences) == 1 && s.OwnerReferences[0].Kind == "Pod" {
+			if s.Annotations[v1alpha1.OriginKindAnnotation] == "PodToken" && len(s.OwnerReferences) == 1 && s.OwnerReferences[0].Kind == "Pod" {
 				for _, tok := range s.Data {
 					return len(tok) > 100, "token length " + fmt.Sprint(len(tok))
 				}

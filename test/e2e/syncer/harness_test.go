@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	"github.com/warren-dev/warren/test/testkit"
 
 	"github.com/go-logr/logr"
@@ -300,7 +302,7 @@ func create(t *testing.T, ctx context.Context, c client.Client, objs ...client.O
 // hostObjects lists the host objects the syncer made for virtual namespace ns.
 func hostObjects[L client.ObjectList](ctx context.Context, list L, ns string) (L, error) {
 	err := w.hostC.List(ctx, list, client.InNamespace(hostNamespace), client.MatchingLabels{
-		translate.LabelCluster: clusterName, translate.LabelNamespace: ns,
+		v1alpha1.ClusterLabel: clusterName, v1alpha1.SyncerNamespaceLabel: ns,
 	})
 	return list, err
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -156,13 +158,13 @@ func running(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning &&
 func reservedKeys(t *testing.T, tn tenant) {
 	ns := tn.namespace(t, "iso-labels")
 	forged := map[string]string{
-		"app.kubernetes.io/name": "warren-control-plane", translate.LabelCluster: "other", translate.LabelManagedBy: "reconciler",
+		"app.kubernetes.io/name": "warren-control-plane", v1alpha1.ClusterLabel: "other", v1alpha1.SyncerManagedByLabel: "reconciler",
 		"warren.dev/component": "control-plane", "api.warren.dev/role": "server",
 	}
 	create(t, t.Context(), tn.c,
 		pod(ns, "mitm", func(p *corev1.Pod) {
 			p.Labels = maps.Clone(forged)
-			p.Annotations = map[string]string{translate.AnnotationName: "demo-0", translate.AnnotationKind: "StatefulSet"}
+			p.Annotations = map[string]string{v1alpha1.OriginNameAnnotation: "demo-0", v1alpha1.OriginKindAnnotation: "StatefulSet"}
 		}),
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "mitm", Namespace: ns, Labels: maps.Clone(forged)},
 			Spec: corev1.ServiceSpec{Selector: maps.Clone(forged), Ports: []corev1.ServicePort{{Port: 443}}}},
@@ -173,7 +175,7 @@ func reservedKeys(t *testing.T, tn tenant) {
 		err := tn.host(t.Context(), ns, "mitm", svc)
 		return err == nil, fmt.Sprint(err)
 	})
-	own := map[string]string{translate.LabelCluster: tn.names.Cluster, translate.LabelManagedBy: translate.ManagedByValue, translate.LabelNamespace: ns}
+	own := map[string]string{v1alpha1.ClusterLabel: tn.names.Cluster, v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue, v1alpha1.SyncerNamespaceLabel: ns}
 	for what, m := range map[string]map[string]string{"pod labels": h.Labels, "service labels": svc.Labels, "service selector": svc.Spec.Selector} {
 		for k, v := range m {
 			if translate.Reserved(k) && own[k] != v {
@@ -181,7 +183,7 @@ func reservedKeys(t *testing.T, tn tenant) {
 			}
 		}
 	}
-	if h.Annotations[translate.AnnotationName] != "mitm" || h.Annotations[translate.AnnotationKind] != "Pod" {
+	if h.Annotations[v1alpha1.OriginNameAnnotation] != "mitm" || h.Annotations[v1alpha1.OriginKindAnnotation] != "Pod" {
 		t.Errorf("forged origin annotations: %v", h.Annotations)
 	}
 }
@@ -231,7 +233,7 @@ func claimSources(t *testing.T, tn tenant) {
 	ns := tn.namespace(t, "iso-claims")
 	template := func(mut func(*corev1.PersistentVolumeClaimSpec)) *corev1.PersistentVolumeClaimTemplate {
 		tpl := &corev1.PersistentVolumeClaimTemplate{
-			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{translate.LabelManagedBy: translate.ManagedByValue, translate.LabelCluster: tn.names.Cluster}},
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{v1alpha1.SyncerManagedByLabel: v1alpha1.SyncerManagedByValue, v1alpha1.ClusterLabel: tn.names.Cluster}},
 			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}},
 		}
@@ -278,7 +280,7 @@ func claimSources(t *testing.T, tn tenant) {
 		err := tn.host(ctx, ns, "raider-scratch", scratch)
 		return err == nil, fmt.Sprint(err)
 	})
-	if scratch.Spec.VolumeName != "" || scratch.Spec.DataSource != nil || scratch.Labels[translate.LabelManagedBy] != translate.ManagedByValue ||
+	if scratch.Spec.VolumeName != "" || scratch.Spec.DataSource != nil || scratch.Labels[v1alpha1.SyncerManagedByLabel] != v1alpha1.SyncerManagedByValue ||
 		!tn.names.Owns(scratch, "PersistentVolumeClaim", ns, "raider-scratch") {
 		t.Errorf("scratch claim on the host: %+v %v", scratch.Spec, scratch.Annotations)
 	}

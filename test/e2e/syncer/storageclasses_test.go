@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+
 	"github.com/warren-dev/warren/test/testkit"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/warren-dev/warren/syncer/resources/storageclasses"
-	"github.com/warren-dev/warren/syncer/translate"
 )
 
 // kwokDefaultClass is the host plane's default StorageClass (test/localkube).
@@ -60,7 +61,7 @@ func mirrors(v, host *storagev1.StorageClass) (bool, string) {
 		equality.Semantic.DeepEqual(v.MountOptions, host.MountOptions) &&
 		equality.Semantic.DeepEqual(v.AllowedTopologies, host.AllowedTopologies) &&
 		v.Annotations[storageclasses.DefaultClassAnnotation] == host.Annotations[storageclasses.DefaultClassAnnotation] &&
-		v.Labels[translate.LabelManagedBy] == translate.ManagedByValue
+		v.Labels[v1alpha1.SyncerManagedByLabel] == v1alpha1.SyncerManagedByValue
 	for k, val := range host.Labels {
 		same = same && v.Labels[k] == val
 	}
@@ -203,7 +204,7 @@ func TestATenantsOwnStorageClassIsNotReplaced(t *testing.T) {
 	if err := w.virtualC.Get(ctx, client.ObjectKey{Name: name}, v); err != nil {
 		t.Fatal(err)
 	}
-	if v.UID != own.UID || v.ResourceVersion != own.ResourceVersion || v.Provisioner != "tenant.example.com" || v.Labels[translate.LabelManagedBy] != "" {
+	if v.UID != own.UID || v.ResourceVersion != own.ResourceVersion || v.Provisioner != "tenant.example.com" || v.Labels[v1alpha1.SyncerManagedByLabel] != "" {
 		t.Errorf("the tenant's class was changed: %+v", v)
 	}
 }
