@@ -14,7 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
+	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/resid"
 	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/warren-dev/warren/reconciler/api/v1alpha1"
@@ -245,65 +247,111 @@ func writeYAML(fsys filesys.FileSystem, p string, v any) error {
 }
 
 // patch renders a strategic-merge patch as inline kustomize patch text.
-func patch(obj map[string]any) (map[string]any, error) {
+func patch(obj map[string]any) (kustypes.Patch, error) {
 	b, err := json.Marshal(obj)
 	if err != nil {
-		return nil, err
+		return kustypes.Patch{}, err
 	}
-	return map[string]any{"patch": string(b)}, nil
+	return kustypes.Patch{Patch: string(b)}, nil
 }
 
-func image(ref string) map[string]any {
-	img := map[string]any{"name": syncerImageName}
+// image is the kustomize image entry that points the syncer image at ref
+// (name:tag, name@digest or a bare name).
+func image(ref string) kustypes.Image {
+	img := kustypes.Image{Name: syncerImageName}
 	if name, digest, ok := strings.Cut(ref, "@"); ok {
-		img["newName"], img["digest"] = name, digest
+		img.NewName, img.Digest = name, digest
 		return img
 	}
 	slash := strings.LastIndex(ref, "/")
 	if colon := strings.LastIndex(ref, ":"); colon > slash {
-		img["newName"], img["newTag"] = ref[:colon], ref[colon+1:]
+		img.NewName, img.NewTag = ref[:colon], ref[colon+1:]
 		return img
 	}
-	img["newName"] = ref
+	img.NewName = ref
 	return img
 }
 
-func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Options) (map[string]any, error) {
+// kustomization is a Kustomization file of these resources.
+func kustomization(resources ...string) *kustypes.Kustomization {
+	k := &kustypes.Kustomization{Resources: resources}
+	k.FixKustomization()
+	return k
+}
+
+// clusterKustomization builds warren's base for one cluster: the
+// components its spec picks, its images, and its patches.
+func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Options) (*kustypes.Kustomization, error) {
+	pod, err := podSpec(vc, n, in, o)
+	if err != nil {
+		return nil, err
+	}
+	patches, err := clusterPatches(vc, n, in, pod)
+	if err != nil {
+		return nil, err
+	}
+	k := kustomization("../../warren/base")
+	k.Components = components(vc, in)
+	k.Images = images(vc, o)
+	k.Patches = patches
+	if vc.Spec.Paused {
+		k.Replicas = []kustypes.Replica{{Name: n.StatefulSet, Count: 0}}
+	}
+	return k, nil
+}
+
+// components are the base's components the cluster's spec picks.
+func components(vc *v1alpha1.VirtualCluster, in Input) []string {
 	s := vc.Spec
-	components := []string{"../../warren/components/" + string(s.Distro)}
+	picked := []string{string(s.Distro)}
 	if in.NetworkIsolation {
-		components = append(components, "../../warren/components/isolation")
+		picked = append(picked, "isolation")
 	}
 	switch s.Expose.Type {
 	case v1alpha1.ExposeNodePort:
-		components = append(components, "../../warren/components/expose-nodeport")
+		picked = append(picked, "expose-nodeport")
 	case v1alpha1.ExposeLoadBalancer:
-		components = append(components, "../../warren/components/expose-loadbalancer")
+		picked = append(picked, "expose-loadbalancer")
 	case v1alpha1.ExposeIngress:
-		components = append(components, "../../warren/components/expose-ingress")
+		picked = append(picked, "expose-ingress")
 	}
 	if s.Sync.Ingresses {
-		components = append(components, "../../warren/components/sync-ingresses")
+		picked = append(picked, "sync-ingresses")
 	}
 	if s.Sync.Nodes == v1alpha1.NodesReal || s.Sync.StorageClasses {
-		components = append(components, "../../warren/components/host-read")
+		picked = append(picked, "host-read")
 	}
 	if s.Sync.Nodes == v1alpha1.NodesReal {
-		components = append(components, "../../warren/components/host-read-nodes")
+		picked = append(picked, "host-read-nodes")
 	}
 	if s.Sync.StorageClasses {
-		components = append(components, "../../warren/components/host-read-storage-classes")
+		picked = append(picked, "host-read-storage-classes")
 	}
+	out := make([]string, 0, len(picked))
+	for _, c := range picked {
+		out = append(out, "../../warren/components/"+c)
+	}
+	return out
+}
 
-	images := []any{image(o.SyncerImage)}
+// images are the syncer's and the distro's images.
+func images(vc *v1alpha1.VirtualCluster, o Options) []kustypes.Image {
+	s := vc.Spec
+	if s.Distro == v1alpha1.DistroK8s {
+		return []kustypes.Image{image(o.SyncerImage),
+			{Name: apiServerImage, NewTag: s.Version},
+			{Name: controllerManagerImage, NewTag: s.Version},
+			{Name: etcdImage, NewTag: etcdTag},
+		}
+	}
+	return []kustypes.Image{image(o.SyncerImage), {Name: k3sImage, NewTag: k3sTag(s.Version)}}
+}
+
+// podSpec is the control plane pod's patch: each container's arguments.
+func podSpec(vc *v1alpha1.VirtualCluster, n Names, in Input, o Options) (map[string]any, error) {
 	var containers, initContainers []any
-	switch s.Distro {
+	switch vc.Spec.Distro {
 	case v1alpha1.DistroK8s:
-		images = append(images,
-			map[string]any{"name": apiServerImage, "newTag": s.Version},
-			map[string]any{"name": controllerManagerImage, "newTag": s.Version},
-			map[string]any{"name": etcdImage, "newTag": etcdTag},
-		)
 		// etcd and kube-apiserver are sidecars: the controller-manager
 		// starts once the API server is ready.
 		initContainers = []any{
@@ -315,7 +363,6 @@ func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Opti
 			map[string]any{"name": "kube-controller-manager", "args": controllerManagerArgs(o)},
 		}
 	default:
-		images = append(images, map[string]any{"name": k3sImage, "newTag": k3sTag(s.Version)})
 		initContainers = []any{map[string]any{"name": "kubelet-pki", "args": k3sKubeletBootstrapArgs()}}
 		containers = []any{map[string]any{"name": "k3s", "args": k3sArgs(vc, n, o)}}
 	}
@@ -324,11 +371,13 @@ func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Opti
 		return nil, err
 	}
 	containers = append(containers, map[string]any{"name": "syncer", "args": syncer})
-	podSpec := map[string]any{"containers": containers}
-	if initContainers != nil {
-		podSpec["initContainers"] = initContainers
-	}
+	return map[string]any{"containers": containers, "initContainers": initContainers}, nil
+}
 
+// clusterPatches are the strategic-merge patches of the base's objects
+// (the control plane pod, the namespace's Pod Security level, the init
+// manifests, the syncer's settings, the quota) and the Ingress's host.
+func clusterPatches(vc *v1alpha1.VirtualCluster, n Names, in Input, pod map[string]any) ([]kustypes.Patch, error) {
 	manifests, err := initManifests(vc)
 	if err != nil {
 		return nil, err
@@ -342,36 +391,17 @@ func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Opti
 		return nil, err
 	}
 	level := string(in.PodSecurity)
-	var patches []any
+	var patches []kustypes.Patch
 	for _, obj := range []map[string]any{
-		{
-			"apiVersion": "apps/v1", "kind": "StatefulSet",
-			"metadata": map[string]any{"name": n.StatefulSet},
-			"spec":     map[string]any{"template": map[string]any{"spec": podSpec}},
-		},
-		{
-			"apiVersion": "v1", "kind": "Namespace",
-			"metadata": map[string]any{"name": n.Namespace, "labels": map[string]any{
-				"pod-security.kubernetes.io/enforce": level,
-				"pod-security.kubernetes.io/warn":    level,
-				"pod-security.kubernetes.io/audit":   level,
-			}},
-		},
-		{
-			"apiVersion": "v1", "kind": "ConfigMap",
-			"metadata": map[string]any{"name": n.InitManifests},
-			"data":     manifests,
-		},
-		{
-			"apiVersion": "v1", "kind": "ConfigMap",
-			"metadata": map[string]any{"name": n.SyncerConfig},
-			"data":     map[string]any{"syncer.yaml": string(syncerConfig)},
-		},
-		{
-			"apiVersion": "v1", "kind": "ResourceQuota",
-			"metadata": map[string]any{"name": n.StatefulSet},
-			"spec":     map[string]any{"hard": quota(vc)},
-		},
+		object("apps/v1", "StatefulSet", n.StatefulSet, nil, "spec", map[string]any{"template": map[string]any{"spec": pod}}),
+		object("v1", "Namespace", n.Namespace, map[string]any{
+			"pod-security.kubernetes.io/enforce": level,
+			"pod-security.kubernetes.io/warn":    level,
+			"pod-security.kubernetes.io/audit":   level,
+		}, "", nil),
+		object("v1", "ConfigMap", n.InitManifests, nil, "data", manifests),
+		object("v1", "ConfigMap", n.SyncerConfig, nil, "data", map[string]any{"syncer.yaml": string(syncerConfig)}),
+		object("v1", "ResourceQuota", n.StatefulSet, nil, "spec", map[string]any{"hard": quota(vc)}),
 	} {
 		p, err := patch(obj)
 		if err != nil {
@@ -379,52 +409,52 @@ func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Opti
 		}
 		patches = append(patches, p)
 	}
-	if s.Expose.Type == v1alpha1.ExposeIngress {
-		ops := []any{map[string]any{"op": "replace", "path": "/spec/rules/0/host", "value": s.Expose.Host}}
-		if s.Expose.IngressClassName != "" {
-			ops = append(ops, map[string]any{"op": "add", "path": "/spec/ingressClassName", "value": s.Expose.IngressClassName})
-		}
-		b, err := json.Marshal(ops)
-		if err != nil {
-			return nil, err
-		}
-		patches = append(patches, map[string]any{
-			"target": map[string]any{"kind": "Ingress", "name": n.Service},
-			"patch":  string(b),
-		})
+	if vc.Spec.Expose.Type != v1alpha1.ExposeIngress {
+		return patches, nil
 	}
+	p, err := ingressPatch(vc, n)
+	return append(patches, p), err
+}
 
-	k := map[string]any{
-		"apiVersion": "kustomize.config.k8s.io/v1beta1",
-		"kind":       "Kustomization",
-		"resources":  []any{"../../warren/base"},
-		"components": components,
-		"images":     images,
-		"patches":    patches,
+// object is a patch's object: its kind, name and labels, and one field.
+func object(apiVersion, kind, name string, labels map[string]any, field string, value any) map[string]any {
+	meta := map[string]any{"name": name}
+	if labels != nil {
+		meta["labels"] = labels
 	}
-	if s.Paused {
-		k["replicas"] = []any{map[string]any{"name": n.StatefulSet, "count": 0}}
+	obj := map[string]any{"apiVersion": apiVersion, "kind": kind, "metadata": meta}
+	if field != "" {
+		obj[field] = value
 	}
-	return k, nil
+	return obj
+}
+
+// ingressPatch gives the exposing Ingress its host and class.
+func ingressPatch(vc *v1alpha1.VirtualCluster, n Names) (kustypes.Patch, error) {
+	e := vc.Spec.Expose
+	ops := []any{map[string]any{"op": "replace", "path": "/spec/rules/0/host", "value": e.Host}}
+	if e.IngressClassName != "" {
+		ops = append(ops, map[string]any{"op": "add", "path": "/spec/ingressClassName", "value": e.IngressClassName})
+	}
+	b, err := json.Marshal(ops)
+	if err != nil {
+		return kustypes.Patch{}, err
+	}
+	return kustypes.Patch{Target: &kustypes.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Kind: "Ingress"}, Name: n.Service}}, Patch: string(b)}, nil
 }
 
 // overlayKustomization layers the repository's templates/ Component over the
 // cluster's build, then sets the namespace and labels, so that objects the
 // overlay adds carry them too and no overlay can drop them.
-func overlayKustomization(vc *v1alpha1.VirtualCluster, n Names, withOverlay bool) map[string]any {
-	k := map[string]any{
-		"apiVersion": "kustomize.config.k8s.io/v1beta1",
-		"kind":       "Kustomization",
-		"resources":  []any{"../cluster"},
-		"namespace":  n.Namespace,
-		"labels": []any{map[string]any{
-			"pairs":            map[string]any{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue, v1alpha1.ClusterLabel: vc.Name},
-			"includeSelectors": false,
-			"includeTemplates": true,
-		}},
-	}
+func overlayKustomization(vc *v1alpha1.VirtualCluster, n Names, withOverlay bool) *kustypes.Kustomization {
+	k := kustomization("../cluster")
+	k.Namespace = n.Namespace
+	k.Labels = []kustypes.Label{{
+		Pairs:            map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue, v1alpha1.ClusterLabel: vc.Name},
+		IncludeTemplates: true,
+	}}
 	if withOverlay {
-		k["components"] = []any{"../../repo/templates"}
+		k.Components = []string{"../../repo/templates"}
 	}
 	return k
 }
