@@ -190,12 +190,7 @@ func jsonFields(t reflect.Type, into map[string]reflect.Type) {
 
 // check walks node n against type t at path.
 func (d *strictDecoder) check(n *yaml.Node, t reflect.Type, path string) {
-	d.visited++
-	if d.visited > maxNodes {
-		if !d.tooLarge {
-			d.tooLarge = true
-			d.add(n.Line, "document", "more than %d values once YAML aliases are expanded", maxNodes)
-		}
+	if !d.visit(n) {
 		return
 	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
@@ -204,58 +199,93 @@ func (d *strictDecoder) check(n *yaml.Node, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
-		return
-	}
-	if reflect.PointerTo(t).Implements(jsonUnmarshaler) {
-		if n.Kind != yaml.ScalarNode {
-			d.fail(n, path, "must be a single value, found %s", kindName(n))
-			return
-		}
-		raw, err := scalarJSON(n)
-		if err == nil {
-			err = reflect.New(t).Interface().(json.Unmarshaler).UnmarshalJSON(raw)
-		}
-		if err != nil {
-			d.fail(n, path, "invalid value %q: %v", n.Value, err)
-		}
-		return
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			d.fail(n, path, "must be a mapping, found %s", kindName(n))
-			return
-		}
-		fields := map[string]reflect.Type{}
-		jsonFields(t, fields)
-		if only, ok := d.allowed[path]; ok {
-			restricted := map[string]reflect.Type{}
-			for _, k := range only {
-				restricted[k] = fields[k]
-			}
-			fields = restricted
-		}
-		d.checkMapping(n, path, func(key string) (reflect.Type, bool) {
-			ft, ok := fields[key]
-			return ft, ok
-		}, fields)
-	case reflect.Map:
+	switch {
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null":
+	case reflect.PointerTo(t).Implements(jsonUnmarshaler):
+		d.checkJSONValue(n, t, path)
+	case t.Kind() == reflect.Struct:
+		d.checkStruct(n, t, path)
+	case t.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			d.fail(n, path, "must be a mapping, found %s", kindName(n))
 			return
 		}
 		d.checkMapping(n, path, func(string) (reflect.Type, bool) { return t.Elem(), true }, nil)
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			d.fail(n, path, "must be a list, found %s", kindName(n))
-			return
+	case t.Kind() == reflect.Slice:
+		d.checkList(n, t, path)
+	default:
+		d.checkScalar(n, t, path)
+	}
+}
+
+// visit counts a node, and says false (once, with a problem) when the
+// document has more values than maxNodes once aliases are expanded.
+func (d *strictDecoder) visit(n *yaml.Node) bool {
+	d.visited++
+	if d.visited <= maxNodes {
+		return true
+	}
+	if !d.tooLarge {
+		d.tooLarge = true
+		d.add(n.Line, "document", "more than %d values once YAML aliases are expanded", maxNodes)
+	}
+	return false
+}
+
+// checkJSONValue checks a single value of a type that decodes itself
+// (a quantity, a time, an IntOrString).
+func (d *strictDecoder) checkJSONValue(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind != yaml.ScalarNode {
+		d.fail(n, path, "must be a single value, found %s", kindName(n))
+		return
+	}
+	raw, err := scalarJSON(n)
+	if err == nil {
+		err = reflect.New(t).Interface().(json.Unmarshaler).UnmarshalJSON(raw)
+	}
+	if err != nil {
+		d.fail(n, path, "invalid value %q: %v", n.Value, err)
+	}
+}
+
+// checkStruct checks a mapping against a struct's JSON fields (or, where
+// the path allows only some, those).
+func (d *strictDecoder) checkStruct(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "must be a mapping, found %s", kindName(n))
+		return
+	}
+	fields := map[string]reflect.Type{}
+	jsonFields(t, fields)
+	if only, ok := d.allowed[path]; ok {
+		restricted := map[string]reflect.Type{}
+		for _, k := range only {
+			restricted[k] = fields[k]
 		}
-		for i, item := range n.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
-			d.lines[p] = item.Line
-			d.check(item, t.Elem(), p)
-		}
+		fields = restricted
+	}
+	d.checkMapping(n, path, func(key string) (reflect.Type, bool) {
+		ft, ok := fields[key]
+		return ft, ok
+	}, fields)
+}
+
+// checkList checks each item of a sequence.
+func (d *strictDecoder) checkList(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, path, "must be a list, found %s", kindName(n))
+		return
+	}
+	for i, item := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		d.lines[p] = item.Line
+		d.check(item, t.Elem(), p)
+	}
+}
+
+// checkScalar checks a string, boolean or integer.
+func (d *strictDecoder) checkScalar(n *yaml.Node, t reflect.Type, path string) {
+	switch t.Kind() {
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
 			d.fail(n, path, "must be a string, found %s (quote it if it is meant as text)", kindName(n))
