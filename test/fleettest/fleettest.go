@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -81,7 +82,12 @@ func withPolicy(files Files) Files {
 // BadInputs lists every bad input of the repository contract, each alone in
 // its own repository.
 func BadInputs() []Bad {
-	return append([]Bad{
+	return slices.Concat(documentBadInputs(), nameBadInputs(), fileBadInputs(), hostBadInputs())
+}
+
+// documentBadInputs are documents that are not a definition warren reads.
+func documentBadInputs() []Bad {
+	return []Bad{
 		{
 			Name: "unknown field",
 			Files: withPolicy(Files{"clusters/a.yaml": `apiVersion: warren.dev/v1alpha1
@@ -138,6 +144,12 @@ metadata:
 `}),
 			File: "clusters/a.yaml", Field: "document", Says: "not valid YAML",
 		},
+	}
+}
+
+// nameBadInputs are definitions whose name is missing, invalid or taken.
+func nameBadInputs() []Bad {
+	return []Bad{
 		{
 			Name: "missing name",
 			Files: withPolicy(Files{"clusters/a.yaml": `apiVersion: warren.dev/v1alpha1
@@ -167,6 +179,13 @@ spec:
 			}),
 			File: "clusters/team/b.yaml", Line: 5, Field: "metadata.name", Says: "already defined in clusters/a.yaml:4",
 		},
+	}
+}
+
+// fileBadInputs are files too large, linked from outside, or with a field
+// of the wrong type or missing.
+func fileBadInputs() []Bad {
+	return []Bad{
 		{
 			Name:  "file over 1 MiB",
 			Files: withPolicy(Files{"clusters/big.yaml": Cluster("big") + "# " + strings.Repeat("x", 1<<20) + "\n"}),
@@ -196,7 +215,7 @@ spec:
 			Files: Files{"policies/p.yaml": strings.Replace(Policy, "  maxClusters: 5\n", "", 1)},
 			File:  "policies/p.yaml", Line: 5, Field: "spec.maxClusters", Says: "required",
 		},
-	}, hostBadInputs()...)
+	}
 }
 
 // hostBadInputs are the bad inputs about what a cluster may use of the
