@@ -16,11 +16,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"text/tabwriter"
 	"time"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/go-git/go-git/v5/plumbing"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -69,74 +71,125 @@ type demo struct {
 	out    io.Writer
 	start  time.Time
 	opts   Options
+	work   string // the demo's temporary directory
 	c      client.Client
+	plane  *localplane.Plane
 	sealed *sealedsecrets.Controller
+	repos  *fleetRepos
+
+	// reconcilerDone says why the reconciler stopped; seen, which
+	// condition of which cluster has been told.
+	reconcilerDone chan error
+	seen           map[string]map[string]bool
 }
 
 func (d *demo) say(format string, args ...any) {
 	fmt.Fprintf(d.out, "[%6.1fs] %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func (d *demo) run(ctx context.Context) error {
+// lifecycle are the conditions every cluster goes through to Ready.
+var lifecycle = []string{v1alpha1.AdmittedCondition, v1alpha1.AppliedCondition, v1alpha1.ReadyCondition}
+
+// run is the demo's story: a host, a repository, the reconciler; the
+// clusters come up and their kubeconfigs are published; one is removed
+// from Git and pruned.
+func (d *demo) run(ctx context.Context) (err error) {
 	fmt.Fprintln(d.out, "warren demo: virtual clusters from a Git repository, on a local host control plane.")
 	fmt.Fprintln(d.out, "Note: there is no container runtime here. Pods on the host are simulated by kwok fake")
 	fmt.Fprintln(d.out, "nodes: they are reported Running, but no container starts. Everything else is real.")
 	fmt.Fprintln(d.out)
 
-	work, err := os.MkdirTemp("", "warren-demo-")
+	if d.work, err = os.MkdirTemp("", "warren-demo-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(d.work)
+	stopHost, err := d.startHost(ctx)
+	defer stopHost()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-
-	d.say("starting a local host plane (etcd, kube-apiserver, controller-manager, scheduler, kwok with %d nodes)", d.opts.Nodes)
-	plane, err := localplane.Start(ctx, localplane.Options{ControllerManager: true, Scheduler: true, Nodes: d.opts.Nodes})
-	if err != nil {
-		return fmt.Errorf("starting the host plane: %w", err)
+	if err := d.prepare(ctx); err != nil {
+		return err
 	}
-	defer plane.Stop()
-	d.say("host plane up at %s", plane.Config.Host)
+	stopReconciler, err := d.startReconciler(ctx)
+	defer stopReconciler()
+	if err != nil {
+		return err
+	}
+	clusters, err := d.showClustersComingUp(ctx)
+	if err != nil {
+		return err
+	}
+	if err := d.showPrune(ctx, clusters[len(clusters)-1]); err != nil {
+		return err
+	}
+	if d.opts.Once {
+		d.say("done")
+		return nil
+	}
+	return d.keepReconciling(ctx)
+}
+
+// startHost starts the host plane and the sealed-secrets controller on it;
+// stop stops whatever started.
+func (d *demo) startHost(ctx context.Context) (stop func(), err error) {
+	stop = func() {}
+	d.say("starting a local host plane (etcd, kube-apiserver, controller-manager, scheduler, kwok with %d nodes)", d.opts.Nodes)
+	if d.plane, err = localplane.Start(ctx, localplane.Options{ControllerManager: true, Scheduler: true, Nodes: d.opts.Nodes}); err != nil {
+		return stop, fmt.Errorf("starting the host plane: %w", err)
+	}
+	stop = func() { _ = d.plane.Stop() }
+	d.say("host plane up at %s", d.plane.Config.Host)
 
 	d.say("starting the sealed-secrets controller (the real one, as a local process) on the host plane")
-	if d.sealed, err = sealedsecrets.Start(ctx, plane, sealedsecrets.Options{}); err != nil {
-		return fmt.Errorf("starting the sealed-secrets controller: %w", err)
+	if d.sealed, err = sealedsecrets.Start(ctx, d.plane, sealedsecrets.Options{}); err != nil {
+		return stop, fmt.Errorf("starting the sealed-secrets controller: %w", err)
 	}
-	defer d.sealed.Stop()
+	stop = func() { _ = d.sealed.Stop(); _ = d.plane.Stop() }
 	d.say("sealed-secrets controller up: Service %s/%s serves its sealing certificate", d.sealed.Namespace, d.sealed.ServiceName)
+	return stop, nil
+}
 
-	repos, err := makeRepositories(ctx, filepath.Join(work, "fleet.git"), filepath.Join(work, "fleet"))
-	if err != nil {
+// prepare commits the example fleet, connects to the host and installs
+// warren's CRDs.
+func (d *demo) prepare(ctx context.Context) (err error) {
+	if d.repos, err = makeRepositories(ctx, filepath.Join(d.work, "fleet.git"), filepath.Join(d.work, "fleet")); err != nil {
 		return err
 	}
-	d.say("example fleet committed in a working clone at %s", repos.CloneDir)
-	d.say("and pushed to %s, a bare repository standing in for the Git server", repos.RemoteDir)
+	d.say("example fleet committed in a working clone at %s", d.repos.CloneDir)
+	d.say("and pushed to %s, a bare repository standing in for the Git server", d.repos.RemoteDir)
 
 	scheme := controller.Scheme()
 	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
 		return err
 	}
-	if d.c, err = client.New(plane.Config, client.Options{Scheme: scheme}); err != nil {
+	if d.c, err = client.New(d.plane.Config, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}
 	if err := d.installCRDs(ctx); err != nil {
 		return err
 	}
 	d.say("installed warren's CRDs (Fleet, VirtualCluster)")
+	return nil
+}
 
-	logPath := filepath.Join(work, "reconciler.log")
+// startReconciler runs warren's reconciler in this process, logging to a
+// file, and creates the Fleet; stop stops it.
+func (d *demo) startReconciler(ctx context.Context) (stop func(), err error) {
+	stop = func() {}
+	logPath := filepath.Join(d.work, "reconciler.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		return err
+		return stop, err
 	}
-	defer logFile.Close()
 	log := zap.New(zap.WriteTo(logFile), zap.UseDevMode(false))
 	ctrl.SetLogger(log)
-	runCtx, stopReconciler := context.WithCancel(ctx)
-	defer stopReconciler()
-	reconcilerDone := make(chan error, 1)
+	runCtx, cancel := context.WithCancel(ctx)
+	stop = func() { cancel(); logFile.Close() }
+	d.reconcilerDone, d.seen = make(chan error, 1), map[string]map[string]bool{}
 	go func() {
-		reconcilerDone <- controller.Run(runCtx, plane.Config, controller.Config{
-			CacheDir:    filepath.Join(work, "cache"),
+		d.reconcilerDone <- controller.Run(runCtx, d.plane.Config, controller.Config{
+			CacheDir:    filepath.Join(d.work, "cache"),
 			SyncerImage: "ghcr.io/warren-dev/warren-syncer:demo",
 			Version:     "demo",
 			MetricsAddr: "0",
@@ -146,56 +199,55 @@ func (d *demo) run(ctx context.Context) error {
 	}()
 	d.say("reconciler running (its log: %s)", logPath)
 
-	if err := d.createFleet(ctx, repos.RemoteDir); err != nil {
-		return err
+	if err := d.createFleet(ctx, d.repos.RemoteDir); err != nil {
+		return stop, err
 	}
 	d.say("Fleet %s/%s created for %s, publishing kubeconfigs sealed for %s/%s; watching:",
-		fleetNamespace, fleetName, repos.RemoteDir, d.sealed.Namespace, d.sealed.ServiceName)
+		fleetNamespace, fleetName, d.repos.RemoteDir, d.sealed.Namespace, d.sealed.ServiceName)
+	return stop, nil
+}
 
-	seen := map[string]map[string]bool{}
-	lifecycle := []string{v1alpha1.AdmittedCondition, v1alpha1.AppliedCondition, v1alpha1.ReadyCondition}
-	clusters, err := d.watchUntil(ctx, reconcilerDone, seen, lifecycle, func(vcs []v1alpha1.VirtualCluster) bool {
+// showClustersComingUp waits until every cluster is Ready and its
+// kubeconfig published, and shows both.
+func (d *demo) showClustersComingUp(ctx context.Context) ([]v1alpha1.VirtualCluster, error) {
+	clusters, err := d.watchUntil(ctx, lifecycle, func(vcs []v1alpha1.VirtualCluster) bool {
 		return len(vcs) > 0 && allTrue(vcs, lifecycle)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d.say("all %d clusters admitted, applied and Ready:", len(clusters))
 	d.table(clusters)
 
 	d.say("warren commits each Ready cluster's kubeconfig back to Git, sealed:")
 	publishing := []string{v1alpha1.KubeconfigPublishedCondition}
-	if clusters, err = d.watchUntil(ctx, reconcilerDone, seen, publishing, func(vcs []v1alpha1.VirtualCluster) bool {
+	if clusters, err = d.watchUntil(ctx, publishing, func(vcs []v1alpha1.VirtualCluster) bool {
 		return allTrue(vcs, publishing) && d.fleetPublished(ctx)
 	}); err != nil {
-		return err
+		return nil, err
 	}
-	if err := d.showPublished(ctx, repos, clusters); err != nil {
-		return err
-	}
+	return clusters, d.showPublished(ctx, d.repos, clusters)
+}
 
-	victim := clusters[len(clusters)-1]
+// showPrune removes victim from Git and shows it pruned, and its
+// kubeconfig removed from Git.
+func (d *demo) showPrune(ctx context.Context, victim v1alpha1.VirtualCluster) error {
 	if victim.Status.Kubeconfig == nil {
 		return fmt.Errorf("%s reports no published kubeconfig", victim.Name)
 	}
 	d.say("committing and pushing the removal of %s (%s)", victim.Name, victim.Status.SourcePath)
-	if err := repos.RemoveAndPush(ctx, victim.Status.SourcePath, "Remove "+victim.Name); err != nil {
+	if err := d.repos.RemoveAndPush(ctx, victim.Status.SourcePath, "Remove "+victim.Name); err != nil {
 		return err
 	}
-	removal, err := repos.Head()
+	removal, err := d.repos.Head()
 	if err != nil {
 		return err
 	}
 	if err := d.requestReconcile(ctx); err != nil {
 		return err
 	}
-	if _, err := d.watchUntil(ctx, reconcilerDone, seen, lifecycle, func(vcs []v1alpha1.VirtualCluster) bool {
-		for _, vc := range vcs {
-			if vc.Name == victim.Name {
-				return false
-			}
-		}
-		return true
+	if _, err := d.watchUntil(ctx, lifecycle, func(vcs []v1alpha1.VirtualCluster) bool {
+		return !slices.ContainsFunc(vcs, func(vc v1alpha1.VirtualCluster) bool { return vc.Name == victim.Name })
 	}); err != nil {
 		return err
 	}
@@ -208,25 +260,30 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.table(rest.Items)
+	return d.showKubeconfigRemoved(ctx, victim, removal)
+}
 
-	if err := d.waitFileRemoved(ctx, repos, victim.Status.Kubeconfig.Path); err != nil {
+// showKubeconfigRemoved waits until warren removed victim's kubeconfig
+// from Git, and shows the commits and what is left.
+func (d *demo) showKubeconfigRemoved(ctx context.Context, victim v1alpha1.VirtualCluster, removal plumbing.Hash) error {
+	if err := d.waitFileRemoved(ctx, d.repos, victim.Status.Kubeconfig.Path); err != nil {
 		return err
 	}
 	d.say("warren removed %s from Git:", victim.Status.Kubeconfig.Path)
-	if err := d.showPushedCommits(ctx, repos, removal); err != nil {
+	if err := d.showPushedCommits(ctx, d.repos, removal); err != nil {
 		return err
 	}
-	files, err := readSealedFiles(repos.CloneDir)
+	files, err := readSealedFiles(d.repos.CloneDir)
 	if err != nil {
 		return err
 	}
 	d.say("%s/ now holds:", v1alpha1.DefaultKubeconfigPath)
 	d.showSealedFiles(files)
+	return nil
+}
 
-	if d.opts.Once {
-		d.say("done")
-		return nil
-	}
+// keepReconciling says how to try warren and waits for Ctrl-C.
+func (d *demo) keepReconciling(ctx context.Context) error {
 	fmt.Fprintf(d.out, `
 Still reconciling. Try it yourself:
   export KUBECONFIG=%s
@@ -236,11 +293,11 @@ Still reconciling. Try it yourself:
   git add -A && git commit -m "..." && git push   # warren applies it within 10s
   git pull && ls kubeconfigs/                      # once a new cluster is Ready: its sealed kubeconfig, committed by warren
 Ctrl-C stops the demo and removes everything it made.
-`, plane.KubeconfigPath, repos.CloneDir)
+`, d.plane.KubeconfigPath, d.repos.CloneDir)
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-reconcilerDone:
+	case err := <-d.reconcilerDone:
 		return fmt.Errorf("the reconciler stopped: %w", err)
 	}
 }
@@ -258,7 +315,7 @@ func allTrue(vcs []v1alpha1.VirtualCluster, types []string) bool {
 
 // watchUntil prints each cluster's conditions of the given types as they
 // turn True, until done holds.
-func (d *demo) watchUntil(ctx context.Context, reconcilerDone <-chan error, seen map[string]map[string]bool, types []string, done func([]v1alpha1.VirtualCluster) bool) ([]v1alpha1.VirtualCluster, error) {
+func (d *demo) watchUntil(ctx context.Context, types []string, done func([]v1alpha1.VirtualCluster) bool) ([]v1alpha1.VirtualCluster, error) {
 	deadline := time.Now().Add(d.opts.Timeout)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -270,12 +327,12 @@ func (d *demo) watchUntil(ctx context.Context, reconcilerDone <-chan error, seen
 		sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
 		for i := range list.Items {
 			vc := &list.Items[i]
-			if seen[vc.Name] == nil {
-				seen[vc.Name] = map[string]bool{}
+			if d.seen[vc.Name] == nil {
+				d.seen[vc.Name] = map[string]bool{}
 			}
 			for _, t := range types {
-				if c := conditions.Get(vc, t); c != nil && c.Status == metav1.ConditionTrue && !seen[vc.Name][t] {
-					seen[vc.Name][t] = true
+				if c := conditions.Get(vc, t); c != nil && c.Status == metav1.ConditionTrue && !d.seen[vc.Name][t] {
+					d.seen[vc.Name][t] = true
 					d.say("  %-18s %-8s %s", vc.Name, t, c.Message)
 				}
 			}
@@ -289,7 +346,7 @@ func (d *demo) watchUntil(ctx context.Context, reconcilerDone <-chan error, seen
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case err := <-reconcilerDone:
+		case err := <-d.reconcilerDone:
 			return nil, fmt.Errorf("the reconciler stopped: %v", err)
 		case <-tick.C:
 		}
