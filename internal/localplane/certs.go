@@ -17,11 +17,13 @@ type files struct {
 	proxyClientCert, proxyClientKey     string
 	saKey, saPub                        string
 	admin, controllerManager, scheduler string
+	// kube-apiserver's client certificate for kubelets (system:masters).
+	kubeletClientCert, kubeletClientKey string
 }
 
 // writeCertificates issues the plane's leaf credentials from bundle (the
 // same way a warren cluster's control plane gets them) and writes them into dir.
-func writeCertificates(dir string, bundle *pki.Bundle, server, serviceCIDR string) (files, error) {
+func writeCertificates(dir string, bundle *pki.Bundle, server, serviceCIDR string, sans ...string) (files, error) {
 	f := files{
 		serverCA:          filepath.Join(dir, "server-ca.crt"),
 		clientCA:          filepath.Join(dir, "client-ca.crt"),
@@ -36,8 +38,14 @@ func writeCertificates(dir string, bundle *pki.Bundle, server, serviceCIDR strin
 		admin:             filepath.Join(dir, "admin.kubeconfig"),
 		controllerManager: filepath.Join(dir, "controller-manager.kubeconfig"),
 		scheduler:         filepath.Join(dir, "scheduler.kubeconfig"),
+		kubeletClientCert: filepath.Join(dir, "apiserver-kubelet-client.crt"),
+		kubeletClientKey:  filepath.Join(dir, "apiserver-kubelet-client.key"),
 	}
-	cp, err := bundle.ControlPlane(pki.ControlPlaneRequest{Server: server, ServiceCIDR: serviceCIDR})
+	cp, err := bundle.ControlPlane(pki.ControlPlaneRequest{Server: server, ServiceCIDR: serviceCIDR, SANs: sans})
+	if err != nil {
+		return f, err
+	}
+	kubeletClient, err := bundle.ClientCA.Issue(pki.CertRequest{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}})
 	if err != nil {
 		return f, err
 	}
@@ -59,6 +67,8 @@ func writeCertificates(dir string, bundle *pki.Bundle, server, serviceCIDR strin
 		f.admin:             cp.Admin,
 		f.controllerManager: cp.ControllerManager,
 		f.scheduler:         cp.Scheduler,
+		f.kubeletClientCert: kubeletClient.CertPEM,
+		f.kubeletClientKey:  kubeletClient.KeyPEM,
 	} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return f, fmt.Errorf("writing %s: %w", path, err)

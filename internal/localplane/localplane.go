@@ -1,15 +1,19 @@
 // Package localplane starts real Kubernetes control planes as local processes
 // for warren's tests and demo: etcd and kube-apiserver, and when asked
-// kube-controller-manager, kube-scheduler and kwok with fake nodes. Every
-// process listens on 127.0.0.1 on a free port and keeps its state in a
-// temporary data dir; Stop ends them all and removes it.
+// kube-controller-manager, kube-scheduler, kwok with fake nodes, and real
+// nodes. Processes keep their state in a temporary data dir; Stop ends them
+// all, and removes it and everything real nodes made on the host.
 //
-// There is no container runtime on warren's machines: kwok marks pods Running
-// on its fake nodes without starting any container, and provisions volumes
-// for claims of its default StorageClass (kwok-volume) without any storage.
+// kwok marks pods Running on its fake nodes without starting any container,
+// and provisions volumes for claims of its StorageClass (kwok-volume)
+// without any storage: the default where a test needs hundreds of pods.
+// Real nodes (Options.RealNodes, root only) run a kubelet, containerd and
+// kube-proxy each in its own network namespace, on images built from local
+// binaries (see docs/real-nodes.md).
 //
 // The binaries come from the tools cache that `make tools` builds
-// (test/tools/build.sh); this package never downloads or builds anything.
+// (test/tools/build.sh); this package never downloads or builds a binary,
+// and never pulls an image.
 package localplane
 
 import (
@@ -36,6 +40,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"github.com/warren-dev/warren/internal/image"
 	"github.com/warren-dev/warren/reconciler/pki"
 )
 
@@ -54,6 +59,15 @@ type Options struct {
 	Scheduler bool
 	// Nodes, when above zero, starts kwok and registers this many fake nodes.
 	Nodes int
+	// RealNodes, when above zero, starts this many real nodes (at most 4;
+	// needs root): each a kubelet with its own containerd and kube-proxy in
+	// its own network namespace, holding the images of nodeImages and
+	// NodeImages (nothing is ever pulled), with a "local" StorageClass of
+	// static volumes. The API server then listens where pods reach it. It
+	// implies ControllerManager and Scheduler.
+	RealNodes int
+	// NodeImages are further images real nodes hold (e.g. warren's syncer).
+	NodeImages []image.Spec
 	// ServiceCIDR is the service range; DefaultServiceCIDR when empty.
 	ServiceCIDR string
 	// NodePortRange is the API server's --service-node-port-range
@@ -86,6 +100,14 @@ type Plane struct {
 	PKI *pki.Bundle
 
 	procs []*process
+	// server is the API server's URL, for the plane's own components.
+	server string
+	// With real nodes: their network, the nodes, and the images they hold.
+	net        *planeNet
+	nodes      []*realNode
+	imageSpecs []image.Spec
+	storage    *localStorage
+	kwokNodes  int
 }
 
 // Start launches a plane and returns once it serves (and, with a
@@ -96,6 +118,9 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.RealNodes > 0 {
+		o.ControllerManager, o.Scheduler = true, true
+	}
 	needed := []string{"etcd", "kube-apiserver"}
 	if o.ControllerManager {
 		needed = append(needed, "kube-controller-manager")
@@ -105,6 +130,9 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 	}
 	if o.Nodes > 0 {
 		needed = append(needed, "kwok", "kwok-stages.yaml", "kwok-storage-class.yaml")
+	}
+	if o.RealNodes > 0 {
+		needed = append(needed, realNodeTools...)
 	}
 	for _, name := range needed {
 		if _, err := os.Stat(filepath.Join(tools, name)); err != nil {
@@ -131,7 +159,7 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
-	p := &Plane{Dir: dir, ServiceCIDR: cidr, PKI: bundle}
+	p := &Plane{Dir: dir, ServiceCIDR: cidr, PKI: bundle, imageSpecs: o.NodeImages, kwokNodes: o.Nodes}
 	defer func() {
 		if err != nil {
 			_ = p.Stop()
@@ -154,9 +182,16 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	server := "https://127.0.0.1:" + strconv.Itoa(apiPort)
+	host := "127.0.0.1"
+	if o.RealNodes > 0 {
+		if p.net, err = setupNetwork(o.RealNodes); err != nil {
+			return nil, err
+		}
+		host = p.net.apiAddress().String()
+	}
+	p.server = "https://" + net.JoinHostPort(host, strconv.Itoa(apiPort))
 
-	f, err := writeCertificates(dir, bundle, server, cidr)
+	f, err := writeCertificates(dir, bundle, p.server, cidr, host)
 	if err != nil {
 		return nil, err
 	}
@@ -181,9 +216,9 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 		return nil, err
 	}
 
-	apiserver, err := p.startProc(tools, "kube-apiserver",
+	apiserver, err := p.startProc(tools, "kube-apiserver", append(realNodeAPIServerArgs(o.RealNodes > 0, f),
 		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--bind-address="+host, "--advertise-address="+host,
 		"--secure-port="+strconv.Itoa(apiPort),
 		"--tls-cert-file="+f.servingCert, "--tls-private-key-file="+f.servingKey,
 		"--client-ca-file="+f.clientCA,
@@ -198,13 +233,10 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 		"--service-account-signing-key-file="+f.saKey,
 		"--service-cluster-ip-range="+cidr,
 		"--authorization-mode=Node,RBAC",
-		// A loopback advertise address cannot be published as the endpoint
-		// of the kubernetes Service.
-		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
 		"--profiling="+strconv.FormatBool(o.Profiling),
 		"--service-node-port-range="+cmp.Or(o.NodePortRange, "30000-32767"),
-	)
+	)...)
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +287,14 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 	}
 	if o.Nodes > 0 {
 		if err := p.startNodes(ctx, client, tools, f.admin, o.Nodes); err != nil {
+			return nil, err
+		}
+	}
+	if o.RealNodes > 0 {
+		if err := p.startRealNodes(ctx, client, tools, f); err != nil {
+			return nil, err
+		}
+		if err := p.startLocalStorage(ctx, client); err != nil {
 			return nil, err
 		}
 	}
@@ -417,16 +457,29 @@ func (p *Plane) PIDs() []int {
 // Stop ends every process the plane started, newest first, and removes its
 // data dir. It is safe to call more than once.
 func (p *Plane) Stop() error {
+	var errs []error
+	if p.storage != nil {
+		p.storage.stop()
+		p.storage = nil
+	}
+	// Nodes first: their kubelets would otherwise watch the API server go.
+	for i := len(p.nodes) - 1; i >= 0; i-- {
+		errs = append(errs, p.nodes[i].stop())
+	}
+	p.nodes = nil
+	if p.net != nil {
+		errs = append(errs, p.net.remove())
+		p.net = nil
+	}
 	for i := len(p.procs) - 1; i >= 0; i-- {
 		p.procs[i].stop(10 * time.Second)
 	}
 	p.procs = nil
-	if p.Dir == "" {
-		return nil
+	if p.Dir != "" {
+		errs = append(errs, os.RemoveAll(p.Dir))
+		p.Dir = ""
 	}
-	err := os.RemoveAll(p.Dir)
-	p.Dir = ""
-	return err
+	return errors.Join(errs...)
 }
 
 func (p *Plane) start(tools, name string, args ...string) error {
@@ -435,7 +488,7 @@ func (p *Plane) start(tools, name string, args ...string) error {
 }
 
 func (p *Plane) startProc(tools, name string, args ...string) (*process, error) {
-	proc, err := startProcess(name, filepath.Join(tools, name), p.Dir, args...)
+	proc, err := startProcess(name, filepath.Join(tools, name), p.Dir, nil, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -16,24 +16,27 @@ type process struct {
 	name    string
 	binary  string
 	args    []string
+	env     []string
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{} // closed when the process has exited
 	err     error         // its exit error, valid after done
 }
 
-func startProcess(name, binary, logDir string, args ...string) (*process, error) {
-	return runProcess(name, binary, filepath.Join(logDir, name+".log"), os.O_TRUNC, args...)
+// startProcess starts binary with args, and env when not nil.
+func startProcess(name, binary, logDir string, env []string, args ...string) (*process, error) {
+	return runProcess(name, binary, filepath.Join(logDir, name+".log"), os.O_TRUNC, env, args...)
 }
 
 // runProcess starts binary, logging to logPath (truncated or appended to,
 // as flag says).
-func runProcess(name, binary, logPath string, flag int, args ...string) (*process, error) {
+func runProcess(name, binary, logPath string, flag int, env []string, args ...string) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|flag, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("creating log for %s: %w", name, err)
 	}
 	cmd := exec.Command(binary, args...)
+	cmd.Env = env
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// A process group of its own, so Stop can end it and anything it forks;
@@ -43,7 +46,7 @@ func runProcess(name, binary, logPath string, flag int, args ...string) (*proces
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s (%s): %w", name, binary, err)
 	}
-	p := &process{name: name, binary: binary, args: args, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &process{name: name, binary: binary, args: args, env: env, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
@@ -86,7 +89,7 @@ func (p *process) kill() {
 
 // again starts the same program with the same flags, appending to its log.
 func (p *process) again() (*process, error) {
-	return runProcess(p.name, p.binary, p.logPath, os.O_APPEND, p.args...)
+	return runProcess(p.name, p.binary, p.logPath, os.O_APPEND, p.env, p.args...)
 }
 
 // failure describes why the process is not serving, with the last lines of its log.

@@ -17,6 +17,13 @@ type (
 // DefaultServiceCIDR is the service range of a plane unless told otherwise.
 const DefaultServiceCIDR = localplane.DefaultServiceCIDR
 
+// Names real nodes use (see internal/localplane).
+const (
+	AgnhostImage      = localplane.AgnhostImage
+	SandboxImage      = localplane.SandboxImage
+	LocalStorageClass = localplane.LocalStorageClass
+)
+
 var (
 	// Start starts a plane; prefer ForTest in tests.
 	Start = localplane.Start
@@ -26,4 +33,8 @@ var (
 	IsWriteVerb = localplane.IsWriteVerb
 	// SumCounter sums a Prometheus counter's samples by group.
 	SumCounter = localplane.SumCounter
+	// RealNodeName is the name of the i-th real node.
+	RealNodeName = localplane.RealNodeName
+	// KubeVersion is the Kubernetes version of the tools' binaries.
+	KubeVersion = localplane.KubeVersion
 )
