@@ -13,7 +13,7 @@ export WARREN_TOOLS_DIR := $(TOOLS_DIR)
 # Packages whose tests need the local control planes (and so the tools).
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build images tools test test-unit lint bench plane demo generate clean
+.PHONY: all build images tools host-packages test test-unit lint bench plane demo generate clean
 
 all: build
 
@@ -22,8 +22,13 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
 
-tools:
+tools: host-packages
 	@$(TOOLS_BUILD) >/dev/null
+
+# What real nodes need from the distribution (runc, CNI plugins, iptables,
+# conntrack): installed as root when missing, with a clear message otherwise.
+host-packages:
+	@test/tools/host-packages.sh
 
 # warren's own images as archives, built like ko does (no Docker, no
 # registry), named as config/default and the reconciler's default syncer

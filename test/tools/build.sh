@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Builds the programs warren's tests run as real local processes (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the
-# sealed-secrets controller, controller-gen) from the Go module proxy into a
-# versioned cache outside the repository. A second run with the same wrapper
-# modules rebuilds nothing.
+# sealed-secrets controller, controller-gen, and for real nodes kubelet,
+# kube-proxy, containerd, CoreDNS and agnhost) from the Go module proxy into
+# a versioned cache outside the repository. Each wrapper module has its own
+# store keyed by its go.mod and go.sum; a second run with the same modules
+# rebuilds nothing, and a changed module rebuilds only its own tools. The
+# packages real nodes need from the distribution (runc, CNI plugins,
+# iptables) are host-packages.sh's job.
 #
 #   build.sh            build what is missing, print progress, then the directory
 #   build.sh --dir      print the cache directory only (no build)
@@ -17,17 +21,40 @@ tools=(
   "kube-apiserver|kubernetes|k8s.io/kubernetes/cmd/kube-apiserver|k8s"
   "kube-controller-manager|kubernetes|k8s.io/kubernetes/cmd/kube-controller-manager|k8s"
   "kube-scheduler|kubernetes|k8s.io/kubernetes/cmd/kube-scheduler|k8s"
+  # A real node: kubelet and kube-proxy (they share most packages with
+  # kube-apiserver), kubectl for the stories a user would type, and the e2e
+  # test image agnhost as the tenant workload.
+  "kubelet|kubernetes|k8s.io/kubernetes/cmd/kubelet|k8s"
+  "kube-proxy|kubernetes|k8s.io/kubernetes/cmd/kube-proxy|k8s"
+  "kubectl|kubernetes|k8s.io/kubernetes/cmd/kubectl|k8s"
+  "agnhost|kubernetes|k8s.io/kubernetes/test/images/agnhost|"
+  # containerd 2.x (the kubelet warns that 1.x support ends), its runc shim
+  # and ctr to import images; runc itself comes from the distribution.
+  "containerd|containerd|github.com/containerd/containerd/v2/cmd/containerd|"
+  "containerd-shim-runc-v2|containerd|github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2|"
+  "ctr|containerd|github.com/containerd/containerd/v2/cmd/ctr|"
+  "coredns|coredns|github.com/coredns/coredns|"
   "kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|"
 )
 if [ -d "$here/controller-gen" ]; then tools+=("controller-gen|controller-gen|sigs.k8s.io/controller-tools/cmd/controller-gen|"); fi
 if [ -d "$here/sealed-secrets" ]; then tools+=("sealed-secrets-controller|sealed-secrets|github.com/bitnami-labs/sealed-secrets/cmd/controller|"); fi
 
 # Bump when a change to this script changes what ends up in the cache.
-recipe=2
-# The cache key is a hash of the recipe and every wrapper module, so a new
-# version of any tool lands in a fresh directory.
-key=$(cd "$here" && { echo "recipe $recipe"; cat $(find . -name go.mod -o -name go.sum | sort); } | sha256sum | cut -c1-12)
-dir="${WARREN_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/warren/tools/$key}"
+recipe=3
+base="${XDG_CACHE_HOME:-$HOME/.cache}/warren/tools"
+# Each wrapper module builds into a store directory keyed by the recipe and
+# that module's go.mod and go.sum only, so a new or bumped module rebuilds
+# its own tools and nothing else.
+module_key() { # wrapper dir
+  (cd "$here/$1" && { echo "recipe $recipe"; cat go.mod go.sum 2>/dev/null; } | sha256sum | cut -c1-12)
+}
+modules=$(for t in "${tools[@]}"; do IFS='|' read -r _ mod _ _ <<<"$t"; echo "$mod"; done | sort -u)
+declare -A store
+for mod in $modules; do store[$mod]="$base/modules/$mod-$(module_key "$mod")"; done
+# The directory tests read holds links into the stores; its name is keyed by
+# every module's key, so one set of modules always names one directory.
+key=$(for mod in $modules; do basename "${store[$mod]}"; done | sha256sum | cut -c1-12)
+dir="${WARREN_TOOLS_DIR:-$base/$key}"
 
 if [ "${1:-}" = "--dir" ]; then
   echo "$dir"
@@ -58,10 +85,10 @@ ldflags_for() {
 # node initialize, node heartbeat with lease, pod ready, complete and delete,
 # and volume provisioning, binding and deletion (for PVCs of the kwok-volume
 # StorageClass, which the local planes make their default).
-copy_kwok_stages() {
+copy_kwok_stages() { # into dir
   local src
   src=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
-  local f out="$dir/kwok-stages.yaml.tmp"
+  local f out="$1/kwok-stages.yaml.tmp"
   : >"$out"
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
     pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml \
@@ -69,63 +96,112 @@ copy_kwok_stages() {
     printf -- '---\n' >>"$out"
     cat "$src/$f" >>"$out"
   done
-  mv "$out" "$dir/kwok-stages.yaml"
-  cp "$src/volume/fast/storage-class.yaml" "$dir/kwok-storage-class.yaml"
+  cp "$src/volume/fast/storage-class.yaml" "$1/kwok-storage-class.yaml"
+  mv "$out" "$1/kwok-stages.yaml"
 }
 
 # The sealed-secrets controller does not install its CRD; tests apply the one
 # its own module ships, kept beside the binary so it always matches it.
-copy_sealed_secrets_crd() {
+copy_sealed_secrets_crd() { # into dir
   local src
   src=$(cd "$here/sealed-secrets" && go list -m -f '{{.Dir}}' github.com/bitnami-labs/sealed-secrets)/helm/sealed-secrets/crds/bitnami.com_sealedsecrets.yaml
-  cp "$src" "$dir/sealed-secrets-crd.yaml.tmp"
-  chmod 0644 "$dir/sealed-secrets-crd.yaml.tmp"
-  mv "$dir/sealed-secrets-crd.yaml.tmp" "$dir/sealed-secrets-crd.yaml"
+  cp "$src" "$1/sealed-secrets-crd.yaml.tmp"
+  chmod 0644 "$1/sealed-secrets-crd.yaml.tmp"
+  mv "$1/sealed-secrets-crd.yaml.tmp" "$1/sealed-secrets-crd.yaml"
 }
 
-mkdir -p "$dir"
-# One build at a time per cache dir: a second `make tools` waits for the first.
-exec 9>"$dir/.lock"
-if ! flock -n 9; then
-  echo "another build of the tools is running into $dir; waiting for it" >&2
-  flock 9
-fi
-missing=()
-for t in "${tools[@]}"; do
-  IFS='|' read -r name _ _ _ <<<"$t"
-  [ -x "$dir/$name" ] || missing+=("$t")
-  if [ "$name" = kwok ] && [ -x "$dir/$name" ] && { [ ! -f "$dir/kwok-stages.yaml" ] || [ ! -f "$dir/kwok-storage-class.yaml" ]; }; then copy_kwok_stages; fi
-  if [ "$name" = sealed-secrets-controller ] && [ -x "$dir/$name" ] && [ ! -f "$dir/sealed-secrets-crd.yaml" ]; then copy_sealed_secrets_crd; fi
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "tools up to date in $dir" >&2
-  echo "$dir"
-  exit 0
-fi
+# The files besides the binary that a tool's users read.
+extras_of() {
+  case "$1" in
+  kwok) echo kwok-stages.yaml kwok-storage-class.yaml ;;
+  sealed-secrets-controller) echo sealed-secrets-crd.yaml ;;
+  esac
+}
 
-echo "building ${#missing[@]} tool(s) into $dir" >&2
-echo "(a cold build takes several minutes on 2 cores; progress follows)" >&2
-i=0
-for t in "${missing[@]}"; do
-  i=$((i + 1))
-  IFS='|' read -r name mod pkg flags <<<"$t"
+copy_extras() { # tool name, store dir
+  case "$1" in
+  kwok) copy_kwok_stages "$2" ;;
+  sealed-secrets-controller) copy_sealed_secrets_crd "$2" ;;
+  esac
+}
+
+missing_tools() {
+  local t name mod f
+  for t in "${tools[@]}"; do
+    IFS='|' read -r name mod _ _ <<<"$t"
+    if [ ! -x "${store[$mod]}/$name" ]; then
+      echo "$t"
+      continue
+    fi
+    for f in $(extras_of "$name"); do
+      if [ ! -f "${store[$mod]}/$f" ]; then
+        echo "$t"
+        break
+      fi
+    done
+  done
+}
+
+# Points the directory tests read at every tool and file in the stores.
+link_tools() {
+  local t name mod f
+  mkdir -p "$dir"
+  for t in "${tools[@]}"; do
+    IFS='|' read -r name mod _ _ <<<"$t"
+    for f in "$name" $(extras_of "$name"); do
+      [ "$(readlink "$dir/$f" 2>/dev/null)" = "${store[$mod]}/$f" ] || ln -sfn "${store[$mod]}/$f" "$dir/$f"
+    done
+  done
+}
+
+build_one() { # tool line, position, count
+  local name mod pkg flags start beat status=0
+  IFS='|' read -r name mod pkg flags <<<"$1"
+  local out="${store[$mod]}"
+  mkdir -p "$out"
+  if [ -x "$out/$name" ]; then
+    copy_extras "$name" "$out"
+    return 0
+  fi
   start=$(date +%s)
-  echo "[$i/${#missing[@]}] $name ($pkg) ..." >&2
+  echo "[$2/$3] $name ($pkg) ..." >&2
   # Print a heartbeat while the compiler works, so a person sees progress.
   (while sleep 30; do echo "  ... still building $name ($(($(date +%s) - start))s)" >&2; done) &
   beat=$!
-  status=0
-  (cd "$here/$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$(ldflags_for "$flags")" -o "$dir/$name.tmp" "$pkg") || status=$?
+  (cd "$here/$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$(ldflags_for "$flags")" -o "$out/$name.tmp" "$pkg") || status=$?
   kill "$beat" 2>/dev/null || true
   wait "$beat" 2>/dev/null || true
   if [ $status -ne 0 ]; then
     echo "building $name failed (exit $status)" >&2
-    rm -f "$dir/$name.tmp"
-    exit $status
+    rm -f "$out/$name.tmp"
+    return $status
   fi
-  mv "$dir/$name.tmp" "$dir/$name"
-  if [ "$name" = kwok ]; then copy_kwok_stages; fi
-  if [ "$name" = sealed-secrets-controller ]; then copy_sealed_secrets_crd; fi
+  mv "$out/$name.tmp" "$out/$name"
+  copy_extras "$name" "$out"
   echo "  done in $(($(date +%s) - start))s" >&2
-done
+}
+
+mapfile -t missing < <(missing_tools)
+if [ ${#missing[@]} -gt 0 ]; then
+  mkdir -p "$base"
+  # One build at a time per machine: a second `make tools` waits for the
+  # first, then finds most of what it needs already built.
+  exec 9>"$base/.lock"
+  if ! flock -n 9; then
+    echo "another build of the tools is running; waiting for it" >&2
+    flock 9
+  fi
+  mapfile -t missing < <(missing_tools)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "building ${#missing[@]} tool(s) into $base/modules" >&2
+  echo "(a cold build takes several minutes on 2 cores; progress follows)" >&2
+  i=0
+  for t in "${missing[@]}"; do
+    i=$((i + 1))
+    build_one "$t" "$i" "${#missing[@]}"
+  done
+fi
+link_tools
+[ ${#missing[@]} -gt 0 ] || echo "tools up to date in $dir" >&2
 echo "$dir"

@@ -1,0 +1,451 @@
+// Package realnodes tells, end to end on a real node, the story a tenant
+// lives: a cluster committed to Git becomes a control plane that really runs
+// (warren's rendered k8s-distro pod, on a kubelet with containerd), its
+// sealed kubeconfig is unsealed by the real sealed-secrets controller, and
+// with it the tenant runs workloads that answer through their Service's
+// ClusterIP and DNS name and reach their own API as in-cluster clients.
+//
+// Nothing is simulated: the host plane has a real node (localkube
+// RealNodes), the images are built from the tools' binaries and warren's
+// own syncer, and nothing is pulled. Only WARREN_REAL_NODES=0 skips it.
+package realnodes
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/warren-dev/warren/internal/image"
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/reconciler/controller"
+	"github.com/warren-dev/warren/reconciler/kubeconfig"
+	"github.com/warren-dev/warren/syncer/translate"
+	"github.com/warren-dev/warren/test/gitserver"
+	"github.com/warren-dev/warren/test/localkube"
+	"github.com/warren-dev/warren/test/sealedsecrets"
+)
+
+// syncerImage is the syncer built from this checkout, as the reconciler
+// renders it.
+const syncerImage = "ghcr.io/warren-dev/warren-syncer:e2e"
+
+const policy = `apiVersion: warren.dev/v1alpha1
+kind: TenantPolicy
+metadata:
+  name: team-a
+spec:
+  tenant: team-a
+  subjects:
+  - kind: Group
+    name: team-a
+  maxClusters: 2
+  grants:
+  - clusterRoles: [edit, view]
+  kubeconfigNamespaces: [team-a]
+`
+
+func cluster(name, version string) string {
+	return fmt.Sprintf(`apiVersion: warren.dev/v1alpha1
+kind: VirtualCluster
+metadata:
+  name: %[1]s
+spec:
+  tenant: team-a
+  distro: k8s
+  version: %[2]s
+  access:
+  - clusterRole: edit
+    subjects:
+    - kind: Group
+      name: team-a
+  - clusterRole: view
+    subjects:
+    - kind: Group
+      name: team-a
+  kubeconfig:
+    namespace: team-a
+    name: %[1]s-kubeconfig
+`, name, version)
+}
+
+var sealedSecretsGVR = schema.GroupVersionResource{Group: "bitnami.com", Version: "v1alpha1", Resource: "sealedsecrets"}
+
+// story holds the running pieces.
+type story struct {
+	t      *testing.T
+	ctx    context.Context
+	host   *localkube.Plane
+	admin  client.Client
+	kube   kubernetes.Interface
+	repo   *gitserver.Repo
+	tools  string
+	kubeIn string // the tenant's kubeconfig file, pointed at the pod
+}
+
+func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a host plane with a real node")
+	}
+	if os.Getenv("WARREN_REAL_NODES") == "0" {
+		t.Skip("SKIPPED: WARREN_REAL_NODES=0 turns off the real-node tests; no virtual cluster is proven to run")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	s := setUp(t, ctx)
+
+	t.Run("1 the control plane pod really runs and the unsealed kubeconfig answers kubectl get ns", func(t *testing.T) {
+		s.t = t
+		s.waitFor(6*time.Minute, "alpha Ready with its kubeconfig published", func() (bool, string) {
+			var vc v1alpha1.VirtualCluster
+			if err := s.admin.Get(ctx, client.ObjectKey{Name: "alpha"}, &vc); err != nil {
+				return false, err.Error()
+			}
+			return conditions.IsReady(&vc) && conditions.IsTrue(&vc, v1alpha1.KubeconfigPublishedCondition), fmt.Sprintf("%+v", vc.Status.Conditions)
+		})
+		pod := s.controlPlanePod("alpha")
+		for _, st := range append(pod.Status.InitContainerStatuses[1:], pod.Status.ContainerStatuses...) {
+			if !st.Ready || st.State.Running == nil {
+				t.Errorf("container %s of the control plane is not running and ready: %+v", st.Name, st.State)
+			}
+			if st.Name == "kube-controller-manager" && st.RestartCount > 0 {
+				t.Errorf("the controller-manager restarted %d times at boot", st.RestartCount)
+			}
+		}
+		s.kubeIn = s.unsealKubeconfig("alpha", pod.Status.PodIP)
+		out := s.kubectl("get", "ns")
+		for _, ns := range []string{"default", "kube-system"} {
+			if !strings.Contains(out, ns) {
+				t.Errorf("kubectl get ns through the tenant's kubeconfig shows no %s:\n%s", ns, out)
+			}
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("2 three agnhost replicas answer through the Service's ClusterIP and DNS name", func(t *testing.T) {
+		s.t = t
+		tenant := s.tenantClient()
+		s.runWeb(tenant)
+		clientIP := s.hostPodIP("alpha", "client")
+		svc, err := tenant.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, target := range []string{svc.Spec.ClusterIP, "web.default.svc.cluster.local"} {
+			seen := map[string]bool{}
+			s.waitFor(2*time.Minute, "all 3 web pods answering through "+target, func() (bool, string) {
+				name, err := localkube.Dial(clientIP, target, 80)
+				if err != nil {
+					return false, err.Error()
+				}
+				seen[name] = true
+				return len(seen) == 3, fmt.Sprintf("answered by %v", seen)
+			})
+		}
+	})
+
+	t.Run("3 a tenant pod reaches its own API through kubernetes.default.svc with its token", func(t *testing.T) {
+		s.t = t
+		tenant := s.tenantClient()
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "default"},
+			Spec:       localkube.AgnhostPod("api", "inclusterclient", "--poll_interval=1"),
+		}
+		if _, err := tenant.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		host := s.hostPod("alpha", "api")
+		s.waitFor(2*time.Minute, "the in-cluster client's calls to /healthz to succeed", func() (bool, string) {
+			logs, err := s.kube.CoreV1().Pods(host.Namespace).GetLogs(host.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+			text := string(logs)
+			return err == nil && strings.Count(text, "calling /healthz") >= 3 && !strings.Contains(text, "status=failed") &&
+				!strings.Contains(text, "authz_header=<empty>"), fmt.Sprintf("%v %s", err, text)
+		})
+	})
+}
+
+func setUp(t *testing.T, ctx context.Context) *story {
+	tools := os.Getenv("WARREN_TOOLS_DIR")
+	syncer := buildSyncer(t)
+	host := localkube.ForTest(t, localkube.Options{
+		RealNodes:  1,
+		NodeImages: []image.Spec{{Ref: syncerImage, Binary: syncer, Path: "/ko-app/warren-syncer"}},
+	})
+	sealed := sealedsecrets.ForTest(t, host, sealedsecrets.Options{})
+	admin, err := client.New(host.Config, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube := kubernetes.NewForConfigOrDie(host.Config)
+	applyKustomization(t, ctx, host, filepath.Join(repoRoot(t), "config", "crd"))
+	for _, ns := range []string{"team-a", "warren-system"} {
+		if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version, err := localkube.KubeVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	repo := gitserver.NewRepo(t, root, "fleet")
+	repo.CommitFiles(t, "team-a and its first cluster", map[string]string{
+		"policies/team-a.yaml": policy,
+		"clusters/alpha.yaml":  cluster("alpha", version),
+	})
+	server := gitserver.Start(t, root, gitserver.Options{})
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- controller.Run(runCtx, host.Config, controller.Config{
+			CacheDir: t.TempDir(), MetricsAddr: "0", HealthAddr: "0", Concurrency: 2, Version: "test",
+			SyncerImage: syncerImage,
+		}, logr.Discard())
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("reconciler: %v", err)
+		}
+	})
+	fleet := &v1alpha1.Fleet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "warren-system", Name: "platform"},
+		Spec: v1alpha1.FleetSpec{
+			URL:      server.URL("fleet"),
+			Ref:      &v1alpha1.GitRef{Branch: "main"},
+			Interval: metav1.Duration{Duration: 10 * time.Minute},
+			Kubeconfigs: &v1alpha1.KubeconfigPublishing{
+				Sealing: v1alpha1.SealingSource{Controller: &v1alpha1.SealingController{Namespace: sealed.Namespace, Service: sealed.ServiceName}},
+			},
+		},
+	}
+	if err := admin.Create(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	return &story{t: t, ctx: ctx, host: host, admin: admin, kube: kube, repo: repo, tools: tools}
+}
+
+// buildSyncer builds warren-syncer from this checkout, static, for its image.
+func buildSyncer(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "warren-syncer")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/warren-syncer")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building warren-syncer: %v\n%s", err, b)
+	}
+	return out
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// applyKustomization applies `kubectl kustomize dir` server-side, with the
+// tools' kubectl, as a user would.
+func applyKustomization(t *testing.T, ctx context.Context, host *localkube.Plane, dir string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, filepath.Join(os.Getenv("WARREN_TOOLS_DIR"), "kubectl"),
+		"--kubeconfig", host.KubeconfigPath, "apply", "--server-side", "-k", dir)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply --server-side -k %s: %v\n%s", dir, err, b)
+	}
+	cmd = exec.CommandContext(ctx, filepath.Join(os.Getenv("WARREN_TOOLS_DIR"), "kubectl"),
+		"--kubeconfig", host.KubeconfigPath, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("waiting for CRDs: %v\n%s", err, b)
+	}
+}
+
+func (s *story) waitFor(timeout time.Duration, what string, cond func() (bool, string)) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) || s.ctx.Err() != nil {
+			s.t.Fatalf("after %s still waiting for %s; last seen: %s", timeout, what, state)
+		}
+		time.Sleep(250 * time.Millisecond) // poll interval, bounded by the deadline
+	}
+}
+
+// controlPlanePod waits until the cluster's pod is Running and Ready.
+func (s *story) controlPlanePod(name string) *corev1.Pod {
+	var pod *corev1.Pod
+	s.waitFor(4*time.Minute, "the control plane pod Running and Ready", func() (bool, string) {
+		var err error
+		pod, err = s.kube.CoreV1().Pods("vc-"+name).Get(s.ctx, name+"-0", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%s %+v %+v", pod.Status.Phase, pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses)
+	})
+	return pod
+}
+
+// unsealKubeconfig applies the SealedSecret warren committed, waits for the
+// controller to unseal it, and writes the kubeconfig for kubectl. Its
+// server is the in-host Service name, which resolves only in the host
+// cluster; from here the pod's address is dialled with that name still
+// verified (--tls-server-name).
+func (s *story) unsealKubeconfig(name, podIP string) string {
+	t := s.t
+	s.repo.Pull(t)
+	file := s.repo.Show(t, "main", "kubeconfigs/"+name+".yaml")
+	var obj unstructured.Unstructured
+	if err := yaml.Unmarshal([]byte(file), &obj.Object); err != nil || obj.GetKind() != "SealedSecret" {
+		t.Fatalf("kubeconfigs/%s.yaml is not a SealedSecret (%v):\n%s", name, err, file)
+	}
+	data, err := obj.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dynamic.NewForConfigOrDie(s.host.Config).Resource(sealedSecretsGVR).Namespace(obj.GetNamespace()).
+		Patch(s.ctx, obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "gitops", Force: ptr.To(true)}); err != nil {
+		t.Fatalf("applying kubeconfigs/%s.yaml: %v", name, err)
+	}
+	var secret *corev1.Secret
+	s.waitFor(time.Minute, "the sealed-secrets controller to unseal the kubeconfig", func() (bool, string) {
+		secret, err = s.kube.CoreV1().Secrets(obj.GetNamespace()).Get(s.ctx, obj.GetName(), metav1.GetOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
+	cfg, err := clientcmd.Load(secret.Data[kubeconfig.SecretKey])
+	if err != nil {
+		t.Fatalf("the unsealed kubeconfig does not parse: %v", err)
+	}
+	c := cfg.Clusters[cfg.Contexts[cfg.CurrentContext].Cluster]
+	if c.InsecureSkipTLSVerify {
+		t.Fatal("the kubeconfig turns TLS verification off")
+	}
+	serverName := strings.TrimSuffix(strings.TrimPrefix(c.Server, "https://"), ":443")
+	c.Server = "https://" + podIP + ":6443"
+	c.TLSServerName = serverName
+	out := filepath.Join(t.TempDir(), name+".kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (s *story) kubectl(args ...string) string {
+	s.t.Helper()
+	cmd := exec.CommandContext(s.ctx, filepath.Join(s.tools, "kubectl"), append([]string{"--kubeconfig", s.kubeIn}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (s *story) tenantClient() kubernetes.Interface {
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeIn)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+
+// runWeb makes, as the tenant, 3 agnhost replicas behind Service web and a
+// client pod to dial from.
+func (s *story) runWeb(tenant kubernetes.Interface) {
+	t, ctx := s.t, s.ctx
+	labels := map[string]string{"app": "web"}
+	web := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](3),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       localkube.AgnhostPod("web", "netexec", "--http-port=8080", "--udp-port=-1"),
+			},
+		},
+	}
+	if _, err := tenant.AppsV1().Deployments("default").Create(ctx, web, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}
+	if _, err := tenant.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	client := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "client", Namespace: "default"},
+		Spec:       localkube.AgnhostPod("client", "netexec", "--http-port=8080", "--udp-port=-1"),
+	}
+	if _, err := tenant.CoreV1().Pods("default").Create(ctx, client, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor(3*time.Minute, "the 3 web replicas Ready on the real node", func() (bool, string) {
+		d, err := tenant.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return d.Status.ReadyReplicas == 3, fmt.Sprintf("%d ready", d.Status.ReadyReplicas)
+	})
+}
+
+// hostPod is the host twin of a tenant pod in namespace default, once it
+// runs on the real node.
+func (s *story) hostPod(cluster, name string) *corev1.Pod {
+	var found *corev1.Pod
+	s.waitFor(3*time.Minute, "the host twin of pod "+name+" running on the real node", func() (bool, string) {
+		pods, err := s.kube.CoreV1().Pods("vc-"+cluster).List(s.ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var names []string
+		want := translate.Translator{Cluster: cluster, HostNamespace: "vc-" + cluster}.HostName("default", name)
+		for i, p := range pods.Items {
+			names = append(names, p.Name+"="+string(p.Status.Phase)+"@"+p.Spec.NodeName)
+			if p.Name == want && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName == localkube.RealNodeName(0) {
+				found = &pods.Items[i]
+				return true, ""
+			}
+		}
+		return false, strings.Join(names, " ")
+	})
+	return found
+}
+
+func (s *story) hostPodIP(cluster, name string) string { return s.hostPod(cluster, name).Status.PodIP }
