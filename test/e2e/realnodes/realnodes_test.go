@@ -382,7 +382,6 @@ func (s *story) tenantClient() kubernetes.Interface {
 	return kubernetes.NewForConfigOrDie(cfg)
 }
 
-
 // runWeb makes, as the tenant, 3 agnhost replicas behind Service web and a
 // client pod to dial from.
 func (s *story) runWeb(tenant kubernetes.Interface) {
