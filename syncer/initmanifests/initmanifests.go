@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -43,7 +44,15 @@ type Applier struct {
 	Log        logr.Logger
 
 	applied [sha256.Size]byte
+	// once is set after the first successful apply: until then the
+	// tenant's access bindings may be missing, so the syncer is not ready.
+	once atomic.Bool
 }
+
+// Applied tells whether the manifests were applied at least once. The
+// syncer's readiness waits for it, so a Ready cluster already grants its
+// tenants their access.
+func (a *Applier) Applied() bool { return a.once.Load() }
 
 // NeedLeaderElection: only the leader writes.
 func (a *Applier) NeedLeaderElection() bool { return true }
@@ -109,6 +118,7 @@ func (a *Applier) Sync(ctx context.Context) error {
 		return err
 	}
 	a.applied = sum
+	a.once.Store(true)
 	a.Log.Info("applied init manifests", "objects", len(objs))
 	return nil
 }

@@ -106,11 +106,12 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err := setup(ctx, mgr, pair); err != nil {
 		return err
 	}
+	init := &initmanifests.Applier{
+		HostReader: pair.HostReader, Virtual: pair.Virtual, Log: log.WithName("init-manifests"),
+		ConfigMap: types.NamespacedName{Namespace: cfg.HostNamespace, Name: cfg.InitManifests},
+	}
 	runnables := []manager.Runnable{
-		&initmanifests.Applier{
-			HostReader: pair.HostReader, Virtual: pair.Virtual, Log: log.WithName("init-manifests"),
-			ConfigMap: types.NamespacedName{Namespace: cfg.HostNamespace, Name: cfg.InitManifests},
-		},
+		init,
 		&kubeconfig.Exporter{
 			Virtual: virtualCfg, Host: pair.Host, HostReader: pair.HostReader, Names: names,
 			SecretName: cfg.KubeconfigSecret, ServiceName: cfg.ServiceName, Log: log.WithName("kubeconfig"),
@@ -129,7 +130,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 
-	if err := addChecks(mgr, host); err != nil {
+	if err := addChecks(mgr, host, init); err != nil {
 		return err
 	}
 	log.Info("starting", "cluster", cfg.Name, "hostNamespace", cfg.HostNamespace, "podSecurity", cfg.PodSecurity, "nodes", cfg.Nodes)
@@ -161,9 +162,10 @@ func hostCluster(hostCfg *rest.Config, scheme *runtime.Scheme, cfg *config.Confi
 	return host, nil
 }
 
-// addChecks adds the health check and the readiness check (both caches
-// synced).
-func addChecks(mgr ctrl.Manager, host cluster.Cluster) error {
+// addChecks adds the health check and the readiness checks: both caches
+// synced, and the init manifests (the tenants' access bindings among them)
+// applied once, so that a Ready cluster already lets its tenants in.
+func addChecks(mgr ctrl.Manager, host cluster.Cluster, init *initmanifests.Applier) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)
 	}
@@ -172,6 +174,14 @@ func addChecks(mgr ctrl.Manager, host cluster.Cluster) error {
 		defer cancel()
 		if !mgr.GetCache().WaitForCacheSync(ctx) || !host.GetCache().WaitForCacheSync(ctx) {
 			return errors.New("caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("adding readiness check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("init-manifests", func(*http.Request) error {
+		if !init.Applied() {
+			return errors.New("init manifests not applied yet")
 		}
 		return nil
 	}); err != nil {

@@ -17,11 +17,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +37,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
 	"github.com/warren-dev/warren/internal/image"
@@ -60,6 +64,8 @@ spec:
   - kind: Group
     name: team-a
   maxClusters: 2
+  distros:
+  - name: k8s
   grants:
   - clusterRoles: [edit, view]
   kubeconfigNamespaces: [team-a]
@@ -101,6 +107,7 @@ type story struct {
 	repo   *gitserver.Repo
 	tools  string
 	kubeIn string // the tenant's kubeconfig file, pointed at the pod
+	dir    string // the story's own files, kept until it ends
 }
 
 func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
@@ -110,6 +117,7 @@ func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
 	if os.Getenv("WARREN_REAL_NODES") == "0" {
 		t.Skip("SKIPPED: WARREN_REAL_NODES=0 turns off the real-node tests; no virtual cluster is proven to run")
 	}
+	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	s := setUp(t, ctx)
@@ -119,7 +127,12 @@ func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
 		s.waitFor(6*time.Minute, "alpha Ready with its kubeconfig published", func() (bool, string) {
 			var vc v1alpha1.VirtualCluster
 			if err := s.admin.Get(ctx, client.ObjectKey{Name: "alpha"}, &vc); err != nil {
-				return false, err.Error()
+				var fleet v1alpha1.Fleet
+				_ = s.admin.Get(ctx, client.ObjectKey{Namespace: "warren-system", Name: "platform"}, &fleet)
+				if c := conditions.Get(&fleet, meta.ReadyCondition); c != nil && c.Reason == v1alpha1.ValidationFailedReason {
+					t.Fatalf("the fleet refused the story's repository: %s", c.Message)
+				}
+				return false, fmt.Sprintf("%v; the Fleet says %+v", err, fleet.Status.Conditions)
 			}
 			return conditions.IsReady(&vc) && conditions.IsTrue(&vc, v1alpha1.KubeconfigPublishedCondition), fmt.Sprintf("%+v", vc.Status.Conditions)
 		})
@@ -217,18 +230,24 @@ func setUp(t *testing.T, ctx context.Context) *story {
 	})
 	server := gitserver.Start(t, root, gitserver.Options{})
 
+	// The reconciler's log is kept and shown only if the story fails.
+	logs := &logBuffer{}
+	log := funcr.New(func(prefix, args string) { logs.add(prefix + " " + args) }, funcr.Options{})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- controller.Run(runCtx, host.Config, controller.Config{
 			CacheDir: t.TempDir(), MetricsAddr: "0", HealthAddr: "0", Concurrency: 2, Version: "test",
 			SyncerImage: syncerImage,
-		}, logr.Discard())
+		}, log)
 	}()
 	t.Cleanup(func() {
 		stop()
 		if err := <-done; err != nil {
 			t.Errorf("reconciler: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("the reconciler logged:\n%s", logs.String())
 		}
 	})
 	fleet := &v1alpha1.Fleet{
@@ -245,7 +264,7 @@ func setUp(t *testing.T, ctx context.Context) *story {
 	if err := admin.Create(ctx, fleet); err != nil {
 		t.Fatal(err)
 	}
-	return &story{t: t, ctx: ctx, host: host, admin: admin, kube: kube, repo: repo, tools: tools}
+	return &story{t: t, ctx: ctx, host: host, admin: admin, kube: kube, repo: repo, tools: tools, dir: t.TempDir()}
 }
 
 // buildSyncer builds warren-syncer from this checkout, static, for its image.
@@ -357,7 +376,7 @@ func (s *story) unsealKubeconfig(name, podIP string) string {
 	serverName := strings.TrimSuffix(strings.TrimPrefix(c.Server, "https://"), ":443")
 	c.Server = "https://" + podIP + ":6443"
 	c.TLSServerName = serverName
-	out := filepath.Join(t.TempDir(), name+".kubeconfig")
+	out := filepath.Join(s.dir, name+".kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, out); err != nil {
 		t.Fatal(err)
 	}
@@ -448,3 +467,21 @@ func (s *story) hostPod(cluster, name string) *corev1.Pod {
 }
 
 func (s *story) hostPodIP(cluster, name string) string { return s.hostPod(cluster, name).Status.PodIP }
+
+// logBuffer collects log lines from the reconciler's goroutines.
+type logBuffer struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (b *logBuffer) add(line string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lines = append(b.lines, line)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.lines, "\n")
+}

@@ -99,8 +99,9 @@ func runWithWorld(m *testing.M) (int, error) {
 	if w.virtualC, err = client.New(virtual.Config, client.Options{Scheme: scheme}); err != nil {
 		return 0, err
 	}
-	// What the reconciler renders in the host namespace: the namespace and
-	// the Service that serves the virtual API.
+	// What the reconciler renders in the host namespace: the namespace, the
+	// Service that serves the virtual API and the init manifests (empty
+	// here; a story puts the tenants' bindings in).
 	if err := placeNodes(ctx, w.hostC); err != nil {
 		return 0, err
 	}
@@ -110,6 +111,10 @@ func runWithWorld(m *testing.M) (int, error) {
 	api := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: clusterName, Namespace: hostNamespace},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443}}}}
 	if err := w.hostC.Create(ctx, api); err != nil {
+		return 0, err
+	}
+	initManifests := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: clusterName + "-init-manifests", Namespace: hostNamespace}}
+	if err := w.hostC.Create(ctx, initManifests); err != nil {
 		return 0, err
 	}
 	if err := w.startSyncer(); err != nil {
