@@ -12,7 +12,6 @@ import (
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/test/localkube"
-	"github.com/warren-dev/warren/test/testkit"
 )
 
 // fastRetries makes a reconcile that failed on a fault come back within
@@ -112,17 +111,11 @@ func clusterNames(prefix string, n int) []string {
 // again while warren applies a Fleet, and again while it prunes a cluster
 // removed from Git. warren converges without a manual step: every cluster
 // exactly once, the removed one gone with all it held, the others
-// untouched, and no CA replaced.
+// untouched, and no CA replaced. (The shared plane: it comes back with the
+// same address, data and certificates, and the stories after this one run
+// on it as on any other.)
 func TestTheHostControlPlaneRestartedMidReconcile(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a local control plane of its own")
-	}
-	plane := localkube.ForTest(t, localkube.Options{ControllerManager: true, Scheduler: true, Nodes: 1, NodePortRange: hostNodePorts})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := testkit.InstallCRDs(ctx, plane.Config); err != nil {
-		t.Fatal(err)
-	}
+	plane := hostPlane(t)
 	for _, component := range []string{"etcd", "kube-apiserver"} {
 		t.Run(component, func(t *testing.T) {
 			restartMidReconcile(t, plane, component)

@@ -14,6 +14,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/reconciler/controller"
 	"github.com/warren-dev/warren/test/testkit"
 )
 
@@ -28,7 +29,9 @@ func TestKubeconfigPublishingUnderFaults(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	s := setUp(t, ctx)
+	// Retries no more than a second apart: twenty refusals in a row take
+	// twenty passes.
+	s := setUp(t, ctx, func(c *controller.Config) { c.RateLimiter.MaxRetryDelay = time.Second })
 	s.waitFor("alpha Ready and its kubeconfig published", func() bool {
 		vc := s.cluster("alpha")
 		return vc != nil && conditions.IsReady(vc) && conditions.IsTrue(vc, v1alpha1.KubeconfigPublishedCondition)

@@ -291,7 +291,10 @@ func TestTenantFindsASealedKubeconfigInGitAfterMergingItsCluster(t *testing.T) {
 	s.noPlaintextAnywhere()
 }
 
-func setUp(t *testing.T, ctx context.Context) *story {
+// setUp starts the host, the sealed-secrets controller, the Git server and
+// the reconciler (whose config each option may change), and creates the
+// Fleet.
+func setUp(t *testing.T, ctx context.Context, options ...func(*controller.Config)) *story {
 	host := localkube.ForTest(t, localkube.Options{ControllerManager: true, Scheduler: true, Nodes: 1})
 	sealed := sealedsecrets.ForTest(t, host, sealedsecrets.Options{})
 	installWarren(t, ctx, host)
@@ -334,12 +337,14 @@ func setUp(t *testing.T, ctx context.Context) *story {
 	asReconciler.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:warren-system:warren-reconciler"}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() {
-		done <- controller.Run(runCtx, asReconciler, controller.Config{
-			CacheDir: t.TempDir(), MetricsAddr: "0", HealthAddr: "0", Concurrency: 2, Version: "test",
-			RateLimiter: fastRetries(),
-		}, log)
-	}()
+	cfg := controller.Config{
+		CacheDir: t.TempDir(), MetricsAddr: "0", HealthAddr: "0", Concurrency: 2, Version: "test",
+		RateLimiter: fastRetries(),
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	go func() { done <- controller.Run(runCtx, asReconciler, cfg, log) }()
 	t.Cleanup(func() {
 		stop()
 		if err := <-done; err != nil {
