@@ -154,177 +154,20 @@ func (r *KubeconfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	return jitter.JitteredRequeueInterval(ctrl.Result{RequeueAfter: fleet.GetRequeueAfter()}), nil
 }
 
-// configError is a Fleet setting that cannot work; retrying does not help
-// until the Fleet changes.
-type configError struct{ msg string }
-
-func (e *configError) Error() string { return e.msg }
-
-func (r *KubeconfigReconciler) publish(ctx context.Context, fleet *v1alpha1.Fleet) error {
-	log := ctrl.LoggerFrom(ctx)
-	settings := fleet.Spec.Kubeconfigs
-	dir := path.Clean(settings.KubeconfigPath())
-	branch, err := r.checkSettings(fleet, dir)
-	if err != nil {
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.InvalidConfigurationReason, "%s", err)
-		return nil
-	}
-
-	state, err := r.stateFor(ctx, fleet)
-	if err != nil {
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.GitOperationFailedReason, "%s", err)
-		return err
-	}
-	snap, err := state.repo.Fetch(ctx, source.Ref{Branch: branch})
-	if err != nil {
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.GitOperationFailedReason, "%s", err)
-		return err
-	}
-	branch, _, _ = strings.Cut(snap.Revision, "@")
-	policies, err := state.policiesAt(snap, fleet.Spec.Path)
-	if err != nil {
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.LoadFailedReason, "%s", err)
-		return err
-	}
-	files, err := filesIn(snap, dir)
-	if err != nil {
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.GitOperationFailedReason, "%s", err)
-		return err
-	}
-
-	var list v1alpha1.VirtualClusterList
-	owner := apply.Owner{Namespace: fleet.Namespace, Name: fleet.Name}
-	if err := r.List(ctx, &list, client.MatchingLabels(owner.Labels())); err != nil {
-		return fmt.Errorf("listing VirtualClusters: %w", err)
-	}
-	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
-
-	now := r.now()
-	sealingKey, sealingErr := kubeconfig.FetchSealingKey(ctx, r.Kube, certificateSource(fleet), now)
-	if sealingErr == nil {
-		hashKey, err := kubeconfig.EnsureHashKey(ctx, r.Kube, fleet.Namespace, fleet.Name+"-kubeconfig-hash")
-		if err != nil {
-			conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.PublishFailedReason, "%s", err)
-			return err
-		}
-		state.publisher.SealingKey, state.publisher.HashKey = sealingKey, hashKey
-	}
-
-	keep := map[string]bool{}
-	var outcomes []*outcome
-	var pubs []kubeconfig.Publication
-	for i := range list.Items {
-		vc := &list.Items[i]
-		if !vc.DeletionTimestamp.IsZero() || vc.Spec.Kubeconfig == nil {
-			state.publisher.Forget(vc.Name)
-			continue
-		}
-		keep[vc.Name] = true
-		o := &outcome{vc: vc}
-		outcomes = append(outcomes, o)
-		switch {
-		case !conditions.IsReady(vc) || vc.Status.Endpoint == "":
-			o.reason, o.message = v1alpha1.WaitingForClusterReason, "waiting for the control plane to be Ready and its endpoint known"
-			continue
-		case sealingErr != nil:
-			o.reason, o.message = v1alpha1.SealingUnavailableReason, sealingErr.Error()
-			continue
-		}
-		cluster, err := r.clusterFor(ctx, vc, policies, settings.Lifetime())
-		if err != nil {
-			o.reason, o.message = v1alpha1.PublishFailedReason, err.Error()
-			continue
-		}
-		previous, err := readFile(snap, kubeconfig.FilePath(dir, vc.Name))
-		if err != nil {
-			o.reason, o.message = v1alpha1.PublishFailedReason, err.Error()
-			continue
-		}
-		pub, err := state.publisher.Publish(ctx, dir, cluster, previous)
-		if err != nil {
-			o.reason, o.message = v1alpha1.PublishFailedReason, err.Error()
-			continue
-		}
-		o.pub = &pub
-		pubs = append(pubs, pub)
-	}
-	stale := kubeconfig.StaleFiles(dir, files, keep)
-	for _, f := range stale {
-		state.publisher.Forget(strings.TrimSuffix(path.Base(f), ".yaml"))
-	}
-	changes := kubeconfig.Collect(pubs, stale)
-
-	status := fleet.Status.Kubeconfigs
-	commit := ""
-	if !changes.Empty() {
-		author := settings.CommitAuthor()
-		res, err := state.repo.Push(ctx, source.Commit{
-			Branch:  branch,
-			Author:  source.Signature{Name: author.Name, Email: author.Email},
-			Message: changes.Message,
-			Write:   changes.Write,
-			Delete:  changes.Remove,
-		})
-		if err != nil {
-			return r.pushFailed(ctx, fleet, outcomes, changes, err)
-		}
-		commit = res.Commit
-		if res.Unchanged {
-			commit = strings.TrimPrefix(res.Revision, branch+"@sha1:")
-		} else {
-			status.LastCommit = res.Commit
-			subject, _, _ := strings.Cut(changes.Message, "\n")
-			log.Info("kubeconfigs pushed", "commit", res.Commit, "branch", branch, "attempts", res.Attempts, "written", len(changes.Write), "removed", len(changes.Remove))
-			r.event(fleet, corev1.EventTypeNormal, v1alpha1.PublishedReason, fmt.Sprintf("commit %s on %s: %s", shortSHA(res.Commit), branch, subject))
-		}
-	}
-	status.PendingPushes, status.LastPushError = nil, ""
-
-	published, waiting, failed := 0, 0, []string{}
-	for _, o := range outcomes {
-		if err := r.reportCluster(ctx, o, dir, commit, snap.Commit); err != nil {
-			log.Error(err, "updating VirtualCluster status", "cluster", o.vc.Name)
-		}
-		switch {
-		case o.pub != nil:
-			published++
-		case o.reason == v1alpha1.WaitingForClusterReason:
-			waiting++
-		default:
-			failed = append(failed, fmt.Sprintf("%s: %s", o.vc.Name, o.message))
-		}
-	}
-	switch {
-	case sealingErr != nil:
-		// Never a plaintext fallback: nothing is sealed until a valid
-		// certificate is back (removals above needed none).
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.SealingUnavailableReason, "%s", sealingErr)
-		if len(failed) > 0 {
-			return sealingErr
-		}
-	case len(failed) > 0:
-		conditions.MarkFalse(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.SomeNotPublishedReason, "%d of %d kubeconfig(s) not published: %s", len(failed), len(outcomes), joinLimited(failed))
-		return errors.New("some kubeconfigs were not published: " + joinLimited(failed))
-	default:
-		conditions.MarkTrue(fleet, v1alpha1.KubeconfigsPublishedCondition, v1alpha1.PublishedReason, "%d kubeconfig(s) current in %s on %s, %d cluster(s) not Ready yet", published, dir, branch, waiting)
-	}
-	return nil
-}
-
 // checkSettings refuses settings that cannot work and returns the branch to
 // push to (empty: the remote's default branch).
 func (r *KubeconfigReconciler) checkSettings(fleet *v1alpha1.Fleet, dir string) (string, error) {
 	if ref := fleet.Spec.Ref; ref != nil && (ref.Tag != "" || ref.Commit != "") {
-		return "", &configError{"spec.kubeconfigs: kubeconfigs are committed to a branch, but spec.ref names a tag or commit"}
+		return "", errors.New("spec.kubeconfigs: kubeconfigs are committed to a branch, but spec.ref names a tag or commit")
 	}
 	if !filepath.IsLocal(filepath.FromSlash(dir)) || dir == "." {
-		return "", &configError{fmt.Sprintf("spec.kubeconfigs.path %q must be a folder inside the repository", dir)}
+		return "", fmt.Errorf("spec.kubeconfigs.path %q must be a folder inside the repository", dir)
 	}
 	root := path.Clean(strings.TrimPrefix(fleet.Spec.Path, "./"))
 	for _, d := range []string{load.ClustersDir, load.PoliciesDir, load.TemplatesDir} {
 		reserved := path.Join(root, d)
 		if dir == reserved || strings.HasPrefix(dir, reserved+"/") || strings.HasPrefix(reserved, dir+"/") {
-			return "", &configError{fmt.Sprintf("spec.kubeconfigs.path %q overlaps the fleet's %s/ folder, which holds definitions warren loads", dir, d)}
+			return "", fmt.Errorf("spec.kubeconfigs.path %q overlaps the fleet's %s/ folder, which holds definitions warren loads", dir, d)
 		}
 	}
 	if fleet.Spec.Ref != nil {
@@ -445,7 +288,8 @@ func (r *KubeconfigReconciler) clusterFor(ctx context.Context, vc *v1alpha1.Virt
 // pushFailed records a push the remote did not accept: the Fleet lists what
 // waits, with the remote's reason, and the error brings a retry with backoff.
 // The changes are made again from scratch on the next attempt.
-func (r *KubeconfigReconciler) pushFailed(ctx context.Context, fleet *v1alpha1.Fleet, outcomes []*outcome, changes kubeconfig.Changes, err error) error {
+func (r *KubeconfigReconciler) pushFailed(ctx context.Context, s *publishScope, err error) error {
+	fleet, outcomes, changes := s.fleet, s.outcomes, s.changes
 	status := fleet.Status.Kubeconfigs
 	status.PendingPushes = nil
 	for p := range changes.Write {
