@@ -174,35 +174,70 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 			prev[e.ID] = e
 		}
 	}
-
 	live, err := a.listOwned(ctx, kindsOf(desired))
 	if err != nil {
 		return nil, err
 	}
+	res := &Result{Untracked: untracked(prev, desired, live)}
+	toApply, kept, err := a.sortOut(ctx, res, desired, prev, live)
+	if err != nil {
+		return nil, err
+	}
 
-	res := &Result{}
+	actions, failures := a.applyObjects(ctx, toApply)
+	res.Failures = failures
+	failed := map[string]bool{}
+	for _, f := range failures {
+		failed[f.Cluster] = true
+	}
+	res.Changes = append(res.Changes, appliedChanges(toApply, actions)...)
+
+	// Record what each applied object looks like now, so the next Apply can
+	// tell a later hand edit from warren's own write.
+	after, listErr := a.listOwned(ctx, kindsOf(toApply))
+	res.Inventory = inventoryAfter(previous, kept, toApply, after, failed, listErr)
+
+	var errs []error
+	for _, f := range failures {
+		errs = append(errs, f)
+	}
+	if listErr != nil {
+		errs = append(errs, listErr)
+	}
+	if len(errs) > 0 {
+		return res, fmt.Errorf("apply: %w", errors.Join(errs...))
+	}
+	return res, nil
+}
+
+// untracked are the objects warren owns that neither the inventory nor
+// this rendering knows (left by a crash between apply and status).
+func untracked(prev map[string]Entry, desired []desiredObject, live map[string]liveObject) []Entry {
 	wanted := map[string]bool{}
 	for _, d := range desired {
 		wanted[d.id] = true
 	}
+	var out []Entry
 	for id, l := range live {
 		if _, known := prev[id]; !known && !wanted[id] {
-			res.Untracked = append(res.Untracked, Entry{ID: id, Version: l.version, Cluster: l.GetLabels()[v1alpha1.ClusterLabel], Observed: observed(l)})
+			out = append(out, Entry{ID: id, Version: l.version, Cluster: l.GetLabels()[v1alpha1.ClusterLabel], Observed: observed(l)})
 		}
 	}
-	sortEntries(res.Untracked)
+	sortEntries(out)
+	return out
+}
 
+// sortOut decides, for each desired object, whether it is applied, kept
+// as it is (unchanged since warren applied it), or refused as a conflict
+// (recorded in res): objects in namespaces warren may not write, and
+// objects of names some other owner holds.
+func (a *Applier) sortOut(ctx context.Context, res *Result, desired []desiredObject, prev map[string]Entry, live map[string]liveObject) (toApply []desiredObject, kept []Entry, err error) {
 	screen, err := a.screenNamespaces(ctx, desired, live)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res.Conflicts = append(res.Conflicts, screen.conflicts...)
-
-	var (
-		toApply   []desiredObject
-		unclaimed []desiredObject
-		kept      []Entry
-	)
+	var unclaimed []desiredObject
 	for _, d := range desired {
 		if blocked, conflict := screen.blocks(d); blocked {
 			if conflict != nil {
@@ -225,7 +260,7 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 	}
 	conflicts, err := a.checkUnclaimed(ctx, unclaimed)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i, d := range unclaimed {
 		if conflicts[i] != nil {
@@ -234,29 +269,32 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 		}
 		toApply = append(toApply, d)
 	}
+	return toApply, kept, nil
+}
 
-	actions, failures := a.applyObjects(ctx, toApply)
-	res.Failures = failures
-	failed := map[string]bool{}
-	for _, f := range failures {
-		failed[f.Cluster] = true
-	}
-	for _, d := range toApply {
+// appliedChanges are what server-side apply did to each object.
+func appliedChanges(applied []desiredObject, actions map[string]ssa.Action) []Change {
+	var out []Change
+	for _, d := range applied {
 		switch actions[d.id] {
 		case ssa.CreatedAction:
-			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Created})
+			out = append(out, Change{Object: d.ref, Action: Created})
 		case ssa.ConfiguredAction:
-			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Configured})
+			out = append(out, Change{Object: d.ref, Action: Configured})
 		case ssa.UnchangedAction:
-			res.Changes = append(res.Changes, Change{Object: d.ref, Action: Unchanged})
+			out = append(out, Change{Object: d.ref, Action: Unchanged})
 		}
 	}
+	return out
+}
 
-	// Record what each applied object looks like now, so the next Apply can
-	// tell a later hand edit from warren's own write.
-	after, listErr := a.listOwned(ctx, kindsOf(toApply))
+// inventoryAfter is the inventory once applied is written: what was kept,
+// what was applied as it is now (after), and whatever a failed cluster
+// owned before (so a prune after a failed apply deletes none of it; all of
+// it when listing after failed).
+func inventoryAfter(previous *Inventory, kept []Entry, applied []desiredObject, after map[string]liveObject, failed map[string]bool, listErr error) *Inventory {
 	entries := kept
-	for _, d := range toApply {
+	for _, d := range applied {
 		l, ok := after[d.id]
 		if !ok {
 			continue
@@ -268,9 +306,6 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 		}
 		entries = append(entries, e)
 	}
-	inv := Entries(entries)
-	// Whatever a failed cluster owned before stays in the inventory, so a
-	// prune after a failed apply deletes none of it.
 	var keep []Entry
 	if previous != nil {
 		for _, e := range previous.Entries {
@@ -279,19 +314,7 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 			}
 		}
 	}
-	res.Inventory = Merge(inv, Entries(keep))
-
-	var errs []error
-	for _, f := range failures {
-		errs = append(errs, f)
-	}
-	if listErr != nil {
-		errs = append(errs, listErr)
-	}
-	if len(errs) > 0 {
-		return res, fmt.Errorf("apply: %w", errors.Join(errs...))
-	}
-	return res, nil
+	return Merge(Entries(entries), Entries(keep))
 }
 
 func isNamespace(r ObjectRef) bool { return r.Group == "" && r.Kind == "Namespace" }
@@ -405,74 +428,10 @@ func (a *Applier) listAll(ctx context.Context, gvk schema.GroupVersionKind) (map
 // cluster by cluster, so one broken cluster names itself and does not hold
 // back the rest. It returns the action for each object ID it applied.
 func (a *Applier) applyObjects(ctx context.Context, ds []desiredObject) (map[string]ssa.Action, []ClusterFailure) {
-	var (
-		mu       sync.Mutex
-		actions  = map[string]ssa.Action{}
-		failures []ClusterFailure
-	)
+	w := &applyRun{a: a, ctx: ctx, actions: map[string]ssa.Action{}}
 	if len(ds) == 0 {
-		return actions, nil
+		return w.actions, nil
 	}
-	run := func(group []desiredObject) error {
-		objs := make([]*unstructured.Unstructured, 0, len(group))
-		for _, d := range group {
-			if d.absent {
-				// Not forced: should someone create it meanwhile, their
-				// fields conflict and nothing of theirs is overwritten.
-				if err := a.client.Patch(ctx, d.obj.DeepCopy(), client.Apply, client.FieldOwner(FieldManager)); err != nil {
-					return fmt.Errorf("apply: create %s: %w", d.ref, err)
-				}
-				mu.Lock()
-				actions[d.id] = ssa.CreatedAction
-				mu.Unlock()
-				continue
-			}
-			objs = append(objs, d.obj.DeepCopy())
-		}
-		if len(objs) == 0 {
-			return nil
-		}
-		opts := ssa.DefaultApplyOptions()
-		opts.WaitTimeout = a.opts.WaitTimeout
-		opts.WaitInterval = waitInterval
-		cs, err := a.manager.ApplyAllStaged(ctx, objs, opts)
-		if cs != nil {
-			mu.Lock()
-			for _, e := range cs.Entries {
-				actions[e.ObjMetadata.String()] = e.Action
-			}
-			mu.Unlock()
-		}
-		return err
-	}
-	// runBatch applies the clusters of one batch together, then one by one
-	// if that fails.
-	runBatch := func(clusters []string, groups map[string][]desiredObject) {
-		var all []desiredObject
-		for _, c := range clusters {
-			all = append(all, groups[c]...)
-		}
-		err := run(all)
-		if err == nil {
-			return
-		}
-		var fs []ClusterFailure
-		if len(clusters) == 1 || ctx.Err() != nil {
-			for _, c := range clusters {
-				fs = append(fs, ClusterFailure{Cluster: c, Err: err})
-			}
-		} else {
-			for _, c := range clusters {
-				if err := run(groups[c]); err != nil {
-					fs = append(fs, ClusterFailure{Cluster: c, Err: err})
-				}
-			}
-		}
-		mu.Lock()
-		failures = append(failures, fs...)
-		mu.Unlock()
-	}
-
 	// Namespaces, CRDs and other cluster-wide definitions of every cluster
 	// go first, together, so nothing later waits for a definition that is
 	// in another batch.
@@ -484,58 +443,138 @@ func (a *Applier) applyObjects(ctx context.Context, ds []desiredObject) (map[str
 			rest = append(rest, d)
 		}
 	}
-	group := func(ds []desiredObject) (map[string][]desiredObject, []string) {
-		groups := map[string][]desiredObject{}
-		var clusters []string
-		for _, d := range ds {
-			c := d.obj.GetLabels()[v1alpha1.ClusterLabel]
-			if _, ok := groups[c]; !ok {
-				clusters = append(clusters, c)
-			}
-			groups[c] = append(groups[c], d)
-		}
-		return groups, clusters
-	}
-	// concurrently spreads clusters over a few batches run side by side.
-	concurrently := func(clusters []string, groups map[string][]desiredObject) {
-		if len(clusters) == 0 {
-			return
-		}
-		batches := make([][]string, min(a.opts.Concurrency, len(clusters)))
-		for i, c := range clusters {
-			batches[i%len(batches)] = append(batches[i%len(batches)], c)
-		}
-		var wg sync.WaitGroup
-		for _, batch := range batches {
-			wg.Go(func() { runBatch(batch, groups) })
-		}
-		wg.Wait()
-	}
 	// Definitions without a cluster (a shared CRD) first, then the
 	// clusters' own (their namespaces), each batch waiting for its own.
-	defGroups, defClusters := group(defs)
+	defGroups, defClusters := groupByCluster(defs)
 	if len(defGroups[""]) > 0 {
-		runBatch([]string{""}, defGroups)
+		w.runBatch([]string{""}, defGroups)
 	}
-	concurrently(slices.DeleteFunc(defClusters, func(c string) bool { return c == "" }), defGroups)
+	w.concurrently(slices.DeleteFunc(defClusters, func(c string) bool { return c == "" }), defGroups)
 
 	failed := map[string]bool{}
-	for _, f := range failures {
+	for _, f := range w.failures {
 		failed[f.Cluster] = true
 	}
 	// A CRD reports Established before the API server's discovery lists its
 	// kinds; an object of a new kind waits until it is listed.
 	for _, f := range a.waitForNewKinds(ctx, defs, rest, failed) {
 		failed[f.Cluster] = true
-		failures = append(failures, f)
+		w.failures = append(w.failures, f)
 	}
-	groups, all := group(rest)
+	groups, all := groupByCluster(rest)
 	if len(groups[""]) > 0 && !failed[""] {
-		runBatch([]string{""}, groups) // objects of no cluster: before the clusters
+		w.runBatch([]string{""}, groups) // objects of no cluster: before the clusters
 	}
-	concurrently(slices.DeleteFunc(all, func(c string) bool { return c == "" || failed[c] }), groups)
-	slices.SortFunc(failures, func(x, y ClusterFailure) int { return strings.Compare(x.Cluster, y.Cluster) })
-	return actions, failures
+	w.concurrently(slices.DeleteFunc(all, func(c string) bool { return c == "" || failed[c] }), groups)
+	slices.SortFunc(w.failures, func(x, y ClusterFailure) int { return strings.Compare(x.Cluster, y.Cluster) })
+	return w.actions, w.failures
+}
+
+// applyRun is one applyObjects: what it did to each object, and which
+// clusters failed, written by batches running side by side.
+type applyRun struct {
+	a   *Applier
+	ctx context.Context
+
+	mu       sync.Mutex
+	actions  map[string]ssa.Action
+	failures []ClusterFailure
+}
+
+// apply writes one group of objects: absent ones created without force,
+// the rest applied in stages by ssa.
+func (w *applyRun) apply(group []desiredObject) error {
+	objs := make([]*unstructured.Unstructured, 0, len(group))
+	for _, d := range group {
+		if d.absent {
+			// Not forced: should someone create it meanwhile, their
+			// fields conflict and nothing of theirs is overwritten.
+			if err := w.a.client.Patch(w.ctx, d.obj.DeepCopy(), client.Apply, client.FieldOwner(FieldManager)); err != nil {
+				return fmt.Errorf("apply: create %s: %w", d.ref, err)
+			}
+			w.record(d.id, ssa.CreatedAction)
+			continue
+		}
+		objs = append(objs, d.obj.DeepCopy())
+	}
+	if len(objs) == 0 {
+		return nil
+	}
+	opts := ssa.DefaultApplyOptions()
+	opts.WaitTimeout = w.a.opts.WaitTimeout
+	opts.WaitInterval = waitInterval
+	cs, err := w.a.manager.ApplyAllStaged(w.ctx, objs, opts)
+	if cs != nil {
+		for _, e := range cs.Entries {
+			w.record(e.ObjMetadata.String(), e.Action)
+		}
+	}
+	return err
+}
+
+func (w *applyRun) record(id string, action ssa.Action) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.actions[id] = action
+}
+
+// runBatch applies the clusters of one batch together, then one by one if
+// that fails.
+func (w *applyRun) runBatch(clusters []string, groups map[string][]desiredObject) {
+	var all []desiredObject
+	for _, c := range clusters {
+		all = append(all, groups[c]...)
+	}
+	err := w.apply(all)
+	if err == nil {
+		return
+	}
+	var fs []ClusterFailure
+	if len(clusters) == 1 || w.ctx.Err() != nil {
+		for _, c := range clusters {
+			fs = append(fs, ClusterFailure{Cluster: c, Err: err})
+		}
+	} else {
+		for _, c := range clusters {
+			if err := w.apply(groups[c]); err != nil {
+				fs = append(fs, ClusterFailure{Cluster: c, Err: err})
+			}
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failures = append(w.failures, fs...)
+}
+
+// concurrently spreads clusters over a few batches run side by side.
+func (w *applyRun) concurrently(clusters []string, groups map[string][]desiredObject) {
+	if len(clusters) == 0 {
+		return
+	}
+	batches := make([][]string, min(w.a.opts.Concurrency, len(clusters)))
+	for i, c := range clusters {
+		batches[i%len(batches)] = append(batches[i%len(batches)], c)
+	}
+	var wg sync.WaitGroup
+	for _, batch := range batches {
+		wg.Go(func() { w.runBatch(batch, groups) })
+	}
+	wg.Wait()
+}
+
+// groupByCluster groups objects by their cluster label, and lists the
+// clusters in the order they first appear.
+func groupByCluster(ds []desiredObject) (map[string][]desiredObject, []string) {
+	groups := map[string][]desiredObject{}
+	var clusters []string
+	for _, d := range ds {
+		c := d.obj.GetLabels()[v1alpha1.ClusterLabel]
+		if _, ok := groups[c]; !ok {
+			clusters = append(clusters, c)
+		}
+		groups[c] = append(groups[c], d)
+	}
+	return groups, clusters
 }
 
 // waitForNewKinds waits, for each object in rest whose kind a CRD in defs

@@ -283,20 +283,7 @@ func editTree(s storer.EncodedObjectStorer, base *object.Tree, changes map[strin
 	if base != nil {
 		entries = slices.Clone(base.Entries)
 	}
-	// Group the changes by their first path component.
-	here := map[string]*[]byte{}
-	below := map[string]map[string]*[]byte{}
-	for p, content := range changes {
-		first, rest, nested := strings.Cut(p, "/")
-		if !nested {
-			here[first] = content
-			continue
-		}
-		if below[first] == nil {
-			below[first] = map[string]*[]byte{}
-		}
-		below[first][rest] = content
-	}
+	here, below := splitChanges(changes)
 	index := func(name string) int {
 		return slices.IndexFunc(entries, func(e object.TreeEntry) bool { return e.Name == name })
 	}
@@ -347,8 +334,31 @@ func editTree(s storer.EncodedObjectStorer, base *object.Tree, changes map[strin
 	if len(entries) == 0 && base == nil {
 		return plumbing.ZeroHash, nil
 	}
-	// Git orders entries by name, comparing a folder's name as if it ended
-	// in "/".
+	sortEntries(entries)
+	return storeObject(s, &object.Tree{Entries: entries})
+}
+
+// splitChanges groups changes by their first path component: the files of
+// this folder (here) and the changes below each of its folders.
+func splitChanges(changes map[string]*[]byte) (here map[string]*[]byte, below map[string]map[string]*[]byte) {
+	here, below = map[string]*[]byte{}, map[string]map[string]*[]byte{}
+	for p, content := range changes {
+		first, rest, nested := strings.Cut(p, "/")
+		if !nested {
+			here[first] = content
+			continue
+		}
+		if below[first] == nil {
+			below[first] = map[string]*[]byte{}
+		}
+		below[first][rest] = content
+	}
+	return here, below
+}
+
+// sortEntries orders a tree's entries as Git does: by name, comparing a
+// folder's name as if it ended in "/".
+func sortEntries(entries []object.TreeEntry) {
 	sortKey := func(e object.TreeEntry) string {
 		if e.Mode == filemode.Dir {
 			return e.Name + "/"
@@ -358,7 +368,6 @@ func editTree(s storer.EncodedObjectStorer, base *object.Tree, changes map[strin
 	slices.SortFunc(entries, func(a, b object.TreeEntry) int {
 		return bytes.Compare([]byte(sortKey(a)), []byte(sortKey(b)))
 	})
-	return storeObject(s, &object.Tree{Entries: entries})
 }
 
 // maxRemoteMessage bounds what is kept of the remote's progress messages.
