@@ -15,18 +15,12 @@ import (
 	"github.com/warren-dev/warren/reconciler/render"
 )
 
-// checked is a repository loaded and admitted.
-type checked struct {
-	repo     *load.Repository
-	admitted []policy.Admission
-	problems []load.Problem
-}
+// checked is a repository loaded and admitted, as the Fleet controller
+// judges it.
+type checked = policy.Evaluation
 
 func check(repo *load.Repository, loadProblems []load.Problem, existing []string) checked {
-	admitted, admissionProblems := policy.Admit(repo, policy.Options{Existing: existing})
-	problems := append(append([]load.Problem{}, loadProblems...), admissionProblems...)
-	load.Sort(problems)
-	return checked{repo: repo, admitted: admitted, problems: problems}
+	return policy.Evaluate(repo, loadProblems, policy.Options{Existing: existing})
 }
 
 func checkDir(dir string) (checked, error) {
@@ -76,10 +70,10 @@ line per problem, path:line: field: message, and exits 1 when there is any.`,
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				names := []string{}
-				for _, a := range c.admitted {
+				for _, a := range c.Admitted {
 					names = append(names, a.Cluster.Name())
 				}
-				problems := c.problems
+				problems := c.Problems
 				if problems == nil {
 					problems = []load.Problem{}
 				}
@@ -87,13 +81,13 @@ line per problem, path:line: field: message, and exits 1 when there is any.`,
 					return err
 				}
 			} else {
-				for _, p := range c.problems {
+				for _, p := range c.Problems {
 					fmt.Fprintln(out, p.String())
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "%d clusters admitted, %d policies, %d problems\n",
-					len(c.admitted), len(c.repo.Policies), len(c.problems))
+					len(c.Admitted), len(c.Repo.Policies), len(c.Problems))
 			}
-			if len(c.problems) > 0 {
+			if len(c.Problems) > 0 {
 				return exitError{1}
 			}
 			return nil
@@ -117,19 +111,19 @@ func renderCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for _, p := range c.problems {
+			for _, p := range c.Problems {
 				fmt.Fprintln(cmd.ErrOrStderr(), p.String())
 			}
-			admitted := c.admitted
+			admitted := c.Admitted
 			if cluster != "" {
 				admitted = nil
-				for _, a := range c.admitted {
+				for _, a := range c.Admitted {
 					if a.Cluster.Name() == cluster {
 						admitted = append(admitted, a)
 					}
 				}
 				if len(admitted) == 0 {
-					if _, defined := c.repo.Cluster(cluster); defined {
+					if _, defined := c.Repo.Cluster(cluster); defined {
 						fmt.Fprintf(cmd.ErrOrStderr(), "cluster %q is not admitted; see the problems above\n", cluster)
 					} else {
 						fmt.Fprintf(cmd.ErrOrStderr(), "cluster %q is not defined in %s\n", cluster, args[0])
@@ -137,7 +131,7 @@ func renderCommand() *cobra.Command {
 					return exitError{1}
 				}
 			}
-			outs, err := render.Fleet(c.repo, admitted, o)
+			outs, err := render.Fleet(c.Repo, admitted, o)
 			if err != nil {
 				return err
 			}
@@ -148,7 +142,7 @@ func renderCommand() *cobra.Command {
 			if _, err := cmd.OutOrStdout().Write(stream); err != nil {
 				return err
 			}
-			if len(c.problems) > 0 {
+			if len(c.Problems) > 0 {
 				return exitError{1}
 			}
 			return nil
@@ -171,7 +165,7 @@ func side(fsys fs.FS, existing []string, o render.Options) (plan.Side, []string,
 		return plan.Side{}, nil, err
 	}
 	c := check(repo, problems, existing)
-	outs, err := render.Fleet(c.repo, c.admitted, o)
+	outs, err := render.Fleet(c.Repo, c.Admitted, o)
 	if err != nil {
 		return plan.Side{}, nil, err
 	}
@@ -179,7 +173,7 @@ func side(fsys fs.FS, existing []string, o render.Options) (plan.Side, []string,
 	for _, cl := range repo.Clusters {
 		defined = append(defined, cl.Name())
 	}
-	return plan.Side{Outputs: outs, Defined: defined, Problems: c.problems}, defined, nil
+	return plan.Side{Outputs: outs, Defined: defined, Problems: c.Problems}, defined, nil
 }
 
 func planCommand() *cobra.Command {

@@ -177,7 +177,7 @@ func (r *FleetReconciler) reportClusters(ctx context.Context, p *fleetScope) err
 	}
 	var errs []error
 	for name, a := range p.desired {
-		in := render.InputFor(a, p.loaded.repo)
+		in := render.InputFor(a, p.loaded.Repo)
 		names := render.NamesFor(in.Cluster)
 		errs = append(errs, r.patchClusterStatus(ctx, name, func(vc *v1alpha1.VirtualCluster) {
 			// The revision a cluster came from moves only when something of
@@ -247,7 +247,7 @@ func clusterOfConflict(c apply.Conflict, p *fleetScope) string {
 		return c.Object.Name
 	}
 	for name, a := range p.desired {
-		ns := render.NamesFor(render.InputFor(a, p.loaded.repo).Cluster).Namespace
+		ns := render.NamesFor(render.InputFor(a, p.loaded.Repo).Cluster).Namespace
 		if c.Object.Namespace == ns || (c.Object.Kind == "Namespace" && c.Object.Name == ns) {
 			return name
 		}

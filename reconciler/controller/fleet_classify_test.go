@@ -111,7 +111,7 @@ func TestClassifyDecidesWhatEachClusterBecomes(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			fleet := &v1alpha1.Fleet{Spec: tc.spec}
-			l := &loaded{admitted: tc.admitted, problems: tc.problems}
+			l := &loaded{Evaluation: policy.Evaluation{Admitted: tc.admitted, Problems: tc.problems}}
 			c := classify(fleet, "main@sha1:abc", l, tc.existing, now)
 			if got := sortedKeys(c.desired); !equalNames(got, tc.desired) {
 				t.Errorf("desired = %v, want %v", got, tc.desired)

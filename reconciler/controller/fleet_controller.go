@@ -78,10 +78,8 @@ type FleetReconciler struct {
 // loaded is what one revision of a Fleet's repository loaded and admitted to,
 // kept so an unchanged revision is not parsed again.
 type loaded struct {
-	key      string
-	repo     *load.Repository
-	admitted []policy.Admission
-	problems []load.Problem
+	key string
+	policy.Evaluation
 }
 
 // Reconcile runs one pass of a Fleet.
@@ -241,10 +239,7 @@ func (r *FleetReconciler) load(fleet *v1alpha1.Fleet, snap *source.Snapshot, exi
 		return nil, err
 	}
 	// The Fleet's namespace holds its Git credentials: never a cluster's.
-	admitted, rejected := policy.Admit(repo, policy.Options{Existing: names, ReservedNamespaces: []string{fleet.Namespace}})
-	problems = append(problems, rejected...)
-	load.Sort(problems)
-	l := &loaded{key: key, repo: repo, admitted: admitted, problems: problems}
+	l := &loaded{key: key, Evaluation: policy.Evaluate(repo, problems, policy.Options{Existing: names, ReservedNamespaces: []string{fleet.Namespace}})}
 	r.loads.Store(fleetKey, l)
 	return l, nil
 }
@@ -328,10 +323,10 @@ func summariseConflicts(conflicts []apply.Conflict) string {
 // countRejected is how many cluster files were not admitted.
 func countRejected(l *loaded) int {
 	files := map[string]bool{}
-	for _, c := range l.repo.Clusters {
+	for _, c := range l.Repo.Clusters {
 		files[c.Source.File] = false
 	}
-	for _, a := range l.admitted {
+	for _, a := range l.Admitted {
 		delete(files, a.Cluster.Source.File)
 	}
 	return len(files)

@@ -196,7 +196,7 @@ func (r *FleetReconciler) applyClustersPhase(ctx context.Context, s *fleetScope)
 	}
 	vcs := make([]*v1alpha1.VirtualCluster, 0, len(s.desired))
 	for _, name := range sortedKeys(s.desired) {
-		vcs = append(vcs, hostVirtualCluster(s.desired[name], s.loaded.repo))
+		vcs = append(vcs, hostVirtualCluster(s.desired[name], s.loaded.Repo))
 	}
 	s.inventory = s.previous
 	vcObjects, err := toUnstructured(vcs)
@@ -231,10 +231,10 @@ func (r *FleetReconciler) pkiPhase(ctx context.Context, s *fleetScope) error {
 		if uids[i], uidErrs[i] = r.uidOf(ctx, s.existing, names[i]); uidErrs[i] != nil {
 			return
 		}
-		if r.renders.current(s.desired[names[i]], s.loaded.repo, r.Render, r.Version, uids[i]) {
+		if r.renders.current(s.desired[names[i]], s.loaded.Repo, r.Render, r.Version, uids[i]) {
 			return
 		}
-		namespace := render.NamesFor(render.InputFor(s.desired[names[i]], s.loaded.repo).Cluster).Namespace
+		namespace := render.NamesFor(render.InputFor(s.desired[names[i]], s.loaded.Repo).Cluster).Namespace
 		secrets[i], _, errs[i] = s.applier.PKISecret(ctx, namespace, names[i], s.previous)
 	})
 	s.uids, s.pki = map[string]types.UID{}, map[string]*unstructured.Unstructured{}
@@ -259,7 +259,7 @@ func (r *FleetReconciler) renderPhase(_ context.Context, s *fleetScope) error {
 	rendered := make([][]*unstructured.Unstructured, len(names))
 	errs := make([]error, len(names))
 	inParallel(len(names), func(i int) {
-		rendered[i], errs[i] = r.renders.get(s.desired[names[i]], s.loaded.repo, r.Render, r.Version, s.uids[names[i]], s.pki[names[i]])
+		rendered[i], errs[i] = r.renders.get(s.desired[names[i]], s.loaded.Repo, r.Render, r.Version, s.uids[names[i]], s.pki[names[i]])
 	})
 	s.clusterOf = map[string]string{}
 	for i, name := range names {
@@ -406,7 +406,7 @@ type classification struct {
 func classify(fleet *v1alpha1.Fleet, revision string, l *loaded, existing map[string]*v1alpha1.VirtualCluster, now time.Time) classification {
 	c := classification{desired: map[string]policy.Admission{}, kept: map[string]string{}}
 	expired := map[string]bool{}
-	for _, a := range l.admitted {
+	for _, a := range l.Admitted {
 		if exp := a.Cluster.Object.Spec.ExpiresAt; exp != nil && !exp.After(now) {
 			expired[a.Cluster.Object.Name] = true
 			continue
@@ -416,7 +416,7 @@ func classify(fleet *v1alpha1.Fleet, revision string, l *loaded, existing map[st
 	// A file with a problem may still be meant to define what it defined
 	// before: the clusters it held are kept, never pruned.
 	troubled := map[string][]string{}
-	for _, pr := range l.problems {
+	for _, pr := range l.Problems {
 		troubled[pr.File] = append(troubled[pr.File], pr.String())
 	}
 	var goneFromGit []string
@@ -590,7 +590,7 @@ func (r *FleetReconciler) summarise(s *fleetScope, err error) {
 		return
 	}
 	fleet.Status.Inventory = s.inventory
-	fleet.Status.AdmittedClusters = len(s.loaded.admitted)
+	fleet.Status.AdmittedClusters = len(s.loaded.Admitted)
 	fleet.Status.RejectedClusters = countRejected(s.loaded)
 	if s.pruneBlocked != "" {
 		conditions.MarkTrue(fleet, v1alpha1.PruneBlockedCondition, v1alpha1.PruneBlockedReason, "%s", s.pruneBlocked)
@@ -602,8 +602,8 @@ func (r *FleetReconciler) summarise(s *fleetScope, err error) {
 		conditions.MarkFalse(fleet, meta.ReadyCondition, re.reason, "%s", re.message())
 	case len(s.failed) > 0:
 		conditions.MarkFalse(fleet, meta.ReadyCondition, v1alpha1.ApplyFailedReason, "revision %s: %s", s.revision, summariseFailures(s.failed))
-	case len(s.loaded.problems) > 0:
-		conditions.MarkFalse(fleet, meta.ReadyCondition, v1alpha1.ValidationFailedReason, "revision %s: %s", s.revision, summariseProblems(s.loaded.problems))
+	case len(s.loaded.Problems) > 0:
+		conditions.MarkFalse(fleet, meta.ReadyCondition, v1alpha1.ValidationFailedReason, "revision %s: %s", s.revision, summariseProblems(s.loaded.Problems))
 	case len(s.conflicts) > 0:
 		conditions.MarkFalse(fleet, meta.ReadyCondition, v1alpha1.ConflictReason, "revision %s: %s", s.revision, summariseConflicts(s.conflicts))
 	case s.pruneBlocked != "":

@@ -38,22 +38,22 @@ func TestAKubeconfigsOnlyRevisionRendersNothingNew(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(l.problems) > 0 || len(l.admitted) != 1 {
-			t.Fatalf("revision %s: problems %v, %d admitted", snap.Revision, l.problems, len(l.admitted))
+		if len(l.Problems) > 0 || len(l.Admitted) != 1 {
+			t.Fatalf("revision %s: problems %v, %d admitted", snap.Revision, l.Problems, len(l.Admitted))
 		}
 		// The PKI phase reads the Secret only for a cluster whose render
 		// is not current.
 		var pki *unstructured.Unstructured
-		if !r.renders.current(l.admitted[0], l.repo, opts, r.Version, "uid-alpha") {
+		if !r.renders.current(l.Admitted[0], l.Repo, opts, r.Version, "uid-alpha") {
 			pkiReads++
-			cluster := render.InputFor(l.admitted[0], l.repo).Cluster
+			cluster := render.InputFor(l.Admitted[0], l.Repo).Cluster
 			pki = &unstructured.Unstructured{}
 			pki.SetAPIVersion("v1")
 			pki.SetKind("Secret")
 			pki.SetNamespace(render.NamesFor(cluster).Namespace)
 			pki.SetName(cluster.Name + "-pki")
 		}
-		objs, err := r.renders.get(l.admitted[0], l.repo, opts, r.Version, "uid-alpha", pki)
+		objs, err := r.renders.get(l.Admitted[0], l.Repo, opts, r.Version, "uid-alpha", pki)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -347,3 +347,22 @@ func ownOf(qs []quantity, name string) *resource.Quantity {
 	}
 	return nil
 }
+
+// Evaluation is what a fleet repository asks for: its definitions, the
+// clusters admitted, and every problem, the loader's and admission's,
+// sorted. The CLI (validate, render, plan) and the Fleet controller read a
+// repository through Evaluate alone, so both judge it the same way.
+type Evaluation struct {
+	Repo     *load.Repository
+	Admitted []Admission
+	Problems []load.Problem
+}
+
+// Evaluate admits a loaded repository's clusters against its policies;
+// loadProblems are what the loader found.
+func Evaluate(repo *load.Repository, loadProblems []load.Problem, o Options) Evaluation {
+	admitted, rejected := Admit(repo, o)
+	problems := append(slices.Clone(loadProblems), rejected...)
+	load.Sort(problems)
+	return Evaluation{Repo: repo, Admitted: admitted, Problems: problems}
+}
