@@ -71,19 +71,9 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}
 	names := translate.Translator{Cluster: cfg.Name, HostNamespace: cfg.HostNamespace}
 
-	mgr, err := ctrl.NewManager(virtualCfg, ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsBindAddress},
-		HealthProbeBindAddress:        cfg.HealthProbeBindAddress,
-		PprofBindAddress:              cfg.PprofBindAddress,
-		LeaderElection:                cfg.LeaderElect,
-		LeaderElectionID:              "warren-syncer",
-		LeaderElectionNamespace:       "kube-system",
-		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-	})
+	mgr, err := virtualManager(virtualCfg, scheme, cfg)
 	if err != nil {
-		return fmt.Errorf("connecting to the virtual API: %w", err)
+		return err
 	}
 	host, err := hostCluster(hostCfg, scheme, cfg, names)
 	if err != nil {
@@ -106,6 +96,42 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err := setup(ctx, mgr, pair); err != nil {
 		return err
 	}
+	init, err := addRunnables(mgr, pair, virtualCfg, hostCfg)
+	if err != nil {
+		return err
+	}
+	if err := addChecks(mgr, host, init); err != nil {
+		return err
+	}
+	log.Info("starting", "cluster", cfg.Name, "hostNamespace", cfg.HostNamespace, "podSecurity", cfg.PodSecurity, "nodes", cfg.Nodes)
+	return mgr.Start(ctx)
+}
+
+// virtualManager connects to the virtual API: the manager every kind's
+// controller runs on.
+func virtualManager(virtualCfg *rest.Config, scheme *runtime.Scheme, cfg *config.Config) (ctrl.Manager, error) {
+	mgr, err := ctrl.NewManager(virtualCfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsBindAddress},
+		HealthProbeBindAddress:        cfg.HealthProbeBindAddress,
+		PprofBindAddress:              cfg.PprofBindAddress,
+		LeaderElection:                cfg.LeaderElect,
+		LeaderElectionID:              "warren-syncer",
+		LeaderElectionNamespace:       "kube-system",
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the virtual API: %w", err)
+	}
+	return mgr, nil
+}
+
+// addRunnables adds what runs beside the kinds' controllers: the init
+// manifests (returned, for the readiness check), the kubeconfig export and,
+// when enabled, the kubelet API.
+func addRunnables(mgr ctrl.Manager, pair *syncer.Pair, virtualCfg, hostCfg *rest.Config) (*initmanifests.Applier, error) {
+	cfg, log := pair.Config, ctrl.Log.WithName("syncer")
 	init := &initmanifests.Applier{
 		HostReader: pair.HostReader, Virtual: pair.Virtual, Log: log.WithName("init-manifests"),
 		ConfigMap: types.NamespacedName{Namespace: cfg.HostNamespace, Name: cfg.InitManifests},
@@ -113,7 +139,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	runnables := []manager.Runnable{
 		init,
 		&kubeconfig.Exporter{
-			Virtual: virtualCfg, Host: pair.Host, HostReader: pair.HostReader, Names: names,
+			Virtual: virtualCfg, Host: pair.Host, HostReader: pair.HostReader, Names: pair.Names,
 			SecretName: cfg.KubeconfigSecret, ServiceName: cfg.ServiceName, Log: log.WithName("kubeconfig"),
 		},
 	}
@@ -121,20 +147,15 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		runnables = append(runnables, &kubelet.Server{
 			Address: cfg.KubeletAddress, TLSCertFile: cfg.KubeletTLSCertFile, TLSKeyFile: cfg.KubeletTLSKeyFile,
 			ClientCAFile: cfg.KubeletClientCAFile, ClientCertFile: cfg.KubeletClientCertFile,
-			Virtual: pair.Virtual, Host: pair.Host, HostConfig: hostCfg, Names: names, Log: log.WithName("kubelet"),
+			Virtual: pair.Virtual, Host: pair.Host, HostConfig: hostCfg, Names: pair.Names, Log: log.WithName("kubelet"),
 		})
 	}
 	for _, r := range runnables {
 		if err := mgr.Add(r); err != nil {
-			return fmt.Errorf("adding %T: %w", r, err)
+			return nil, fmt.Errorf("adding %T: %w", r, err)
 		}
 	}
-
-	if err := addChecks(mgr, host, init); err != nil {
-		return err
-	}
-	log.Info("starting", "cluster", cfg.Name, "hostNamespace", cfg.HostNamespace, "podSecurity", cfg.PodSecurity, "nodes", cfg.Nodes)
-	return mgr.Start(ctx)
+	return init, nil
 }
 
 // hostCluster connects to the host API with a cache of this cluster's
