@@ -114,47 +114,26 @@ type Plane struct {
 // controller-manager, once the default ServiceAccount exists; with nodes,
 // once every fake node is Ready). On failure everything started is stopped.
 func Start(ctx context.Context, o Options) (_ *Plane, err error) {
+	if o.RealNodes > 0 {
+		o.ControllerManager, o.Scheduler = true, true
+	}
 	tools, err := ToolsDir(o.ToolsDir)
 	if err != nil {
 		return nil, err
 	}
-	if o.RealNodes > 0 {
-		o.ControllerManager, o.Scheduler = true, true
+	if err := checkTools(tools, o); err != nil {
+		return nil, err
 	}
-	needed := []string{"etcd", "kube-apiserver"}
-	if o.ControllerManager {
-		needed = append(needed, "kube-controller-manager")
-	}
-	if o.Scheduler {
-		needed = append(needed, "kube-scheduler")
-	}
-	if o.Nodes > 0 {
-		needed = append(needed, "kwok", "kwok-stages.yaml", "kwok-storage-class.yaml")
-	}
-	if o.RealNodes > 0 {
-		needed = append(needed, realNodeTools...)
-	}
-	for _, name := range needed {
-		if _, err := os.Stat(filepath.Join(tools, name)); err != nil {
-			return nil, fmt.Errorf("%s is missing from the tools cache %s: run `make tools` to build it", name, tools)
-		}
-	}
-
-	cidr := o.ServiceCIDR
-	if cidr == "" {
-		cidr = DefaultServiceCIDR
-	}
+	cidr := cmp.Or(o.ServiceCIDR, DefaultServiceCIDR)
 	if _, err := netip.ParsePrefix(cidr); err != nil {
 		return nil, fmt.Errorf("service CIDR %q: %w", cidr, err)
 	}
-
 	bundle := o.PKI
 	if bundle == nil {
 		if bundle, err = pki.Generate("localkube"); err != nil {
 			return nil, err
 		}
 	}
-
 	dir, err := os.MkdirTemp("", "localkube-")
 	if err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
@@ -165,125 +144,12 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 			_ = p.Stop()
 		}
 	}()
-
-	apiPort := o.APIServerPort
-	if apiPort != 0 {
-		if err := portFree(apiPort); err != nil {
-			return nil, fmt.Errorf("port %d for kube-apiserver is already in use: stop what holds it or choose another port", apiPort)
-		}
-	} else if apiPort, err = freePort(); err != nil {
-		return nil, err
-	}
-	etcdPort, err := freePort()
+	client, f, err := p.startServer(ctx, tools, o)
 	if err != nil {
 		return nil, err
 	}
-	peerPort, err := freePort()
-	if err != nil {
+	if err := p.startControllers(ctx, tools, o, f, client); err != nil {
 		return nil, err
-	}
-	host := "127.0.0.1"
-	if o.RealNodes > 0 {
-		if p.net, err = setupNetwork(o.RealNodes); err != nil {
-			return nil, err
-		}
-		host = p.net.apiAddress().String()
-	}
-	p.server = "https://" + net.JoinHostPort(host, strconv.Itoa(apiPort))
-
-	f, err := writeCertificates(dir, bundle, p.server, cidr, host)
-	if err != nil {
-		return nil, err
-	}
-	p.KubeconfigPath = f.admin
-	if p.Config, err = clientcmd.BuildConfigFromFlags("", f.admin); err != nil {
-		return nil, fmt.Errorf("reading admin kubeconfig: %w", err)
-	}
-	p.Config.QPS, p.Config.Burst = 200, 400
-
-	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdPort)
-	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
-	if err := p.start(tools, "etcd",
-		"--name=localkube",
-		"--data-dir="+filepath.Join(dir, "etcd"),
-		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
-		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=localkube="+peerURL,
-		"--log-level=warn",
-		// Throwaway test state: durability buys nothing and costs seconds.
-		"--unsafe-no-fsync",
-	); err != nil {
-		return nil, err
-	}
-
-	apiserver, err := p.startProc(tools, "kube-apiserver", append(realNodeAPIServerArgs(o.RealNodes > 0, f),
-		"--etcd-servers="+etcdURL,
-		"--bind-address="+host, "--advertise-address="+host,
-		"--secure-port="+strconv.Itoa(apiPort),
-		"--tls-cert-file="+f.servingCert, "--tls-private-key-file="+f.servingKey,
-		"--client-ca-file="+f.clientCA,
-		"--requestheader-client-ca-file="+f.requestHeaderCA,
-		"--requestheader-allowed-names=front-proxy-client",
-		"--requestheader-username-headers=X-Remote-User",
-		"--requestheader-group-headers=X-Remote-Group",
-		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
-		"--proxy-client-cert-file="+f.proxyClientCert, "--proxy-client-key-file="+f.proxyClientKey,
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+f.saPub,
-		"--service-account-signing-key-file="+f.saKey,
-		"--service-cluster-ip-range="+cidr,
-		"--authorization-mode=Node,RBAC",
-		"--allow-privileged=true",
-		"--profiling="+strconv.FormatBool(o.Profiling),
-		"--service-node-port-range="+cmp.Or(o.NodePortRange, "30000-32767"),
-	)...)
-	if err != nil {
-		return nil, err
-	}
-	client, err := kubernetes.NewForConfig(p.Config)
-	if err != nil {
-		return nil, err
-	}
-	if err := waitFor(ctx, 90*time.Second, apiserver, "did not become ready", func(ctx context.Context) (bool, error) {
-		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		return err == nil && string(body) == "ok", nil
-	}); err != nil {
-		return nil, err
-	}
-
-	if o.ControllerManager {
-		cm, err := p.startProc(tools, "kube-controller-manager",
-			"--kubeconfig="+f.controllerManager,
-			"--secure-port=0",
-			"--leader-elect=false",
-			"--use-service-account-credentials=true",
-			"--service-account-private-key-file="+f.saKey,
-			"--root-ca-file="+f.serverCA,
-			"--cluster-signing-cert-file="+f.clientCA, "--cluster-signing-key-file="+f.clientCAKey,
-			"--service-cluster-ip-range="+cidr,
-			// The defaults (20/30) leave the default ServiceAccount seconds late.
-			"--kube-api-qps=200", "--kube-api-burst=400",
-			"--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
-		)
-		if err != nil {
-			return nil, err
-		}
-		if err := waitFor(ctx, 60*time.Second, cm, "did not create the default ServiceAccount", func(ctx context.Context) (bool, error) {
-			_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-			return err == nil, nil
-		}); err != nil {
-			return nil, err
-		}
-	}
-	if o.Scheduler {
-		if err := p.start(tools, "kube-scheduler",
-			"--kubeconfig="+f.scheduler,
-			"--secure-port=0",
-			"--leader-elect=false",
-			"--kube-api-qps=200", "--kube-api-burst=400",
-		); err != nil {
-			return nil, err
-		}
 	}
 	if o.Nodes > 0 {
 		if err := p.startNodes(ctx, client, tools, f.admin, o.Nodes); err != nil {
@@ -299,6 +165,172 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 		}
 	}
 	return p, nil
+}
+
+// checkTools says which binary or file the options need is missing from
+// the tools cache.
+func checkTools(tools string, o Options) error {
+	needed := []string{"etcd", "kube-apiserver"}
+	if o.ControllerManager {
+		needed = append(needed, "kube-controller-manager")
+	}
+	if o.Scheduler {
+		needed = append(needed, "kube-scheduler")
+	}
+	if o.Nodes > 0 {
+		needed = append(needed, "kwok", "kwok-stages.yaml", "kwok-storage-class.yaml")
+	}
+	if o.RealNodes > 0 {
+		needed = append(needed, realNodeTools...)
+	}
+	for _, name := range needed {
+		if _, err := os.Stat(filepath.Join(tools, name)); err != nil {
+			return fmt.Errorf("%s is missing from the tools cache %s: run `make tools` to build it", name, tools)
+		}
+	}
+	return nil
+}
+
+// startServer chooses the ports (and, with real nodes, the network),
+// writes the certificates and starts etcd and the API server, returning
+// once the API server is ready.
+func (p *Plane) startServer(ctx context.Context, tools string, o Options) (kubernetes.Interface, files, error) {
+	apiPort, err := apiServerPort(o.APIServerPort)
+	if err != nil {
+		return nil, files{}, err
+	}
+	host := "127.0.0.1"
+	if o.RealNodes > 0 {
+		if p.net, err = setupNetwork(o.RealNodes); err != nil {
+			return nil, files{}, err
+		}
+		host = p.net.apiAddress().String()
+	}
+	p.server = "https://" + net.JoinHostPort(host, strconv.Itoa(apiPort))
+	f, err := writeCertificates(p.Dir, p.PKI, p.server, p.ServiceCIDR, host)
+	if err != nil {
+		return nil, files{}, err
+	}
+	p.KubeconfigPath = f.admin
+	if p.Config, err = clientcmd.BuildConfigFromFlags("", f.admin); err != nil {
+		return nil, files{}, fmt.Errorf("reading admin kubeconfig: %w", err)
+	}
+	p.Config.QPS, p.Config.Burst = 200, 400
+	etcdURL, err := p.startEtcd(tools)
+	if err != nil {
+		return nil, files{}, err
+	}
+	apiserver, err := p.startProc(tools, "kube-apiserver", append(realNodeAPIServerArgs(o.RealNodes > 0, f),
+		apiServerArgs(o, f, etcdURL, host, apiPort, p.ServiceCIDR)...)...)
+	if err != nil {
+		return nil, files{}, err
+	}
+	client, err := kubernetes.NewForConfig(p.Config)
+	if err != nil {
+		return nil, files{}, err
+	}
+	return client, f, waitFor(ctx, 90*time.Second, apiserver, "did not become ready", func(ctx context.Context) (bool, error) {
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && string(body) == "ok", nil
+	})
+}
+
+// apiServerPort is the port asked for, if it is free, or a free one.
+func apiServerPort(asked int) (int, error) {
+	if asked == 0 {
+		return freePort()
+	}
+	if err := portFree(asked); err != nil {
+		return 0, fmt.Errorf("port %d for kube-apiserver is already in use: stop what holds it or choose another port", asked)
+	}
+	return asked, nil
+}
+
+// startEtcd starts etcd on free ports and returns its client URL.
+func (p *Plane) startEtcd(tools string) (string, error) {
+	etcdPort, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	peerPort, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdPort)
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
+	return etcdURL, p.start(tools, "etcd",
+		"--name=localkube",
+		"--data-dir="+filepath.Join(p.Dir, "etcd"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=localkube="+peerURL,
+		"--log-level=warn",
+		// Throwaway test state: durability buys nothing and costs seconds.
+		"--unsafe-no-fsync",
+	)
+}
+
+// apiServerArgs are the API server's flags (besides the real nodes' own).
+func apiServerArgs(o Options, f files, etcdURL, host string, port int, cidr string) []string {
+	return []string{
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=" + host, "--advertise-address=" + host,
+		"--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + f.servingCert, "--tls-private-key-file=" + f.servingKey,
+		"--client-ca-file=" + f.clientCA,
+		"--requestheader-client-ca-file=" + f.requestHeaderCA,
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + f.proxyClientCert, "--proxy-client-key-file=" + f.proxyClientKey,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + f.saPub,
+		"--service-account-signing-key-file=" + f.saKey,
+		"--service-cluster-ip-range=" + cidr,
+		"--authorization-mode=Node,RBAC",
+		"--allow-privileged=true",
+		"--profiling=" + strconv.FormatBool(o.Profiling),
+		"--service-node-port-range=" + cmp.Or(o.NodePortRange, "30000-32767"),
+	}
+}
+
+// startControllers starts the controller-manager (waiting until it made
+// the default ServiceAccount) and the scheduler, as the options ask.
+func (p *Plane) startControllers(ctx context.Context, tools string, o Options, f files, client kubernetes.Interface) error {
+	if o.ControllerManager {
+		cm, err := p.startProc(tools, "kube-controller-manager",
+			"--kubeconfig="+f.controllerManager,
+			"--secure-port=0",
+			"--leader-elect=false",
+			"--use-service-account-credentials=true",
+			"--service-account-private-key-file="+f.saKey,
+			"--root-ca-file="+f.serverCA,
+			"--cluster-signing-cert-file="+f.clientCA, "--cluster-signing-key-file="+f.clientCAKey,
+			"--service-cluster-ip-range="+p.ServiceCIDR,
+			// The defaults (20/30) leave the default ServiceAccount seconds late.
+			"--kube-api-qps=200", "--kube-api-burst=400",
+			"--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
+		)
+		if err != nil {
+			return err
+		}
+		if err := waitFor(ctx, 60*time.Second, cm, "did not create the default ServiceAccount", func(ctx context.Context) (bool, error) {
+			_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+			return err == nil, nil
+		}); err != nil {
+			return err
+		}
+	}
+	if !o.Scheduler {
+		return nil
+	}
+	return p.start(tools, "kube-scheduler",
+		"--kubeconfig="+f.scheduler,
+		"--secure-port=0",
+		"--leader-elect=false",
+		"--kube-api-qps=200", "--kube-api-burst=400",
+	)
 }
 
 // startNodes runs kwok and registers n fake nodes, waiting until each is Ready.
