@@ -289,15 +289,7 @@ func keptBecause(fleet *v1alpha1.Fleet) string {
 const maxListed = 10
 
 func summariseProblems(problems []load.Problem) string {
-	parts := make([]string, 0, maxListed)
-	for i, pr := range problems {
-		if i == maxListed {
-			parts = append(parts, fmt.Sprintf("and %d more", len(problems)-maxListed))
-			break
-		}
-		parts = append(parts, pr.String())
-	}
-	return fmt.Sprintf("%d problem(s): %s", len(problems), strings.Join(parts, "; "))
+	return fmt.Sprintf("%d problem(s): %s", len(problems), joinLimited(stringsOf(problems)))
 }
 
 func summariseFailures(failed map[string]string) string {
@@ -309,15 +301,16 @@ func summariseFailures(failed map[string]string) string {
 }
 
 func summariseConflicts(conflicts []apply.Conflict) string {
-	parts := make([]string, 0, maxListed)
-	for i, c := range conflicts {
-		if i == maxListed {
-			parts = append(parts, fmt.Sprintf("and %d more", len(conflicts)-maxListed))
-			break
-		}
-		parts = append(parts, c.String())
+	return fmt.Sprintf("%d object(s) not written because warren does not own them: %s", len(conflicts), joinLimited(stringsOf(conflicts)))
+}
+
+// stringsOf is each item as a string.
+func stringsOf[T fmt.Stringer](items []T) []string {
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		out = append(out, it.String())
 	}
-	return fmt.Sprintf("%d object(s) not written because warren does not own them: %s", len(conflicts), strings.Join(parts, "; "))
+	return out
 }
 
 // countRejected is how many cluster files were not admitted.
