@@ -108,6 +108,9 @@ type Plane struct {
 	imageSpecs []image.Spec
 	storage    *localStorage
 	kwokNodes  int
+	// startNode starts a real node (again), with the plane's tools, files
+	// and images.
+	startNode func(context.Context, *realNode) error
 }
 
 // Start launches a plane and returns once it serves (and, with a

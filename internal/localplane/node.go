@@ -74,6 +74,7 @@ func (p *Plane) startRealNodes(ctx context.Context, client kubernetes.Interface,
 	for _, s := range specs {
 		images.refs = append(images.refs, s.Ref)
 	}
+	p.startNode = func(ctx context.Context, n *realNode) error { return n.start(ctx, p, tools, f, images) }
 	for i, nn := range p.net.nodes {
 		node := &realNode{
 			name:   RealNodeName(i),
@@ -82,7 +83,7 @@ func (p *Plane) startRealNodes(ctx context.Context, client kubernetes.Interface,
 			cgroup: nn.netns,
 		}
 		p.nodes = append(p.nodes, node)
-		if err := node.start(ctx, p, tools, f, images); err != nil {
+		if err := p.startNode(ctx, node); err != nil {
 			return fmt.Errorf("real node %s: %w", node.name, err)
 		}
 	}
@@ -94,6 +95,38 @@ func (p *Plane) startRealNodes(ctx context.Context, client kubernetes.Interface,
 			}
 		}
 		return true, nil
+	})
+}
+
+// StopRealNode stops the i-th real node as a power cut would: its kubelet,
+// kube-proxy, containerd and every container on it end; the Node object
+// stays, and the node's disk (its dir, the volumes of its local storage) is
+// kept for StartRealNode.
+func (p *Plane) StopRealNode(i int) error {
+	if i < 0 || i >= len(p.nodes) {
+		return fmt.Errorf("the plane has no real node %d", i)
+	}
+	return p.nodes[i].stop()
+}
+
+// StartRealNode boots a node stopped by StopRealNode again, on the same
+// disk, network and name, and waits until its kubelet has made it Ready.
+func (p *Plane) StartRealNode(ctx context.Context, i int) error {
+	if i < 0 || i >= len(p.nodes) {
+		return fmt.Errorf("the plane has no real node %d", i)
+	}
+	n := p.nodes[i]
+	n.procs, n.holder = nil, nil
+	if err := p.startNode(ctx, n); err != nil {
+		return fmt.Errorf("real node %s: %w", n.name, err)
+	}
+	client, err := kubernetes.NewForConfig(p.Config)
+	if err != nil {
+		return err
+	}
+	return waitFor(ctx, 90*time.Second, n.procs[1], "did not make its node Ready again", func(ctx context.Context) (bool, error) {
+		node, err := client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		return err == nil && nodeReady(node), nil
 	})
 }
 

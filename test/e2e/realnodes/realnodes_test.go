@@ -118,7 +118,7 @@ func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
 		t.Skip("SKIPPED: WARREN_REAL_NODES=0 turns off the real-node tests; no virtual cluster is proven to run")
 	}
 	ctrllog.SetLogger(logr.Discard())
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 18*time.Minute)
 	defer cancel()
 	s := setUp(t, ctx)
 
@@ -196,6 +196,11 @@ func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
 			return err == nil && strings.Count(text, "calling /healthz") >= 3 && !strings.Contains(text, "status=failed") &&
 				!strings.Contains(text, "authz_header=<empty>"), fmt.Sprintf("%v %s", err, text)
 		})
+	})
+
+	t.Run("4 the node dies and boots again: the pod waits for it, its claim and data are kept, the kubeconfig answers again", func(t *testing.T) {
+		s.t = t
+		s.nodeDiesAndBootsAgain()
 	})
 }
 
@@ -385,12 +390,18 @@ func (s *story) unsealKubeconfig(name, podIP string) string {
 
 func (s *story) kubectl(args ...string) string {
 	s.t.Helper()
-	cmd := exec.CommandContext(s.ctx, filepath.Join(s.tools, "kubectl"), append([]string{"--kubeconfig", s.kubeIn}, args...)...)
-	out, err := cmd.CombinedOutput()
+	out, err := s.tryKubectl(args...)
 	if err != nil {
 		s.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
+}
+
+// tryKubectl runs kubectl with the tenant's kubeconfig.
+func (s *story) tryKubectl(args ...string) (string, error) {
+	cmd := exec.CommandContext(s.ctx, filepath.Join(s.tools, "kubectl"), append([]string{"--kubeconfig", s.kubeIn}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 func (s *story) tenantClient() kubernetes.Interface {
