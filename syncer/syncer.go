@@ -9,7 +9,12 @@
 //   - Pair: the virtual and host clients, the name translator and the event
 //     recorder, with the only host writes that enforce ownership (CreateHost,
 //     UpdateHost, DeleteHost).
-//   - Reconciler: the dispatch to SyncToHost, Sync and SyncToVirtual.
+//   - Reconciler: the dispatch to SyncToHost, Sync and SyncToVirtual; for
+//     the kinds whose two sides are not a virtual object and its twin of the
+//     translated name (storage classes, nodes, events, the namespace sweep),
+//     Dispatch, the same choice over sides the kind read itself.
+//   - Twin: what a twin kind embeds; its Refuse (and CreateOrRefuse) is the
+//     one way a kind tells the tenant that an object does not reach the host.
 //   - References (refs.go): the one place where a reference from one virtual
 //     object to another (a pod's Secret, ConfigMap or claim, an Ingress's
 //     Service or TLS Secret) is listed (PodRefs, IngressRefs), indexed
