@@ -72,8 +72,11 @@ bench: tools build
 plane: tools
 	$(GO) run ./test/cmd/plane
 
+# As root, the demo's host has a real node holding a syncer image built from
+# this checkout (static, as in warren's image).
 demo: tools
-	$(GO) run ./cmd/warren demo
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/demo/warren-syncer ./cmd/warren-syncer
+	$(GO) run ./cmd/warren demo --syncer-binary $(BIN)/demo/warren-syncer
 
 clean:
 	rm -rf $(BIN)

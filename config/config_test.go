@@ -109,11 +109,11 @@ func TestDefaultInstallAppliesAndItsRightsSuffice(t *testing.T) {
 				ready++
 			}
 		}
-		if conditions.IsReady(&f) && ready == 3 {
+		if conditions.IsReady(&f) && ready == 4 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("with the installed rights, the fleet did not become Ready with 3 clusters (%d ready); Fleet: %s", ready, conditions.GetMessage(&f, "Ready"))
+			t.Fatalf("with the installed rights, the fleet did not become Ready with 4 clusters (%d ready); Fleet: %s", ready, conditions.GetMessage(&f, "Ready"))
 		}
 		select {
 		case err := <-done:

@@ -31,7 +31,7 @@ func TestValidateExampleFleetExitsZero(t *testing.T) {
 	if code != 0 || stdout != "" {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	if !strings.Contains(stderr, "3 clusters admitted, 2 policies, 0 problems") {
+	if !strings.Contains(stderr, "4 clusters admitted, 3 policies, 0 problems") {
 		t.Errorf("stderr: %s", stderr)
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/warren-dev/warren/config"
+	"github.com/warren-dev/warren/internal/image"
 	"github.com/warren-dev/warren/internal/localplane"
 	"github.com/warren-dev/warren/internal/sealedsecrets"
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
@@ -51,7 +52,17 @@ type Options struct {
 	Nodes int
 	// Timeout bounds each step.
 	Timeout time.Duration
+	// RealNodes, when above zero, runs the host plane on this many real
+	// nodes (a kubelet with containerd; root only) instead of kwok's fake
+	// ones: the k8s-distro clusters then really boot and the demo uses one
+	// as its tenant would. SyncerBinary is then the static warren-syncer
+	// put in the syncer image the nodes hold.
+	RealNodes    int
+	SyncerBinary string
 }
+
+// syncerImage is the syncer image the demo's reconciler renders.
+const syncerImage = "ghcr.io/warren-dev/warren-syncer:demo"
 
 const (
 	fleetNamespace = "warren-system"
@@ -63,19 +74,24 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	if o.Timeout == 0 {
 		o.Timeout = 3 * time.Minute
 	}
+	if o.RealNodes > 0 && o.SyncerBinary == "" {
+		return fmt.Errorf("real nodes need the syncer binary for their image (make demo builds it)")
+	}
 	d := &demo{out: out, start: time.Now(), opts: o}
 	return d.run(ctx)
 }
 
 type demo struct {
-	out    io.Writer
-	start  time.Time
-	opts   Options
-	work   string // the demo's temporary directory
-	c      client.Client
-	plane  *localplane.Plane
-	sealed *sealedsecrets.Controller
-	repos  *fleetRepos
+	out   io.Writer
+	start time.Time
+	// committed is when the example fleet was pushed.
+	committed time.Time
+	opts      Options
+	work      string // the demo's temporary directory
+	c         client.Client
+	plane     *localplane.Plane
+	sealed    *sealedsecrets.Controller
+	repos     *fleetRepos
 
 	// reconcilerDone says why the reconciler stopped; seen, which
 	// condition of which cluster has been told.
@@ -95,9 +111,7 @@ var lifecycle = []string{v1alpha1.AdmittedCondition, v1alpha1.AppliedCondition, 
 // from Git and pruned.
 func (d *demo) run(ctx context.Context) (err error) {
 	fmt.Fprintln(d.out, "warren demo: virtual clusters from a Git repository, on a local host control plane.")
-	fmt.Fprintln(d.out, "Note: there is no container runtime here. Pods on the host are simulated by kwok fake")
-	fmt.Fprintln(d.out, "nodes: they are reported Running, but no container starts. Everything else is real.")
-	fmt.Fprintln(d.out)
+	d.sayMode()
 
 	if d.work, err = os.MkdirTemp("", "warren-demo-"); err != nil {
 		return err
@@ -120,7 +134,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := d.showPrune(ctx, clusters[len(clusters)-1]); err != nil {
+	if err := d.showPrune(ctx, clusters[len(clusters)-1]); err != nil { // the last one that runs
 		return err
 	}
 	if d.opts.Once {
@@ -130,12 +144,45 @@ func (d *demo) run(ctx context.Context) (err error) {
 	return d.keepReconciling(ctx)
 }
 
+// sayMode says plainly what runs for real.
+func (d *demo) sayMode() {
+	if d.real() {
+		fmt.Fprintln(d.out, "The host has a real node (kubelet, containerd, runc, kube-proxy): pods really run.")
+		fmt.Fprintln(d.out, "No k3s images can be had on this machine, so only the example fleet's k8s-distro")
+		fmt.Fprintln(d.out, "cluster (apps-dev) boots; its k3s clusters are admitted and applied, but never start.")
+	} else {
+		fmt.Fprintln(d.out, "Note: no real node here (real nodes need root). Pods on the host are simulated by kwok")
+		fmt.Fprintln(d.out, "fake nodes: they are reported Running, but no container starts. Everything else is real.")
+	}
+	fmt.Fprintln(d.out)
+}
+
+func (d *demo) real() bool { return d.opts.RealNodes > 0 }
+
+// runs says whether a cluster can start here: anything on kwok's fake
+// nodes, only the k8s distro on real ones.
+func (d *demo) runs(vc *v1alpha1.VirtualCluster) bool {
+	return !d.real() || vc.Spec.Distro == v1alpha1.DistroK8s
+}
+
+// running are the clusters of vcs that can start here.
+func (d *demo) running(vcs []v1alpha1.VirtualCluster) []v1alpha1.VirtualCluster {
+	return slices.DeleteFunc(slices.Clone(vcs), func(vc v1alpha1.VirtualCluster) bool { return !d.runs(&vc) })
+}
+
 // startHost starts the host plane and the sealed-secrets controller on it;
 // stop stops whatever started.
 func (d *demo) startHost(ctx context.Context) (stop func(), err error) {
 	stop = func() {}
-	d.say("starting a local host plane (etcd, kube-apiserver, controller-manager, scheduler, kwok with %d nodes)", d.opts.Nodes)
-	if d.plane, err = localplane.Start(ctx, localplane.Options{ControllerManager: true, Scheduler: true, Nodes: d.opts.Nodes}); err != nil {
+	o := localplane.Options{ControllerManager: true, Scheduler: true, Nodes: d.opts.Nodes}
+	if d.real() {
+		o.Nodes, o.RealNodes = 0, d.opts.RealNodes
+		o.NodeImages = []image.Spec{{Ref: syncerImage, Binary: d.opts.SyncerBinary, Path: "/ko-app/warren-syncer"}}
+		d.say("starting a local host plane (etcd, kube-apiserver, controller-manager, scheduler) with %d real node(s)", o.RealNodes)
+	} else {
+		d.say("starting a local host plane (etcd, kube-apiserver, controller-manager, scheduler, kwok with %d nodes)", d.opts.Nodes)
+	}
+	if d.plane, err = localplane.Start(ctx, o); err != nil {
 		return stop, fmt.Errorf("starting the host plane: %w", err)
 	}
 	stop = func() { _ = d.plane.Stop() }
@@ -156,6 +203,7 @@ func (d *demo) prepare(ctx context.Context) (err error) {
 	if d.repos, err = makeRepositories(ctx, filepath.Join(d.work, "fleet.git"), filepath.Join(d.work, "fleet")); err != nil {
 		return err
 	}
+	d.committed = time.Now()
 	d.say("example fleet committed in a working clone at %s", d.repos.CloneDir)
 	d.say("and pushed to %s, a bare repository standing in for the Git server", d.repos.RemoteDir)
 
@@ -190,7 +238,7 @@ func (d *demo) startReconciler(ctx context.Context) (stop func(), err error) {
 	go func() {
 		d.reconcilerDone <- controller.Run(runCtx, d.plane.Config, controller.Config{
 			CacheDir:    filepath.Join(d.work, "cache"),
-			SyncerImage: "ghcr.io/warren-dev/warren-syncer:demo",
+			SyncerImage: syncerImage,
 			Version:     "demo",
 			MetricsAddr: "0",
 			HealthAddr:  "0",
@@ -211,21 +259,27 @@ func (d *demo) startReconciler(ctx context.Context) (stop func(), err error) {
 // kubeconfig published, and shows both.
 func (d *demo) showClustersComingUp(ctx context.Context) ([]v1alpha1.VirtualCluster, error) {
 	clusters, err := d.watchUntil(ctx, lifecycle, func(vcs []v1alpha1.VirtualCluster) bool {
-		return len(vcs) > 0 && allTrue(vcs, lifecycle)
+		return len(vcs) > 0 && allTrue(vcs, lifecycle[:2]) && allTrue(d.running(vcs), lifecycle)
 	})
 	if err != nil {
 		return nil, err
 	}
-	d.say("all %d clusters admitted, applied and Ready:", len(clusters))
+	if d.real() {
+		d.say("all %d clusters admitted and applied; the k8s-distro ones are Ready (k3s ones cannot start here):", len(clusters))
+	} else {
+		d.say("all %d clusters admitted, applied and Ready:", len(clusters))
+	}
 	d.table(clusters)
+	clusters = d.running(clusters)
 
 	d.say("warren commits each Ready cluster's kubeconfig back to Git, sealed:")
 	publishing := []string{v1alpha1.KubeconfigPublishedCondition}
 	if clusters, err = d.watchUntil(ctx, publishing, func(vcs []v1alpha1.VirtualCluster) bool {
-		return allTrue(vcs, publishing) && d.fleetPublished(ctx)
+		return allTrue(d.running(vcs), publishing) && d.fleetPublished(ctx)
 	}); err != nil {
 		return nil, err
 	}
+	clusters = d.running(clusters)
 	return clusters, d.showPublished(ctx, d.repos, clusters)
 }
 

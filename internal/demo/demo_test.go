@@ -66,13 +66,14 @@ func TestDemoShowsTheLoopFromGitToSealedKubeconfigsAndBack(t *testing.T) {
 		"payments-dev       Admitted",
 		"payments-staging   Applied",
 		"search-ci          Ready",
-		"all 3 clusters admitted, applied and Ready",
+		"all 4 clusters admitted, applied and Ready",
 		"payments-dev       KubeconfigPublished kubeconfigs/payments-dev.yaml published in commit",
+		"- apps-dev (kubeconfigs/apps-dev.yaml): new cluster",
 		"- payments-dev (kubeconfigs/payments-dev.yaml): new cluster",
 		"- payments-staging (kubeconfigs/payments-staging.yaml): new cluster",
 		"- search-ci (kubeconfigs/search-ci.yaml): new cluster",
-		"applied kubeconfigs/payments-dev.yaml to the host",
-		"the kubeconfig points at https://payments-dev.vc-payments-dev.svc:443",
+		"applied kubeconfigs/apps-dev.yaml to the host",
+		"the kubeconfig points at https://apps-dev.vc-apps-dev.svc:443",
 		"there is no container runtime",
 		"search-ci pruned: its VirtualCluster and namespace vc-search-ci are gone",
 		"warren removed kubeconfigs/search-ci.yaml from Git",
@@ -83,7 +84,7 @@ func TestDemoShowsTheLoopFromGitToSealedKubeconfigsAndBack(t *testing.T) {
 			t.Errorf("the demo's output lacks %q; it was:\n%s", want, text)
 		}
 	}
-	for _, f := range []string{"payments-dev", "payments-staging", "search-ci"} {
+	for _, f := range []string{"apps-dev", "payments-dev", "payments-staging", "search-ci"} {
 		ns := strings.SplitN(f, "-", 2)[0]
 		row := regexp.MustCompile(`kubeconfigs/` + f + `\.yaml\s+SealedSecret\s+` + ns + `/` + f + `-kubeconfig\s+config\n`)
 		if !row.MatchString(text) {
@@ -116,8 +117,8 @@ func TestDemoShowsTheLoopFromGitToSealedKubeconfigsAndBack(t *testing.T) {
 	if st := git(clone, "status", "--porcelain"); st != "" {
 		t.Errorf("the clone is not clean after the demo:\n%s", st)
 	}
-	if got := git(remote, "ls-tree", "--name-only", "main", "kubeconfigs/"); got != "kubeconfigs/payments-dev.yaml\nkubeconfigs/payments-staging.yaml" {
-		t.Errorf("the remote's kubeconfigs/ holds %q, want payments-dev.yaml and payments-staging.yaml", got)
+	if got := git(remote, "ls-tree", "--name-only", "main", "kubeconfigs/"); got != "kubeconfigs/apps-dev.yaml\nkubeconfigs/payments-dev.yaml\nkubeconfigs/payments-staging.yaml" {
+		t.Errorf("the remote's kubeconfigs/ holds %q, want apps-dev.yaml, payments-dev.yaml and payments-staging.yaml", got)
 	}
 	var sealed ssv1alpha1.SealedSecret
 	if err := yaml.UnmarshalStrict([]byte(git(remote, "show", "main:kubeconfigs/payments-dev.yaml")), &sealed); err != nil {
@@ -175,15 +176,15 @@ func TestDemoShowsTheLoopFromGitToSealedKubeconfigsAndBack(t *testing.T) {
 			conditions.GetMessage(&fleet, v1alpha1.KubeconfigsPublishedCondition), fleet.Status.Kubeconfigs, lastByWarren)
 	}
 	var dev v1alpha1.VirtualCluster
-	if err := c.Get(ctx, client.ObjectKey{Name: "payments-dev"}, &dev); err != nil {
+	if err := c.Get(ctx, client.ObjectKey{Name: "apps-dev"}, &dev); err != nil {
 		t.Fatal(err)
 	}
 	var secret corev1.Secret
-	if err := c.Get(ctx, client.ObjectKey{Namespace: "payments", Name: "payments-dev-kubeconfig"}, &secret); err != nil {
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "apps", Name: "apps-dev-kubeconfig"}, &secret); err != nil {
 		t.Fatalf("the Secret the demo says was unsealed: %v", err)
 	}
 	if len(secret.OwnerReferences) != 1 || secret.OwnerReferences[0].Kind != "SealedSecret" {
-		t.Errorf("Secret payments/payments-dev-kubeconfig is owned by %+v, want its SealedSecret", secret.OwnerReferences)
+		t.Errorf("Secret apps/apps-dev-kubeconfig is owned by %+v, want its SealedSecret", secret.OwnerReferences)
 	}
 	plain := secret.Data[kubeconfig.SecretKey]
 	tenant, err := clientcmd.Load(plain)
@@ -192,7 +193,7 @@ func TestDemoShowsTheLoopFromGitToSealedKubeconfigsAndBack(t *testing.T) {
 	}
 	current := tenant.Contexts[tenant.CurrentContext]
 	if current == nil || tenant.Clusters[current.Cluster].Server != dev.Status.Endpoint {
-		t.Errorf("the unsealed kubeconfig does not point at payments-dev's endpoint %s", dev.Status.Endpoint)
+		t.Errorf("the unsealed kubeconfig does not point at apps-dev's endpoint %s", dev.Status.Endpoint)
 	}
 	if want := "holding config (" + strconv.Itoa(len(plain)) + " bytes)"; !strings.Contains(text, want) {
 		t.Errorf("the output does not give the unsealed Secret's key and size as %q", want)

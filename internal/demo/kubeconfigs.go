@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -71,7 +72,15 @@ func (d *demo) showPublished(ctx context.Context, repos *fleetRepos, clusters []
 		return err
 	}
 	d.showSecret(secret)
-	return d.describeKubeconfig(secret, vc)
+	if err := d.describeKubeconfig(secret, vc); err != nil {
+		return err
+	}
+	if d.real() {
+		return d.showTenant(ctx, secret, vc)
+	}
+	d.say("Nothing can connect to it here: there is no container runtime, so %s's control plane pods", vc.Name)
+	d.say("are kwok fakes, reported Running, with no API server behind them.")
+	return nil
 }
 
 // waitFileRemoved waits until the remote's main no longer holds path.
@@ -134,6 +143,9 @@ type sealedFile struct {
 func readSealedFiles(cloneDir string) ([]sealedFile, error) {
 	dir := v1alpha1.DefaultKubeconfigPath
 	entries, err := os.ReadDir(filepath.Join(cloneDir, dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // Git keeps no empty folder: the last file's removal took it
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s/: %w", dir, err)
 	}
@@ -237,8 +249,6 @@ func (d *demo) describeKubeconfig(s *corev1.Secret, vc *v1alpha1.VirtualCluster)
 	}
 	d.say("the kubeconfig points at %s (%s's endpoint: %s)", server, vc.Name, endpointKind(vc))
 	d.say("and authenticates as user %s with a client certificate (neither it nor its key is shown).", current.AuthInfo)
-	d.say("Nothing can connect to it here: there is no container runtime, so %s's control plane pods", vc.Name)
-	d.say("are kwok fakes, reported Running, with no API server behind them.")
 	return nil
 }
 

@@ -20,11 +20,11 @@ func TestExampleFleetLoadsClean(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatalf("problems:\n%s", load.Problems(problems).Error())
 	}
-	if got := len(repo.Clusters); got != 3 {
-		t.Errorf("clusters: got %d, want 3", got)
+	if got := len(repo.Clusters); got != 4 {
+		t.Errorf("clusters: got %d, want 4", got)
 	}
-	if got := len(repo.Policies); got != 2 {
-		t.Errorf("policies: got %d, want 2", got)
+	if got := len(repo.Policies); got != 3 {
+		t.Errorf("policies: got %d, want 3", got)
 	}
 	for _, c := range repo.Clusters {
 		if c.Object.Spec.Distro == "" || c.Object.Spec.HostNamespace != "vc-"+c.Name() {

@@ -210,8 +210,8 @@ func TestExampleFleetIsAdmitted(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatalf("problems:\n%s", load.Problems(problems).Error())
 	}
-	if len(admitted) != 3 {
-		t.Fatalf("admitted %d, want 3", len(admitted))
+	if len(admitted) != 4 {
+		t.Fatalf("admitted %d, want 4", len(admitted))
 	}
 }
 

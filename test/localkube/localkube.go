@@ -5,7 +5,11 @@
 // for tests and must never be imported by non-test code.
 package localkube
 
-import "github.com/warren-dev/warren/internal/localplane"
+import (
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/warren-dev/warren/internal/localplane"
+)
 
 type (
 	// Plane is a running local control plane.
@@ -38,3 +42,11 @@ var (
 	// KubeVersion is the Kubernetes version of the tools' binaries.
 	KubeVersion = localplane.KubeVersion
 )
+
+// AgnhostPod is localplane.AgnhostPod: a hardened pod spec running agnhost.
+func AgnhostPod(name string, args ...string) corev1.PodSpec {
+	return localplane.AgnhostPod(name, args...)
+}
+
+// Dial is localplane.Dial: a real packet from an agnhost pod to host:port.
+func Dial(podIP, host string, port int) (string, error) { return localplane.Dial(podIP, host, port) }

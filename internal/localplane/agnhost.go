@@ -1,4 +1,4 @@
-package localkube
+package localplane
 
 import (
 	"encoding/json"
