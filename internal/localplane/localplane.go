@@ -98,6 +98,10 @@ type Plane struct {
 	Dir string
 	// PKI is the bundle the plane trusts.
 	PKI *pki.Bundle
+	// Kubelet names the files of the plane's kubelet API: the API server
+	// calls kubelets at their node's InternalIP with the client certificate
+	// and trusts serving certificates of the server CA.
+	Kubelet KubeletFiles
 
 	procs []*process
 	// server is the API server's URL, for the plane's own components.
@@ -111,6 +115,22 @@ type Plane struct {
 	// startNode starts a real node (again), with the plane's tools, files
 	// and images.
 	startNode func(context.Context, *realNode) error
+	// kubeletPort is where kwok serves the fake nodes' kubelet API.
+	kubeletPort int
+}
+
+// KubeletFiles are the paths of a plane's kubelet API credentials.
+type KubeletFiles struct {
+	// ClientCA verifies the API server's client certificate.
+	ClientCA string
+	// APIServerClientCert is the certificate the API server presents to
+	// kubelets (the only one a kubelet should accept), APIServerClientKey
+	// its key (for tests that call a kubelet as the API server would).
+	APIServerClientCert, APIServerClientKey string
+	// ServingCert and ServingKey are a serving pair for 127.0.0.1 and
+	// localhost that the API server trusts for kubelets. kwok serves with
+	// it on a plane with nodes.
+	ServingCert, ServingKey string
 }
 
 // Start launches a plane and returns once it serves (and, with a
@@ -155,7 +175,7 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 		return nil, err
 	}
 	if o.Nodes > 0 {
-		if err := p.startNodes(ctx, client, tools, f.admin, o.Nodes); err != nil {
+		if err := p.startNodes(ctx, client, tools, f, p.kubeletPort, o.Nodes); err != nil {
 			return nil, err
 		}
 	}
@@ -181,7 +201,7 @@ func checkTools(tools string, o Options) error {
 		needed = append(needed, "kube-scheduler")
 	}
 	if o.Nodes > 0 {
-		needed = append(needed, "kwok", "kwok-stages.yaml", "kwok-storage-class.yaml")
+		needed = append(needed, "kwok", "kwok-stages.yaml", "kwok-storage-class.yaml", "kwok-crds.yaml")
 	}
 	if o.RealNodes > 0 {
 		needed = append(needed, realNodeTools...)
@@ -210,11 +230,17 @@ func (p *Plane) startServer(ctx context.Context, tools string, o Options) (kuber
 		host = p.net.apiAddress().String()
 	}
 	p.server = "https://" + net.JoinHostPort(host, strconv.Itoa(apiPort))
+	// kwok's port, also the API server's default kubelet port.
+	if p.kubeletPort, err = freePort(); err != nil {
+		return nil, files{}, err
+	}
 	f, err := writeCertificates(p.Dir, p.PKI, p.server, p.ServiceCIDR, host)
 	if err != nil {
 		return nil, files{}, err
 	}
 	p.KubeconfigPath = f.admin
+	p.Kubelet = KubeletFiles{ClientCA: f.clientCA, APIServerClientCert: f.kubeletClientCert, APIServerClientKey: f.kubeletClientKey,
+		ServingCert: f.kubeletServingCert, ServingKey: f.kubeletServingKey}
 	if p.Config, err = clientcmd.BuildConfigFromFlags("", f.admin); err != nil {
 		return nil, files{}, fmt.Errorf("reading admin kubeconfig: %w", err)
 	}
@@ -223,8 +249,8 @@ func (p *Plane) startServer(ctx context.Context, tools string, o Options) (kuber
 	if err != nil {
 		return nil, files{}, err
 	}
-	apiserver, err := p.startProc(tools, "kube-apiserver", append(realNodeAPIServerArgs(o.RealNodes > 0, f),
-		apiServerArgs(o, f, etcdURL, host, apiPort, p.ServiceCIDR)...)...)
+	args := append(realNodeAPIServerArgs(o.RealNodes > 0), kubeletArgs(o.RealNodes > 0, f, p.kubeletPort)...)
+	apiserver, err := p.startProc(tools, "kube-apiserver", append(args, apiServerArgs(o, f, etcdURL, host, apiPort, p.ServiceCIDR)...)...)
 	if err != nil {
 		return nil, files{}, err
 	}
@@ -337,18 +363,22 @@ func (p *Plane) startControllers(ctx context.Context, tools string, o Options, f
 }
 
 // startNodes runs kwok and registers n fake nodes, waiting until each is Ready.
-func (p *Plane) startNodes(ctx context.Context, client kubernetes.Interface, tools, kubeconfig string, n int) error {
-	kwokPort, err := freePort()
-	if err != nil {
-		return err
+// kwok serves their kubelet API on 127.0.0.1:kwokPort, simulating logs,
+// attach, exec and port-forward as its CRDs (installed first) say per pod.
+func (p *Plane) startNodes(ctx context.Context, client kubernetes.Interface, tools string, f files, kwokPort, n int) error {
+	if err := installCRDs(ctx, p.Config, filepath.Join(tools, "kwok-crds.yaml")); err != nil {
+		return fmt.Errorf("installing kwok's CRDs: %w", err)
 	}
 	kwok, err := p.startProc(tools, "kwok",
-		"--kubeconfig="+kubeconfig,
+		"--kubeconfig="+f.admin,
 		"--config="+filepath.Join(tools, "kwok-stages.yaml"),
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector="+FakeNodeAnnotation+"=fake",
 		"--node-lease-duration-seconds=40",
 		"--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
+		"--node-port="+strconv.Itoa(kwokPort),
+		"--tls-cert-file="+f.kubeletServingCert, "--tls-private-key-file="+f.kubeletServingKey,
+		"--enable-crds="+strings.Join(kwokCRDKinds, ","),
 		"--cidr=10.244.0.0/16",
 	)
 	if err != nil {
@@ -413,15 +443,15 @@ func fakeNode(i int) *corev1.Node {
 		Status: corev1.NodeStatus{
 			Capacity:    capacity,
 			Allocatable: capacity,
-			// Loopback addresses: nothing should ever try to reach a fake
-			// node, and if something does it stays on this machine. The
-			// Hostname entry is needed too: kwok's node-initialize stage
+			// Loopback: the API server reaches the kubelet API kwok serves
+			// for every fake node at 127.0.0.1, and nothing leaves this
+			// machine. The Hostname entry is needed too: kwok's node-initialize stage
 			// keeps a node's addresses only when it has both an InternalIP
 			// and a Hostname, and otherwise rewrites them from its own
 			// --node-ip and --node-name, unset here, leaving none (so a
 			// NodePort cluster never had an endpoint).
 			Addresses: []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("127.0.10.%d", i+1)},
+				{Type: corev1.NodeInternalIP, Address: "127.0.0.1"},
 				{Type: corev1.NodeHostName, Address: name},
 			},
 			NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "kwok", OperatingSystem: "linux", Architecture: "amd64"},
@@ -573,6 +603,34 @@ func portFree(port int) error {
 		return err
 	}
 	return l.Close()
+}
+
+// kubeletArgs are the API server's flags for kubectl logs, exec, attach and
+// port-forward: it calls the kubelet API at a node's InternalIP with a
+// client certificate of its own. Fake nodes (kwok's, and a syncer's virtual
+// nodes) say 127.0.0.1 and serve a certificate of the server CA, which the
+// API server checks; real kubelets serve a self-signed one, which it cannot.
+func kubeletArgs(real bool, f files, kubeletPort int) []string {
+	args := []string{"--kubelet-client-certificate=" + f.kubeletClientCert, "--kubelet-client-key=" + f.kubeletClientKey}
+	if real {
+		return append(args, "--kubelet-preferred-address-types=InternalIP,Hostname")
+	}
+	return append(args, "--kubelet-preferred-address-types=InternalIP",
+		"--kubelet-certificate-authority="+f.serverCA, "--kubelet-port="+strconv.Itoa(kubeletPort))
+}
+
+// Tool is the path of a program in the tools cache (kubectl, say), or an
+// error that says how to build it.
+func Tool(name string) (string, error) {
+	dir, err := ToolsDir("")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("%s is missing from the tools cache %s: run `make tools` to build it", name, dir)
+	}
+	return path, nil
 }
 
 // ToolsDir finds the tools cache: dir if set, $WARREN_TOOLS_DIR, or what the

@@ -24,19 +24,13 @@ var realNodeTools = []string{"kubelet", "kube-proxy", "containerd", "containerd-
 
 // realNodeAPIServerArgs are the API server's flags for real nodes: it
 // publishes its address as the kubernetes Service's endpoint (pods reach it
-// there), and reaches kubelets (logs, exec) by their InternalIP with a
-// client certificate. Without real nodes its loopback address cannot be an
-// endpoint, so it publishes none.
-func realNodeAPIServerArgs(real bool, f files) []string {
+// there). Without real nodes its loopback address cannot be an endpoint, so
+// it publishes none. (How it reaches kubelets: kubeletArgs.)
+func realNodeAPIServerArgs(real bool) []string {
 	if !real {
 		return []string{"--endpoint-reconciler-type=none"}
 	}
-	return []string{
-		"--endpoint-reconciler-type=lease",
-		"--kubelet-client-certificate=" + f.kubeletClientCert,
-		"--kubelet-client-key=" + f.kubeletClientKey,
-		"--kubelet-preferred-address-types=InternalIP,Hostname",
-	}
+	return []string{"--endpoint-reconciler-type=lease"}
 }
 
 // RealNodeName is the name of the i-th real node of a plane.

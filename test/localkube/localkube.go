@@ -41,6 +41,8 @@ var (
 	RealNodeName = localplane.RealNodeName
 	// KubeVersion is the Kubernetes version of the tools' binaries.
 	KubeVersion = localplane.KubeVersion
+	// Tool is the path of a program in the tools cache (kubectl, say).
+	Tool = localplane.Tool
 )
 
 // AgnhostPod is localplane.AgnhostPod: a hardened pod spec running agnhost.

@@ -84,7 +84,10 @@ ldflags_for() {
 # kwok refuses to start without stages; use the ones its own module ships:
 # node initialize, node heartbeat with lease, pod ready, complete and delete,
 # and volume provisioning, binding and deletion (for PVCs of the kwok-volume
-# StorageClass, which the local planes make their default).
+# StorageClass, which the local planes make their default). Its CRDs for the
+# kubelet API it simulates (logs, attach, exec, port-forward) go beside them:
+# the planes install them so tests say per pod which file is its log, where
+# exec runs a local command and which local listener a port forward reaches.
 copy_kwok_stages() { # into dir
   local src
   src=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
@@ -98,6 +101,15 @@ copy_kwok_stages() { # into dir
   done
   cp "$src/volume/fast/storage-class.yaml" "$1/kwok-storage-class.yaml"
   mv "$out" "$1/kwok-stages.yaml"
+  local crds="$src/../crd/bases" kind
+  out="$1/kwok-crds.yaml.tmp"
+  : >"$out"
+  for kind in logs clusterlogs attaches clusterattaches execs clusterexecs portforwards clusterportforwards; do
+    printf -- '---\n' >>"$out"
+    cat "$crds/kwok.x-k8s.io_$kind.yaml" >>"$out"
+  done
+  chmod 0644 "$out"
+  mv "$out" "$1/kwok-crds.yaml"
 }
 
 # The sealed-secrets controller does not install its CRD; tests apply the one
@@ -113,7 +125,7 @@ copy_sealed_secrets_crd() { # into dir
 # The files besides the binary that a tool's users read.
 extras_of() {
   case "$1" in
-  kwok) echo kwok-stages.yaml kwok-storage-class.yaml ;;
+  kwok) echo kwok-stages.yaml kwok-storage-class.yaml kwok-crds.yaml ;;
   sealed-secrets-controller) echo sealed-secrets-crd.yaml ;;
   esac
 }

@@ -43,6 +43,9 @@ type world struct {
 	syncerBin, logDir   string
 	syncer              *syncerProcess
 	metricsAddr, health string
+	// kubeletAddr is where the syncer serves the virtual nodes' kubelet
+	// API; it stays the same across restarts (the nodes advertise it).
+	kubeletAddr string
 }
 
 var w *world
@@ -139,6 +142,11 @@ func (w *world) startSyncer() error {
 	if w.health, err = testkit.LoopbackAddr(); err != nil {
 		return err
 	}
+	if w.kubeletAddr == "" {
+		if w.kubeletAddr, err = testkit.LoopbackAddr(); err != nil {
+			return err
+		}
+	}
 	logPath := filepath.Join(w.logDir, "syncer-"+strconv.FormatInt(time.Now().UnixNano(), 10)+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -158,6 +166,11 @@ func (w *world) startSyncer() error {
 		"--metrics-bind-address=" + w.metricsAddr,
 		"--health-probe-bind-address=" + w.health,
 		"--pprof-bind-address=" + os.Getenv("WARREN_SYNCER_PPROF"),
+		"--kubelet-address=" + w.kubeletAddr,
+		"--kubelet-tls-cert-file=" + w.virtual.Kubelet.ServingCert,
+		"--kubelet-tls-key-file=" + w.virtual.Kubelet.ServingKey,
+		"--kubelet-client-ca-file=" + w.virtual.Kubelet.ClientCA,
+		"--kubelet-client-cert-file=" + w.virtual.Kubelet.APIServerClientCert,
 	}, policyFlags...) // the platform's word, as the reconciler renders it
 	cmd := exec.Command(w.syncerBin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
