@@ -23,15 +23,15 @@ import (
 	"github.com/warren-dev/warren/test/testkit"
 )
 
-// tenant is a developer of the virtual cluster: a kubeconfig of their own
+// developer is a tenant of the virtual cluster: a kubeconfig of their own
 // (a client certificate of the cluster's CA, user "dev" of group
 // "developers"), bound to the built-in edit role in one namespace. Not the
 // admin's.
-type tenant struct {
+type developer struct {
 	kubeconfig, kubectl, ns string
 }
 
-func newTenant(t *testing.T, ctx context.Context, ns string) *tenant {
+func newDeveloper(t *testing.T, ctx context.Context, ns string) *developer {
 	t.Helper()
 	kubectl, err := localkube.Tool("kubectl")
 	if err != nil {
@@ -54,16 +54,16 @@ func newTenant(t *testing.T, ctx context.Context, ns string) *tenant {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "developers"}},
 	})
-	return &tenant{kubeconfig: path, kubectl: kubectl, ns: ns}
+	return &developer{kubeconfig: path, kubectl: kubectl, ns: ns}
 }
 
 // cmd is kubectl as the tenant, in their namespace.
-func (tn *tenant) cmd(ctx context.Context, args ...string) *exec.Cmd {
+func (tn *developer) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, tn.kubectl, append([]string{"--kubeconfig=" + tn.kubeconfig, "--namespace=" + tn.ns}, args...)...)
 }
 
 // run runs kubectl to the end: its output, error output and exit code.
-func (tn *tenant) run(t *testing.T, stdin string, args ...string) (string, string, int) {
+func (tn *developer) run(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -84,7 +84,7 @@ func (tn *tenant) run(t *testing.T, stdin string, args ...string) (string, strin
 }
 
 // must runs kubectl and fails t unless it succeeds.
-func (tn *tenant) must(t *testing.T, args ...string) string {
+func (tn *developer) must(t *testing.T, args ...string) string {
 	t.Helper()
 	out, errOut, code := tn.run(t, "", args...)
 	if code != 0 {

@@ -30,7 +30,7 @@ import (
 func TestKubectlLogsShowTheHostTwinsLines(t *testing.T) {
 	ctx := setup(t)
 	ns := namespace(t, ctx, "logs")
-	dev := newTenant(t, ctx, ns)
+	dev := newDeveloper(t, ctx, ns)
 	host := runningPod(t, ctx, ns, "web")
 	app, sidecar := newCRILog(t, "app"), newCRILog(t, "sidecar")
 	app.write(time.Now().Add(-2*time.Hour), "old one", "old two")
@@ -119,7 +119,7 @@ func waitLine(t *testing.T, lines <-chan string, want string) {
 func TestKubectlExecAndCpReachTheHostTwin(t *testing.T) {
 	ctx := setup(t)
 	ns := namespace(t, ctx, "exec")
-	dev := newTenant(t, ctx, ns)
+	dev := newDeveloper(t, ctx, ns)
 	host := runningPod(t, ctx, ns, "web")
 	dir := t.TempDir()
 	kwokObject(t, ctx, "Exec", host, map[string]any{"execs": []any{
@@ -161,7 +161,7 @@ var forwarding = regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) -> 8080`
 func TestKubectlPortForwardReachesTheHostTwin(t *testing.T) {
 	ctx := setup(t)
 	ns := namespace(t, ctx, "forward")
-	dev := newTenant(t, ctx, ns)
+	dev := newDeveloper(t, ctx, ns)
 	host := runningPod(t, ctx, ns, "web")
 	target := pongServer(t)
 	kwokObject(t, ctx, "PortForward", host, map[string]any{"forwards": []any{
@@ -258,7 +258,7 @@ func ping(port, msg string) error {
 func TestTheKubeletAPIRefusesAndTheHostHearsNothing(t *testing.T) {
 	ctx := setup(t)
 	ns := namespace(t, ctx, "refusals")
-	dev := newTenant(t, ctx, ns)
+	dev := newDeveloper(t, ctx, ns)
 	runningPod(t, ctx, ns, "web")
 	// A host pod in the host namespace that the syncer did not make, and
 	// one of another virtual cluster sharing the namespace, sitting at the
@@ -338,7 +338,7 @@ func TestTheKubeletAPIRefusesAndTheHostHearsNothing(t *testing.T) {
 func TestASyncerRestartEndsAFollowedLogCleanly(t *testing.T) {
 	ctx := setup(t)
 	ns := namespace(t, ctx, "restart")
-	dev := newTenant(t, ctx, ns)
+	dev := newDeveloper(t, ctx, ns)
 	host := runningPod(t, ctx, ns, "web")
 	app := newCRILog(t, "app")
 	app.write(time.Now(), "before the restart")
