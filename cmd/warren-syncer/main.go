@@ -13,6 +13,7 @@ import (
 
 	"github.com/warren-dev/warren/syncer/bootstrap"
 	"github.com/warren-dev/warren/syncer/config"
+	"github.com/warren-dev/warren/syncer/kubelet"
 	"github.com/warren-dev/warren/syncer/setup"
 )
 
@@ -36,7 +37,8 @@ func main() {
 	}
 	logger := zap.New(zap.JSONEncoder())
 	ctrl.SetLogger(logger)
-	klog.SetLogger(logger)
+	// The kubelet stream helpers log the errors they answer with through klog.
+	klog.SetLogger(kubelet.RedactHostMessages(logger))
 	if err := setup.Run(ctrl.SetupSignalHandler(), cfg); err != nil {
 		logger.Error(err, "syncer stopped")
 		os.Exit(1)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -103,10 +104,22 @@ func (h *hostSession) stream(ctx context.Context, u *url.URL, in io.Reader, out,
 		return exit // the stream helper reports it as the command's exit code
 	}
 	if err != nil {
-		h.log.Info("host stream ended with an error", "namespace", h.Namespace, "pod", h.Name, "error", err.Error())
-		return fmt.Errorf("on the host: %w", err)
+		h.log.Info("host stream ended with an error", append([]any{"namespace", h.Namespace, "pod", h.Name}, hostFailure(err)...)...)
+		return fmt.Errorf("%s%w", onTheHost, err)
 	}
 	return nil
+}
+
+// hostFailure describes a failed host stream for the log: the host's
+// status reason and code only when it answered with a status, since its
+// message may quote the command line (kwok's does, a kubelet's names the
+// executable); a transport error as it is.
+func hostFailure(err error) []any {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return []any{"reason", status.Status().Reason, "code", status.Status().Code}
+	}
+	return []any{"error", err.Error()}
 }
 
 // executor speaks WebSocket to the host API server and falls back to SPDY,

@@ -36,6 +36,8 @@ type fixture struct {
 	hostCalls atomic.Int32
 	hostQuery atomic.Value
 	names     translate.Translator
+	// client is how the virtual API server calls the kubelet API.
+	client *rest.Config
 }
 
 func pair(t *testing.T, kp pki.KeyPair) tls.Certificate {
@@ -58,6 +60,12 @@ func write(t *testing.T, dir, name string, data []byte) string {
 
 func start(t *testing.T, virtualPods, hostPods []client.Object) *fixture {
 	t.Helper()
+	return startWithHost(t, virtualPods, hostPods, nil)
+}
+
+// startWithHost is start with the host API's exec answered by hostExec.
+func startWithHost(t *testing.T, virtualPods, hostPods []client.Object, hostExec http.Handler) *fixture {
+	t.Helper()
 	f := &fixture{names: translate.Translator{Cluster: "demo", HostNamespace: "vc-demo"}}
 	var err error
 	if f.bundle, err = pki.Generate("demo"); err != nil {
@@ -75,6 +83,10 @@ func start(t *testing.T, virtualPods, hostPods []client.Object) *fixture {
 	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.hostCalls.Add(1)
 		f.hostQuery.Store(r.URL.Path + "?" + r.URL.RawQuery)
+		if hostExec != nil && strings.HasSuffix(r.URL.Path, "/exec") {
+			hostExec.ServeHTTP(w, r)
+			return
+		}
 		_, _ = io.WriteString(w, "line one\nline two\n")
 	}))
 	t.Cleanup(host.Close)
@@ -108,6 +120,9 @@ func start(t *testing.T, virtualPods, hostPods []client.Object) *fixture {
 		}
 	})
 	f.url = "https://" + addr
+	f.client = &rest.Config{Host: f.url, TLSClientConfig: rest.TLSClientConfig{
+		CertData: creds.APIServerClient.CertPEM, KeyData: creds.APIServerClient.KeyPEM, CAData: f.bundle.ServerCA.CertPEM,
+	}}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", addr)

@@ -281,7 +281,14 @@ func advertiseKubelet(n *corev1.Node, cfg *config.Config) {
 	if err != nil {
 		return // validated at start
 	}
-	n.Status.Addresses = append([]corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}, n.Status.Addresses...)
+	ours := corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip}
+	addresses := []corev1.NodeAddress{ours}
+	for _, a := range n.Status.Addresses {
+		if a != ours { // the API server refuses a node that lists an address twice
+			addresses = append(addresses, a)
+		}
+	}
+	n.Status.Addresses = addresses
 	n.Status.DaemonEndpoints.KubeletEndpoint.Port = port
 }
 

@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,5 +68,35 @@ func TestEnsureCreatesANodeOnceWhileTheCacheLags(t *testing.T) {
 	}
 	if len(nodes.Items) != 1 {
 		t.Errorf("%d virtual nodes after the reconcile, want the one made for the pod", len(nodes.Items))
+	}
+}
+
+// A virtual node advertises the syncer's kubelet API first, keeps the host
+// node's other addresses, and never lists one twice (the API server refuses
+// the node then, and the virtual node stops being updated).
+func TestAdvertiseKubeletPutsTheSyncerFirstOnce(t *testing.T) {
+	cfg := &config.Config{KubeletAddress: "127.0.0.1:10250"}
+	for _, c := range []struct {
+		name      string
+		host      []corev1.NodeAddress
+		wantAfter []corev1.NodeAddress
+	}{
+		{"no host addresses", nil, nil},
+		{"other host addresses follow", []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.5"}, {Type: corev1.NodeHostName, Address: "n"}},
+			[]corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.5"}, {Type: corev1.NodeHostName, Address: "n"}}},
+		{"the host node has the same InternalIP", []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: "n"}},
+			[]corev1.NodeAddress{{Type: corev1.NodeHostName, Address: "n"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := &corev1.Node{Status: corev1.NodeStatus{Addresses: c.host}}
+			advertiseKubelet(n, cfg)
+			want := append([]corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}, c.wantAfter...)
+			if fmt.Sprint(n.Status.Addresses) != fmt.Sprint(want) {
+				t.Errorf("addresses %v, want %v", n.Status.Addresses, want)
+			}
+			if n.Status.DaemonEndpoints.KubeletEndpoint.Port != 10250 {
+				t.Errorf("port %d", n.Status.DaemonEndpoints.KubeletEndpoint.Port)
+			}
+		})
 	}
 }

@@ -57,6 +57,17 @@ func newDeveloper(t *testing.T, ctx context.Context, ns string) *developer {
 	return &developer{kubeconfig: path, kubectl: kubectl, ns: ns}
 }
 
+// hostAdmin is kubectl as the host's admin in the host namespace: what a
+// story compares the virtual cluster's answers with.
+func hostAdmin(t *testing.T) *developer {
+	t.Helper()
+	kubectl, err := localkube.Tool("kubectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &developer{kubeconfig: w.host.KubeconfigPath, kubectl: kubectl, ns: hostNamespace}
+}
+
 // cmd is kubectl as the tenant, in their namespace.
 func (tn *developer) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, tn.kubectl, append([]string{"--kubeconfig=" + tn.kubeconfig, "--namespace=" + tn.ns}, args...)...)
