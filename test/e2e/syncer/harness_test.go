@@ -308,7 +308,7 @@ func ownClusterNamed(t *testing.T, name string, pre func(client.Client), flags .
 	return vc, name
 }
 
-func create(t *testing.T, ctx context.Context, c client.Client, objs ...client.Object) {
+func create(t testing.TB, ctx context.Context, c client.Client, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
 		if err := c.Create(ctx, o); err != nil {

@@ -106,7 +106,7 @@ func (tn *developer) must(t *testing.T, args ...string) string {
 
 // runningPod creates a virtual pod with containers app and sidecar and
 // waits until it runs; it returns its host twin's name.
-func runningPod(t *testing.T, ctx context.Context, ns, name string) string {
+func runningPod(t testing.TB, ctx context.Context, ns, name string) string {
 	t.Helper()
 	create(t, ctx, w.virtualC, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -142,7 +142,7 @@ func runningPod(t *testing.T, ctx context.Context, ns, name string) string {
 // kwok says, per host pod, what its kubelet API shows: which file is each
 // container's log, where exec runs a local command, which local listener a
 // forwarded port reaches.
-func kwokObject(t *testing.T, ctx context.Context, kind, hostPod string, spec map[string]any) {
+func kwokObject(t testing.TB, ctx context.Context, kind, hostPod string, spec map[string]any) {
 	t.Helper()
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": kind,
@@ -156,11 +156,11 @@ func kwokObject(t *testing.T, ctx context.Context, kind, hostPod string, spec ma
 
 // criLog writes log lines in the CRI format the kubelet reads.
 type criLog struct {
-	t    *testing.T
+	t    testing.TB
 	path string
 }
 
-func newCRILog(t *testing.T, name string) *criLog {
+func newCRILog(t testing.TB, name string) *criLog {
 	l := &criLog{t: t, path: filepath.Join(t.TempDir(), name+".log")}
 	if err := os.WriteFile(l.path, nil, 0o600); err != nil {
 		t.Fatal(err)
