@@ -197,8 +197,13 @@ func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
 				!strings.Contains(text, "authz_header=<empty>"), fmt.Sprintf("%v %s", err, text)
 		})
 	})
+	if t.Failed() {
+		return
+	}
 
-	t.Run("4 the node dies and boots again: the pod waits for it, its claim and data are kept, the kubeconfig answers again", func(t *testing.T) {
+	t.Run("4 kubectl logs, exec and port-forward reach the pods on the real node", s.kubeletStories)
+
+	t.Run("5 the node dies and boots again: the pod waits for it, its claim and data are kept, the kubeconfig answers again", func(t *testing.T) {
 		s.t = t
 		s.nodeDiesAndBootsAgain()
 	})
