@@ -11,6 +11,10 @@ import (
 	fluxclient "github.com/fluxcd/pkg/runtime/client"
 	"github.com/fluxcd/pkg/runtime/logger"
 	flag "github.com/spf13/pflag"
+	// The image is the static binary alone, as ko builds it, with no CA
+	// bundle: without these roots no Fleet could be fetched over https
+	// from a public Git host. A CA bundle on the machine still wins.
+	_ "golang.org/x/crypto/x509roots/fallback"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/warren-dev/warren/reconciler/controller"

@@ -35,6 +35,9 @@ type Spec struct {
 	// Entrypoint and Cmd are the image's defaults; Entrypoint is [Path]
 	// when empty.
 	Entrypoint, Cmd []string
+	// User is who the image runs as unless the pod says otherwise (e.g.
+	// "65532:65532", ko's nonroot default); root when empty.
+	User string
 }
 
 // Build makes the image of s: an empty base, one layer with the binary
@@ -64,6 +67,7 @@ func Build(s Spec) (v1.Image, error) {
 	cfg.Cmd = s.Cmd
 	cfg.Env = []string{"PATH=" + path.Dir(s.Path) + ":/usr/local/bin:/usr/bin:/bin"}
 	cfg.WorkingDir = "/"
+	cfg.User = s.User
 	cf = cf.DeepCopy()
 	cf.Config = cfg
 	cf.Architecture, cf.OS = "amd64", "linux"

@@ -21,7 +21,7 @@ func TestArchiveHoldsTheBinaryUnderItsNameReproducibly(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("#!/not/really\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	spec := Spec{Ref: "registry.k8s.io/tool:v1.2.3", Binary: bin, Path: "/usr/local/bin/tool", Cmd: []string{"--serve"}}
+	spec := Spec{Ref: "registry.k8s.io/tool:v1.2.3", Binary: bin, Path: "/usr/local/bin/tool", Cmd: []string{"--serve"}, User: "65532:65532"}
 	other := Spec{Ref: "example.com/pause:3.10", Binary: bin, Path: "/tool", Entrypoint: []string{"/tool", "pause"}}
 	archive := filepath.Join(dir, "images.tar")
 	if err := WriteArchive(archive, spec, other); err != nil {
@@ -41,6 +41,9 @@ func TestArchiveHoldsTheBinaryUnderItsNameReproducibly(t *testing.T) {
 	}
 	if !slices.Equal(cf.Config.Entrypoint, []string{"/usr/local/bin/tool"}) || !slices.Equal(cf.Config.Cmd, []string{"--serve"}) {
 		t.Errorf("entrypoint %v cmd %v", cf.Config.Entrypoint, cf.Config.Cmd)
+	}
+	if cf.Config.User != "65532:65532" {
+		t.Errorf("user %q, want 65532:65532 (a runAsNonRoot pod refuses an image that runs as root)", cf.Config.User)
 	}
 	if cf.OS != "linux" || cf.Architecture != "amd64" {
 		t.Errorf("platform %s/%s", cf.OS, cf.Architecture)

@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/warren-dev/warren/internal/image"
 	"github.com/warren-dev/warren/reconciler/render"
@@ -70,7 +73,7 @@ func imageArchive(specs []image.Spec) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("image %s: %w", s.Ref, err)
 		}
-		fmt.Fprintf(h, "%s %s %s %v %v %d %d\n", s.Ref, s.Binary, s.Path, s.Entrypoint, s.Cmd, st.Size(), st.ModTime().UnixNano())
+		fmt.Fprintf(h, "%s %s %s %v %v %q %d %d\n", s.Ref, s.Binary, s.Path, s.Entrypoint, s.Cmd, s.User, st.Size(), st.ModTime().UnixNano())
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
@@ -85,4 +88,20 @@ func imageArchive(specs []image.Spec) (string, error) {
 		return file, nil
 	}
 	return file, image.WriteArchive(file, specs...)
+}
+
+// archiveRefs are the image names an archive holds (its manifest's tags).
+func archiveRefs(file string) ([]string, error) {
+	manifest, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(file) })
+	if err != nil {
+		return nil, fmt.Errorf("reading the image archive %s: %w", file, err)
+	}
+	var refs []string
+	for _, m := range manifest {
+		refs = append(refs, m.RepoTags...)
+	}
+	if len(refs) == 0 {
+		return nil, fmt.Errorf("the image archive %s names no image", file)
+	}
+	return refs, nil
 }

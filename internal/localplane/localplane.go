@@ -68,6 +68,9 @@ type Options struct {
 	RealNodes int
 	// NodeImages are further images real nodes hold (e.g. warren's syncer).
 	NodeImages []image.Spec
+	// NodeArchives are image archives (e.g. what `make images` wrote) every
+	// real node imports as they are, and pins, under the names inside them.
+	NodeArchives []string
 	// ServiceCIDR is the service range; DefaultServiceCIDR when empty.
 	ServiceCIDR string
 	// NodePortRange is the API server's --service-node-port-range
@@ -110,6 +113,7 @@ type Plane struct {
 	net        *planeNet
 	nodes      []*realNode
 	imageSpecs []image.Spec
+	archives   []string
 	storage    *localStorage
 	kwokNodes  int
 	// startNode starts a real node (again), with the plane's tools, files
@@ -161,7 +165,7 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
-	p := &Plane{Dir: dir, ServiceCIDR: cidr, PKI: bundle, imageSpecs: o.NodeImages, kwokNodes: o.Nodes}
+	p := &Plane{Dir: dir, ServiceCIDR: cidr, PKI: bundle, imageSpecs: o.NodeImages, archives: o.NodeArchives, kwokNodes: o.Nodes}
 	defer func() {
 		if err != nil {
 			_ = p.Stop()

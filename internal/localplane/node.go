@@ -49,6 +49,8 @@ type realNode struct {
 	// cgroup is the kubelet's cgroup root, under every hierarchy.
 	cgroup string
 	procs  []*process
+	// tools is the directory of the node's binaries (ctr among them).
+	tools string
 }
 
 func (n *realNode) socket() string { return filepath.Join(n.dir, "containerd", "containerd.sock") }
@@ -64,9 +66,16 @@ func (p *Plane) startRealNodes(ctx context.Context, client kubernetes.Interface,
 	if err != nil {
 		return err
 	}
-	images := nodeImageSet{archive: archive}
+	images := []nodeImageSet{{archive: archive}}
 	for _, s := range specs {
-		images.refs = append(images.refs, s.Ref)
+		images[0].refs = append(images[0].refs, s.Ref)
+	}
+	for _, file := range p.archives {
+		refs, err := archiveRefs(file)
+		if err != nil {
+			return err
+		}
+		images = append(images, nodeImageSet{archive: file, refs: refs})
 	}
 	p.startNode = func(ctx context.Context, n *realNode) error { return n.start(ctx, p, tools, f, images) }
 	for i, nn := range p.net.nodes {
@@ -75,6 +84,7 @@ func (p *Plane) startRealNodes(ctx context.Context, client kubernetes.Interface,
 			net:    nn,
 			dir:    filepath.Join(p.Dir, RealNodeName(i)),
 			cgroup: nn.netns,
+			tools:  tools,
 		}
 		p.nodes = append(p.nodes, node)
 		if err := p.startNode(ctx, node); err != nil {
@@ -139,7 +149,7 @@ type nodeImageSet struct {
 	refs    []string
 }
 
-func (n *realNode) start(ctx context.Context, p *Plane, tools string, f files, images nodeImageSet) error {
+func (n *realNode) start(ctx context.Context, p *Plane, tools string, f files, images []nodeImageSet) error {
 	for _, d := range []string{"containerd", "kubelet", "pod-logs", "cni/net.d", "cni/ipam"} {
 		if err := os.MkdirAll(filepath.Join(n.dir, d), 0o755); err != nil {
 			return err
@@ -181,8 +191,10 @@ func (n *realNode) start(ctx context.Context, p *Plane, tools string, f files, i
 	}); err != nil {
 		return err
 	}
-	if err := n.importImages(tools, images); err != nil {
-		return err
+	for _, set := range images {
+		if err := n.importImages(tools, set); err != nil {
+			return err
+		}
 	}
 	if _, err := n.run(tools, "kubelet", "--config="+filepath.Join(n.dir, "kubelet.yaml"),
 		"--kubeconfig="+creds.kubelet, "--hostname-override="+n.name, "--node-ip="+n.net.nodeIP.String(),
@@ -222,16 +234,34 @@ func (n *realNode) run(tools, name string, args ...string) (*process, error) {
 
 // inside runs a short command in the node's namespaces.
 func (n *realNode) inside(args ...string) error {
-	all := append([]string{"--target=" + strconv.Itoa(n.holder.cmd.Process.Pid), "--mount", "--net", "--"}, args...)
-	out, err := exec.Command("nsenter", all...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	_, err := n.output(args...)
+	return err
+}
+
+// output runs a short command in the node's namespaces and returns its
+// standard output.
+func (n *realNode) output(args ...string) (string, error) {
+	if n.holder == nil {
+		return "", fmt.Errorf("real node %s is not running", n.name)
 	}
-	return nil
+	all := append([]string{"--target=" + strconv.Itoa(n.holder.cmd.Process.Pid), "--mount", "--net", "--"}, args...)
+	cmd := exec.Command("nsenter", all...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("in node %s: %s: %v: %s", n.name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
 }
 
 func (n *realNode) ctr(tools string, args ...string) error {
-	return n.inside(append([]string{filepath.Join(tools, "ctr"), "--address", n.socket(), "--namespace", "k8s.io"}, args...)...)
+	_, err := n.ctrOutput(tools, args...)
+	return err
+}
+
+func (n *realNode) ctrOutput(tools string, args ...string) (string, error) {
+	return n.output(append([]string{filepath.Join(tools, "ctr"), "--address", n.socket(), "--namespace", "k8s.io"}, args...)...)
 }
 
 // importImages loads the image archive into containerd and pins every image
@@ -239,7 +269,7 @@ func (n *realNode) ctr(tools string, args ...string) error {
 // cannot be pulled back.
 func (n *realNode) importImages(tools string, images nodeImageSet) error {
 	if err := n.ctr(tools, "images", "import", images.archive); err != nil {
-		return fmt.Errorf("importing images: %w", err)
+		return fmt.Errorf("importing images from %s: %w", images.archive, err)
 	}
 	for _, ref := range images.refs {
 		if err := n.ctr(tools, "images", "label", ref, "io.cri-containerd.pinned=pinned"); err != nil {

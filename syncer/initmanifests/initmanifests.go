@@ -15,12 +15,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -44,14 +46,19 @@ type Applier struct {
 	Log        logr.Logger
 
 	applied [sha256.Size]byte
-	// once is set after the first successful apply: until then the
-	// tenant's access bindings may be missing, so the syncer is not ready.
+	// roles are the ClusterRoles the applied bindings grant.
+	roles []string
+	// once is set after the first successful apply, once every role the
+	// bindings grant is filled: until then the tenant's access may not
+	// work yet, so the syncer is not ready.
 	once atomic.Bool
 }
 
-// Applied tells whether the manifests were applied at least once. The
-// syncer's readiness waits for it, so a Ready cluster already grants its
-// tenants their access.
+// Applied tells whether the manifests were applied at least once and the
+// ClusterRoles they grant are filled (view, edit and admin are aggregated by
+// the controller-manager some time after the API server starts, and are
+// empty until then). The syncer's readiness waits for it, so a Ready cluster
+// already lets its tenants in.
 func (a *Applier) Applied() bool { return a.once.Load() }
 
 // NeedLeaderElection: only the leader writes.
@@ -67,10 +74,14 @@ func (a *Applier) Start(ctx context.Context) error {
 		if err := a.Sync(ctx); err != nil {
 			a.Log.Error(err, "applying init manifests", "configMap", a.ConfigMap.String())
 		}
+		wait := interval
+		if !a.once.Load() {
+			wait = min(interval, time.Second) // readiness waits on this
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(interval):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -95,9 +106,29 @@ func (a *Applier) Sync(ctx context.Context) error {
 	}
 	var sum [sha256.Size]byte
 	copy(sum[:], h.Sum(nil))
-	if sum == a.applied {
+	if sum != a.applied {
+		if err := a.apply(ctx, cm, keys); err != nil {
+			return err
+		}
+		a.applied = sum
+	}
+	if a.once.Load() {
 		return nil
 	}
+	unfilled, err := unfilledRoles(ctx, a.Virtual, a.roles)
+	if err != nil {
+		return err
+	}
+	if len(unfilled) > 0 {
+		a.Log.Info("waiting for the granted cluster roles to be filled", "roles", unfilled)
+		return nil
+	}
+	a.once.Store(true)
+	return nil
+}
+
+// apply applies every object of the ConfigMap's keys, in order.
+func (a *Applier) apply(ctx context.Context, cm *corev1.ConfigMap, keys []string) error {
 	var objs []*unstructured.Unstructured
 	for _, k := range keys {
 		parsed, err := Parse(cm.Data[k])
@@ -117,10 +148,44 @@ func (a *Applier) Sync(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	a.applied = sum
-	a.once.Store(true)
+	a.roles = grantedRoles(objs)
 	a.Log.Info("applied init manifests", "objects", len(objs))
 	return nil
+}
+
+// grantedRoles are the ClusterRoles the objects' bindings refer to.
+func grantedRoles(objs []*unstructured.Unstructured) []string {
+	var out []string
+	for _, o := range objs {
+		if o.GroupVersionKind().Group != rbacv1.GroupName || (o.GetKind() != "ClusterRoleBinding" && o.GetKind() != "RoleBinding") {
+			continue
+		}
+		kind, _, _ := unstructured.NestedString(o.Object, "roleRef", "kind")
+		name, _, _ := unstructured.NestedString(o.Object, "roleRef", "name")
+		if kind == "ClusterRole" && name != "" && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// unfilledRoles are the roles that do not exist yet, or are aggregated and
+// still hold no rule: a binding to them grants nothing yet.
+func unfilledRoles(ctx context.Context, r client.Reader, roles []string) ([]string, error) {
+	var out []string
+	for _, name := range roles {
+		var role rbacv1.ClusterRole
+		err := r.Get(ctx, client.ObjectKey{Name: name}, &role)
+		switch {
+		case apierrors.IsNotFound(err):
+			out = append(out, name)
+		case err != nil:
+			return nil, fmt.Errorf("reading ClusterRole %s: %w", name, err)
+		case role.AggregationRule != nil && len(role.Rules) == 0:
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 // Parse reads a multi-document YAML stream into objects, naming the

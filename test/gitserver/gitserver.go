@@ -9,6 +9,7 @@
 package gitserver
 
 import (
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -141,9 +142,13 @@ type Options struct {
 	// every request.
 	Username string
 	Password string
-	// TLS serves https with a fresh self-signed certificate for 127.0.0.1;
-	// clients trust it through CACertPEM.
+	// TLS serves https with a fresh self-signed certificate for the
+	// server's address; clients trust it through CACertPEM.
 	TLS bool
+	// Host is the address to listen on; 127.0.0.1 when empty. Pods on a
+	// real node reach the host only at the plane's HostAddress, never at
+	// its loopback.
+	Host string
 }
 
 // Server serves every bare repository under a root directory over Git's
@@ -178,7 +183,8 @@ func (w countingWriter) Write(b []byte) (int, error) {
 // BytesSent counts the response body bytes served so far.
 func (s *Server) BytesSent() int64 { return s.sent.Load() }
 
-// Start serves root at http://127.0.0.1:<port>/ until the test ends.
+// Start serves root at http://127.0.0.1:<port>/ (or opts.Host) until the
+// test ends.
 func Start(t testing.TB, root string, opts Options) *Server {
 	t.Helper()
 	execPath := testkit.Git(t, "", "--exec-path")
@@ -207,14 +213,14 @@ func Start(t testing.TB, root string, opts Options) *Server {
 		backend.ServeHTTP(countingWriter{ResponseWriter: w, n: &s.sent}, req)
 	})
 	if opts.TLS {
-		cert, caPEM, err := selfSignedCert()
+		cert, caPEM, err := selfSignedCert(cmp.Or(opts.Host, "127.0.0.1"))
 		if err != nil {
 			t.Fatalf("gitserver: %v", err)
 		}
 		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		s.caPEM = caPEM
 	}
-	if err := s.listen("127.0.0.1:0"); err != nil {
+	if err := s.listen(net.JoinHostPort(cmp.Or(opts.Host, "127.0.0.1"), "0")); err != nil {
 		t.Fatalf("gitserver: %v", err)
 	}
 	t.Cleanup(s.Stop)
@@ -236,7 +242,7 @@ func (s *Server) URL(name string) string {
 // nil without TLS.
 func (s *Server) CACertPEM() []byte { return s.caPEM }
 
-func selfSignedCert() (tls.Certificate, []byte, error) {
+func selfSignedCert(host string) (tls.Certificate, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, nil, err
@@ -250,7 +256,7 @@ func selfSignedCert() (tls.Certificate, []byte, error) {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		IPAddresses:           []net.IP{net.ParseIP(host)},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

@@ -4,7 +4,9 @@
 //	images -o bin/images/warren-syncer.tar ghcr.io/warren-dev/warren-syncer:v0.1.0=bin/warren-syncer
 //
 // Each argument is REF=BINARY; the binary sits at /ko-app/<name> in the image
-// and is its entrypoint, as ko lays it out. Load an archive with
+// and is its entrypoint, as ko lays it out, and the image runs as ko's
+// nonroot user (65532) unless -user says otherwise, so a pod with
+// runAsNonRoot (warren's reconciler Deployment) starts it. Load an archive with
 // `ctr -n k8s.io images import FILE` (or `docker load -i FILE`).
 package main
 
@@ -20,6 +22,7 @@ import (
 
 func main() {
 	out := flag.String("o", "", "the archive to write")
+	user := flag.String("user", "65532:65532", "who the images run as (ko's nonroot default)")
 	flag.Parse()
 	if *out == "" || flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: images -o FILE REF=BINARY...")
@@ -32,7 +35,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "images: %q is not REF=BINARY\n", arg)
 			os.Exit(2)
 		}
-		specs = append(specs, image.Spec{Ref: ref, Binary: bin, Path: "/ko-app/" + filepath.Base(bin)})
+		specs = append(specs, image.Spec{Ref: ref, Binary: bin, Path: "/ko-app/" + filepath.Base(bin), User: *user})
 	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "images:", err)
