@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fluxcd/pkg/runtime/conditions"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,25 +31,14 @@ import (
 // (On a plane of its own: the story of realnodes_test.go stops its node,
 // which would stop a reconciler running there too.)
 func TestWarrenInstalledAsAUserWouldRunsAClusterAndCleansUp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a host plane with a real node")
-	}
-	if os.Getenv("WARREN_REAL_NODES") == "0" {
-		t.Skip("SKIPPED: WARREN_REAL_NODES=0 turns off the real-node tests; warren's own install is not proven")
-	}
+	needRealNodes(t, "warren's own install is not proven")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	s := setUpInstalled(t, ctx)
 
 	t.Run("7 the in-cluster reconciler takes the commit to a running cluster the tenant uses", func(t *testing.T) {
 		s.t = t
-		s.waitFor(6*time.Minute, "alpha Ready with its kubeconfig published", func() (bool, string) {
-			var vc v1alpha1.VirtualCluster
-			if err := s.admin.Get(ctx, client.ObjectKey{Name: "alpha"}, &vc); err != nil {
-				return false, err.Error()
-			}
-			return conditions.IsReady(&vc) && conditions.IsTrue(&vc, v1alpha1.KubeconfigPublishedCondition), fmt.Sprintf("%+v", vc.Status.Conditions)
-		})
+		s.waitPublished("alpha")
 		pod := s.controlPlanePod("alpha")
 		s.kubeIn = s.unsealKubeconfig("alpha", pod.Status.PodIP)
 		if out := s.kubectl("get", "ns"); !strings.Contains(out, "kube-system") {

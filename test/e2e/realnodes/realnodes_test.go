@@ -111,12 +111,7 @@ type story struct {
 }
 
 func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a host plane with a real node")
-	}
-	if os.Getenv("WARREN_REAL_NODES") == "0" {
-		t.Skip("SKIPPED: WARREN_REAL_NODES=0 turns off the real-node tests; no virtual cluster is proven to run")
-	}
+	needRealNodes(t, "no virtual cluster is proven to run")
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithTimeout(context.Background(), 18*time.Minute)
 	defer cancel()
@@ -124,18 +119,7 @@ func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
 
 	t.Run("1 the control plane pod really runs and the unsealed kubeconfig answers kubectl get ns", func(t *testing.T) {
 		s.t = t
-		s.waitFor(6*time.Minute, "alpha Ready with its kubeconfig published", func() (bool, string) {
-			var vc v1alpha1.VirtualCluster
-			if err := s.admin.Get(ctx, client.ObjectKey{Name: "alpha"}, &vc); err != nil {
-				var fleet v1alpha1.Fleet
-				_ = s.admin.Get(ctx, client.ObjectKey{Namespace: "warren-system", Name: "platform"}, &fleet)
-				if c := conditions.Get(&fleet, meta.ReadyCondition); c != nil && c.Reason == v1alpha1.ValidationFailedReason {
-					t.Fatalf("the fleet refused the story's repository: %s", c.Message)
-				}
-				return false, fmt.Sprintf("%v; the Fleet says %+v", err, fleet.Status.Conditions)
-			}
-			return conditions.IsReady(&vc) && conditions.IsTrue(&vc, v1alpha1.KubeconfigPublishedCondition), fmt.Sprintf("%+v", vc.Status.Conditions)
-		})
+		s.waitPublished("alpha")
 		pod := s.controlPlanePod("alpha")
 		for _, st := range append(pod.Status.InitContainerStatuses[1:], pod.Status.ContainerStatuses...) {
 			if !st.Ready || st.State.Running == nil {
@@ -500,4 +484,34 @@ func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return strings.Join(b.lines, "\n")
+}
+
+// needRealNodes skips t in -short mode, and loudly, saying what is then not
+// proven, when WARREN_REAL_NODES=0 turns the real-node tests off.
+func needRealNodes(t *testing.T, unproven string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a host plane with a real node")
+	}
+	if os.Getenv("WARREN_REAL_NODES") == "0" {
+		t.Skip("SKIPPED: WARREN_REAL_NODES=0 turns off the real-node tests; " + unproven)
+	}
+}
+
+// waitPublished waits until cluster name is Ready with its kubeconfig
+// published, failing at once if the Fleet refused the story's repository.
+func (s *story) waitPublished(name string) {
+	s.t.Helper()
+	s.waitFor(6*time.Minute, name+" Ready with its kubeconfig published", func() (bool, string) {
+		var vc v1alpha1.VirtualCluster
+		if err := s.admin.Get(s.ctx, client.ObjectKey{Name: name}, &vc); err != nil {
+			var fleet v1alpha1.Fleet
+			_ = s.admin.Get(s.ctx, client.ObjectKey{Namespace: "warren-system", Name: "platform"}, &fleet)
+			if c := conditions.Get(&fleet, meta.ReadyCondition); c != nil && c.Reason == v1alpha1.ValidationFailedReason {
+				s.t.Fatalf("the fleet refused the story's repository: %s", c.Message)
+			}
+			return false, fmt.Sprintf("%v; the Fleet says %+v", err, fleet.Status.Conditions)
+		}
+		return conditions.IsReady(&vc) && conditions.IsTrue(&vc, v1alpha1.KubeconfigPublishedCondition), fmt.Sprintf("%+v", vc.Status.Conditions)
+	})
 }
