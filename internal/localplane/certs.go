@@ -16,7 +16,9 @@ type files struct {
 	clientCAKey                         string
 	servingCert, servingKey             string
 	proxyClientCert, proxyClientKey     string
-	saKey, saPub                        string
+	// saKey is the service-account key, given to the API server as both
+	// its verifying and its signing key, as a rendered k8s control plane has it.
+	saKey                               string
 	admin, controllerManager, scheduler string
 	// The kubelet API: what the API server presents to kubelets
 	// (system:masters, which real kubelets' webhook authorization lets in),
@@ -39,7 +41,6 @@ func writeCertificates(dir string, bundle *pki.Bundle, server, serviceCIDR strin
 		proxyClientCert:    filepath.Join(dir, "front-proxy-client.crt"),
 		proxyClientKey:     filepath.Join(dir, "front-proxy-client.key"),
 		saKey:              filepath.Join(dir, "sa.key"),
-		saPub:              filepath.Join(dir, "sa.pub"),
 		admin:              filepath.Join(dir, "admin.kubeconfig"),
 		controllerManager:  filepath.Join(dir, "controller-manager.kubeconfig"),
 		scheduler:          filepath.Join(dir, "scheduler.kubeconfig"),
@@ -60,10 +61,6 @@ func writeCertificates(dir string, bundle *pki.Bundle, server, serviceCIDR strin
 	if err != nil {
 		return f, err
 	}
-	saPub, err := bundle.ServiceAccountPublicKeyPEM()
-	if err != nil {
-		return f, err
-	}
 	for path, data := range map[string][]byte{
 		f.serverCA:           bundle.ServerCA.CertPEM,
 		f.clientCA:           bundle.ClientCA.CertPEM,
@@ -74,7 +71,6 @@ func writeCertificates(dir string, bundle *pki.Bundle, server, serviceCIDR strin
 		f.proxyClientCert:    cp.FrontProxyClient.CertPEM,
 		f.proxyClientKey:     cp.FrontProxyClient.KeyPEM,
 		f.saKey:              bundle.ServiceAccountKey,
-		f.saPub:              saPub,
 		f.admin:              cp.Admin,
 		f.controllerManager:  cp.ControllerManager,
 		f.scheduler:          cp.Scheduler,

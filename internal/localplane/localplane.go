@@ -318,7 +318,7 @@ func apiServerArgs(o Options, f files, etcdURL, host string, port int, cidr stri
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file=" + f.proxyClientCert, "--proxy-client-key-file=" + f.proxyClientKey,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file=" + f.saPub,
+		"--service-account-key-file=" + f.saKey,
 		"--service-account-signing-key-file=" + f.saKey,
 		"--service-cluster-ip-range=" + cidr,
 		"--authorization-mode=Node,RBAC",

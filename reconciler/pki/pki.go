@@ -10,7 +10,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -48,7 +47,10 @@ type Bundle struct {
 	ServerCA        KeyPair
 	ClientCA        KeyPair
 	RequestHeaderCA KeyPair
-	// ServiceAccountKey is a PEM RSA private key that signs service-account tokens.
+	// ServiceAccountKey is the PEM private key that signs service-account
+	// tokens: ECDSA P-256 for clusters made now, RSA-2048 for clusters made
+	// before (a cluster keeps its key for life: rotating it would void every
+	// token its workloads hold).
 	ServiceAccountKey []byte
 }
 
@@ -65,11 +67,20 @@ func Generate(prefix string) (*Bundle, error) {
 	if b.RequestHeaderCA, err = newCA(prefix + "-request-header-ca"); err != nil {
 		return nil, err
 	}
-	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	// ECDSA P-256 (tokens signed ES256): kube-apiserver and
+	// kube-controller-manager read EC keys as they read RSA ones (client-go's
+	// keyutil), and so does k3s (its service.current.key is the first key of
+	// service.key, read with keyutil). An RSA-2048 key took most of a cold
+	// start's PKI time.
+	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating service-account key: %w", err)
 	}
-	b.ServiceAccountKey = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)})
+	der, err := x509.MarshalECPrivateKey(saKey)
+	if err != nil {
+		return nil, fmt.Errorf("encoding service-account key: %w", err)
+	}
+	b.ServiceAccountKey = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 	return &b, nil
 }
 
@@ -109,30 +120,18 @@ func FromSecretData(data map[string][]byte) (*Bundle, error) {
 	return b, nil
 }
 
-// ServiceAccountSigner parses the service-account signing key.
-func (b *Bundle) ServiceAccountSigner() (*rsa.PrivateKey, error) {
+// ServiceAccountSigner parses the service-account signing key (ECDSA, or
+// RSA for a cluster made before warren switched).
+func (b *Bundle) ServiceAccountSigner() (crypto.Signer, error) {
 	block, _ := pem.Decode(b.ServiceAccountKey)
 	if block == nil {
 		return nil, errors.New("service-account key: no PEM block")
 	}
-	key, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+	key, err := parseKey(block)
 	if err != nil {
 		return nil, fmt.Errorf("service-account key: %w", err)
 	}
 	return key, nil
-}
-
-// ServiceAccountPublicKeyPEM returns the PEM public half of the signing key.
-func (b *Bundle) ServiceAccountPublicKeyPEM() ([]byte, error) {
-	key, err := b.ServiceAccountSigner()
-	if err != nil {
-		return nil, err
-	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("service-account public key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }
 
 // CertRequest describes a leaf certificate to issue.

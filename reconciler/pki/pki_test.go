@@ -1,7 +1,12 @@
 package pki
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"strings"
 	"testing"
@@ -96,5 +101,48 @@ func TestControlPlaneCredentialsServeTheirNamesAndTrustTheirCA(t *testing.T) {
 		if !strings.Contains(string(kc), "server: https://127.0.0.1:6443") || !strings.Contains(string(kc), "certificate-authority-data") {
 			t.Errorf("%s kubeconfig lacks the server or its CA:\n%s", name, kc)
 		}
+	}
+}
+
+func TestNewClustersSignTokensWithAnECDSAKey(t *testing.T) {
+	b, err := Generate("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := b.ServiceAccountSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, ok := signer.(*ecdsa.PrivateKey)
+	if !ok || key.Curve != elliptic.P256() {
+		t.Fatalf("service-account key is %T, want an ECDSA P-256 key", signer)
+	}
+	if block, _ := pem.Decode(b.ServiceAccountKey); block == nil || block.Type != "EC PRIVATE KEY" {
+		t.Fatalf("service-account key is not a PEM EC PRIVATE KEY:\n%s", b.ServiceAccountKey)
+	}
+}
+
+// A cluster made before the switch keeps its RSA key: its Secret still reads.
+func TestAClusterMadeWithAnRSAKeyKeepsIt(t *testing.T) {
+	b, err := Generate("old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := b.SecretData()
+	data[ServiceAccountKeyKey] = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)})
+	back, err := FromSecretData(data)
+	if err != nil {
+		t.Fatalf("an RSA-keyed PKI Secret no longer reads: %v", err)
+	}
+	signer, err := back.ServiceAccountSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rsaKey.PublicKey.Equal(signer.Public()) {
+		t.Fatal("the RSA service-account key was not kept")
 	}
 }
