@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/warren-dev/warren/internal/gitfs"
 	"github.com/warren-dev/warren/internal/plan"
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/load"
 	"github.com/warren-dev/warren/reconciler/policy"
 	"github.com/warren-dev/warren/reconciler/render"
@@ -19,16 +21,27 @@ import (
 // judges it.
 type checked = policy.Evaluation
 
-func check(repo *load.Repository, loadProblems []load.Problem, existing []string) checked {
-	return policy.Evaluate(repo, loadProblems, policy.Options{Existing: existing})
+// check evaluates repo as a Fleet whose default host is defaultHost, with
+// existing (cluster → host) running.
+func check(repo *load.Repository, loadProblems []load.Problem, defaultHost string, existing map[string]string) checked {
+	names := make([]string, 0, len(existing))
+	for n := range existing {
+		names = append(names, n)
+	}
+	return policy.Evaluate(repo, loadProblems, policy.Options{Existing: names, DefaultHost: defaultHost, ExistingHosts: existing})
 }
 
-func checkDir(dir string) (checked, error) {
+func checkDir(dir, defaultHost string) (checked, error) {
 	repo, problems, err := load.Dir(dir)
 	if err != nil {
 		return checked{}, err
 	}
-	return check(repo, problems, nil), nil
+	return check(repo, problems, defaultHost, nil), nil
+}
+
+// defaultHostFlag is --default-host, the Fleet's spec.defaultHost.
+func defaultHostFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVar(p, "default-host", v1alpha1.LocalHost, "the Fleet's spec.defaultHost: the host of definitions that name none")
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -51,7 +64,7 @@ func checkOutput(got string, allowed ...string) error {
 }
 
 func validateCommand() *cobra.Command {
-	var output string
+	var output, defaultHost string
 	cmd := &cobra.Command{
 		Use:   "validate DIR",
 		Short: "Load and admit every definition and policy; one line per problem",
@@ -63,7 +76,7 @@ line per problem, path:line: field: message, and exits 1 when there is any.`,
 			if err := checkOutput(output, "text", "json"); err != nil {
 				return err
 			}
-			c, err := checkDir(args[0])
+			c, err := checkDir(args[0], defaultHost)
 			if err != nil {
 				return err
 			}
@@ -94,11 +107,12 @@ line per problem, path:line: field: message, and exits 1 when there is any.`,
 		},
 	}
 	outputFlag(cmd, &output, "text", "json")
+	defaultHostFlag(cmd, &defaultHost)
 	return cmd
 }
 
 func renderCommand() *cobra.Command {
-	var cluster string
+	var cluster, defaultHost string
 	var o render.Options
 	cmd := &cobra.Command{
 		Use:   "render DIR",
@@ -107,7 +121,7 @@ func renderCommand() *cobra.Command {
 --cluster) as one YAML stream. Problems go to stderr and make it exit 1.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := checkDir(args[0])
+			c, err := checkDir(args[0], defaultHost)
 			if err != nil {
 				return err
 			}
@@ -150,6 +164,7 @@ func renderCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "render only this cluster")
 	renderFlags(cmd, &o)
+	defaultHostFlag(cmd, &defaultHost)
 	return cmd
 }
 
@@ -159,25 +174,47 @@ func renderFlags(cmd *cobra.Command, o *render.Options) {
 	cmd.Flags().StringVar(&o.SyncerImage, "syncer-image", render.DefaultSyncerImage, "the syncer image")
 }
 
-func side(fsys fs.FS, existing []string, o render.Options) (plan.Side, []string, error) {
+// side renders one version of a repository, with existing (cluster →
+// host: the old version's admitted clusters) running.
+func side(fsys fs.FS, defaultHost string, existing map[string]string, o render.Options) (plan.Side, map[string]string, error) {
 	repo, problems, err := load.FS(fsys)
 	if err != nil {
 		return plan.Side{}, nil, err
 	}
-	c := check(repo, problems, existing)
+	c := check(repo, problems, defaultHost, existing)
 	outs, err := render.Fleet(c.Repo, c.Admitted, o)
 	if err != nil {
 		return plan.Side{}, nil, err
 	}
 	var defined []string
+	hosts := map[string]string{}
 	for _, cl := range repo.Clusters {
 		defined = append(defined, cl.Name())
+		hosts[cl.Name()] = cmp.Or(cl.Object.Spec.Host, defaultHost, v1alpha1.LocalHost)
 	}
-	return plan.Side{Outputs: outs, Defined: defined, Problems: c.Problems}, defined, nil
+	admitted := map[string]string{}
+	for _, a := range c.Admitted {
+		admitted[a.Cluster.Name()] = a.Host
+	}
+	return plan.Side{Outputs: outs, Defined: defined, Problems: c.Problems, Hosts: hosts}, admitted, nil
+}
+
+// comparePlan plans the move from the repository in oldFS to the one in
+// newFS, the old version's clusters running on the hosts it admits them to.
+func comparePlan(oldFS, newFS fs.FS, defaultHost string, o render.Options) (plan.Plan, error) {
+	oldSide, running, err := side(oldFS, defaultHost, nil, o)
+	if err != nil {
+		return plan.Plan{}, fmt.Errorf("old version: %w", err)
+	}
+	newSide, _, err := side(newFS, defaultHost, running, o)
+	if err != nil {
+		return plan.Plan{}, fmt.Errorf("new version: %w", err)
+	}
+	return plan.Compare(oldSide, newSide)
 }
 
 func planCommand() *cobra.Command {
-	var base, output string
+	var base, output, defaultHost string
 	var o render.Options
 	cmd := &cobra.Command{
 		Use:   "plan DIR --base REV | plan OLD_DIR NEW_DIR",
@@ -221,15 +258,7 @@ It exits 1 when the new version has problems.`,
 			default:
 				return fmt.Errorf("give either DIR --base REV or OLD_DIR NEW_DIR")
 			}
-			oldSide, oldNames, err := side(oldFS, nil, o)
-			if err != nil {
-				return fmt.Errorf("old version: %w", err)
-			}
-			newSide, _, err := side(newFS, oldNames, o)
-			if err != nil {
-				return fmt.Errorf("new version: %w", err)
-			}
-			p, err := plan.Compare(oldSide, newSide)
+			p, err := comparePlan(oldFS, newFS, defaultHost, o)
 			if err != nil {
 				return err
 			}
@@ -254,5 +283,6 @@ It exits 1 when the new version has problems.`,
 	cmd.Flags().StringVar(&base, "base", "", "Git revision of the repository holding DIR to compare against")
 	outputFlag(cmd, &output, "text", "markdown", "json")
 	renderFlags(cmd, &o)
+	defaultHostFlag(cmd, &defaultHost)
 	return cmd
 }

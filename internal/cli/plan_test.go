@@ -148,3 +148,46 @@ func TestPlanUnknownRevision(t *testing.T) {
 		t.Errorf("exit %d, %s", code, stderr)
 	}
 }
+
+// A pull request that moves a running cluster to another host is shown as
+// a move, from and to, and fails CI with the problem the reconciler would
+// give: a cluster cannot change host once it runs.
+func TestPlanShowsAChangeOfHostAsARefusedMove(t *testing.T) {
+	old, changed := t.TempDir(), t.TempDir()
+	policy := fleettest.Policy + "  hosts: [east]\n"
+	fleettest.Write(t, old, fleettest.Files{"policies/team-a.yaml": policy, "clusters/alpha.yaml": withMemory("alpha", "1Gi")})
+	fleettest.Write(t, changed, fleettest.Files{"policies/team-a.yaml": policy, "clusters/alpha.yaml": withMemory("alpha", "1Gi") + "  host: east\n"})
+	code, stdout, stderr := warren(t, "plan", old, changed)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"move alpha from host local to host east",
+		`clusters/alpha.yaml:9: spec.host: cluster alpha runs on host "local"; moving it to "east" is refused`,
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("plan does not say %q:\n%s", want, stdout)
+		}
+	}
+	code, stdout, _ = warren(t, "plan", old, changed, "-o", "json")
+	var p plan.Plan
+	if err := json.Unmarshal([]byte(stdout), &p); err != nil || code != 1 {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	if len(p.Clusters) != 1 || p.Clusters[0].Action != plan.Move || p.Clusters[0].FromHost != "local" || p.Clusters[0].ToHost != "east" {
+		t.Errorf("plan clusters %+v, want one move of alpha from local to east", p.Clusters)
+	}
+}
+
+// validate judges a repository as a Fleet whose default host is
+// --default-host: a host the policy does not list is allowed as the default.
+func TestValidateDefaultHost(t *testing.T) {
+	root := t.TempDir()
+	fleettest.Write(t, root, fleettest.Files{"policies/team-a.yaml": fleettest.Policy, "clusters/a.yaml": fleettest.Cluster("a") + "  host: east\n"})
+	if code, stdout, _ := warren(t, "validate", root); code != 1 || !strings.Contains(stdout, `clusters/a.yaml:7: spec.host: policy "team-a": host "east" is not allowed (allowed: local)`) {
+		t.Errorf("validate: exit %d\n%s", code, stdout)
+	}
+	if code, stdout, stderr := warren(t, "validate", root, "--default-host", "east"); code != 0 {
+		t.Errorf("validate --default-host east: exit %d\n%s%s", code, stdout, stderr)
+	}
+}

@@ -27,6 +27,10 @@ const (
 	// Blocked is a cluster defined in the new version that is not admitted:
 	// it is not applied until its problems are fixed.
 	Blocked Action = "blocked"
+	// Move is a running cluster whose definition names another host. The
+	// reconciler refuses it (a problem says so) and keeps the cluster
+	// where it runs.
+	Move Action = "move"
 )
 
 // Side is one version of a repository, rendered.
@@ -37,6 +41,9 @@ type Side struct {
 	Defined []string
 	// Problems are load and admission problems.
 	Problems []load.Problem
+	// Hosts are the host each defined cluster asks for (spec.host, or
+	// the default host), by name.
+	Hosts map[string]string
 }
 
 // ObjectChange is one rendered object that differs.
@@ -62,6 +69,9 @@ type Cluster struct {
 	Name    string         `json:"name"`
 	Action  Action         `json:"action"`
 	Objects []ObjectChange `json:"objects,omitempty"`
+	// FromHost and ToHost are the hosts of a Move.
+	FromHost string `json:"fromHost,omitempty"`
+	ToHost   string `json:"toHost,omitempty"`
 }
 
 // Plan is every cluster that changes, by name, and the new version's
@@ -103,7 +113,10 @@ func Compare(old, new Side) (Plan, error) {
 		o, n := oldOut[name], newOut[name]
 		var c Cluster
 		var err error
+		from, to := old.Hosts[name], new.Hosts[name]
 		switch {
+		case o != nil && defined[name] && from != "" && to != "" && from != to:
+			c = Cluster{Name: name, Action: Move, FromHost: from, ToHost: to}
 		case n == nil && defined[name]:
 			c = Cluster{Name: name, Action: Blocked}
 		case o == nil && n != nil:
@@ -209,7 +222,7 @@ func (p Plan) Text() string {
 		b.WriteString("No cluster changes.\n")
 	}
 	for _, c := range p.Clusters {
-		fmt.Fprintf(&b, "%s %s\n", c.Action, c.Name)
+		fmt.Fprintf(&b, "%s %s%s\n", c.Action, c.Name, moveOf(c))
 		for _, o := range c.Objects {
 			fmt.Fprintf(&b, "  %s %s\n", o.Action, o.ID())
 			if c.Action == Change {
@@ -266,9 +279,20 @@ func (p Plan) Markdown() string {
 	return b.String()
 }
 
+// moveOf says where a Move goes from and to ("" for other actions).
+func moveOf(c Cluster) string {
+	if c.Action != Move {
+		return ""
+	}
+	return fmt.Sprintf(" from host %s to host %s (refused: remove it and add it again to move it empty)", c.FromHost, c.ToHost)
+}
+
 func summary(c Cluster) string {
-	if c.Action == Blocked {
+	switch c.Action {
+	case Blocked:
 		return "not admitted, see problems"
+	case Move:
+		return fmt.Sprintf("host %s → %s, refused (see problems)", c.FromHost, c.ToHost)
 	}
 	counts := map[Action]int{}
 	for _, o := range c.Objects {

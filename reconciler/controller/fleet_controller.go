@@ -221,11 +221,17 @@ func (r *FleetReconciler) existingClusters(ctx context.Context, fleet *v1alpha1.
 // the revision nor the set of running clusters changed.
 func (r *FleetReconciler) load(fleet *v1alpha1.Fleet, snap *source.Snapshot, existing map[string]*v1alpha1.VirtualCluster) (*loaded, error) {
 	names := make([]string, 0, len(existing))
-	for name := range existing {
+	hosts := make(map[string]string, len(existing))
+	placed := make([]string, 0, len(existing))
+	for name, vc := range existing {
 		names = append(names, name)
+		hosts[name] = v1alpha1.HostOf(vc.Spec)
 	}
 	sort.Strings(names)
-	key := snap.Revision + "\x00" + fleet.Spec.Path + "\x00" + strings.Join(names, ",")
+	for _, name := range names {
+		placed = append(placed, name+"@"+hosts[name])
+	}
+	key := snap.Revision + "\x00" + fleet.Spec.Path + "\x00" + fleet.GetDefaultHost() + "\x00" + strings.Join(placed, ",")
 	fleetKey := types.NamespacedName{Namespace: fleet.Namespace, Name: fleet.Name}
 	if l, ok := r.loads.Load(fleetKey); ok && l.(*loaded).key == key {
 		return l.(*loaded), nil
@@ -239,7 +245,9 @@ func (r *FleetReconciler) load(fleet *v1alpha1.Fleet, snap *source.Snapshot, exi
 		return nil, err
 	}
 	// The Fleet's namespace holds its Git credentials: never a cluster's.
-	l := &loaded{key: key, Evaluation: policy.Evaluate(repo, problems, policy.Options{Existing: names, ReservedNamespaces: []string{fleet.Namespace}})}
+	l := &loaded{key: key, Evaluation: policy.Evaluate(repo, problems, policy.Options{
+		Existing: names, ReservedNamespaces: []string{fleet.Namespace}, DefaultHost: fleet.GetDefaultHost(), ExistingHosts: hosts,
+	})}
 	r.loads.Store(fleetKey, l)
 	return l, nil
 }
@@ -352,6 +360,7 @@ func hostVirtualCluster(a policy.Admission, repo *load.Repository) *v1alpha1.Vir
 		},
 		Spec: in.Cluster.Spec,
 	}
+	vc.Spec.Host = a.Host
 	return vc
 }
 

@@ -213,6 +213,12 @@ func (r *FleetReconciler) applyClustersPhase(ctx context.Context, s *fleetScope)
 	for _, c := range res.Conflicts {
 		s.skip[c.Object.Name] = true // a cluster another Fleet or a person owns
 	}
+	for name, a := range s.desired {
+		if a.Host != v1alpha1.LocalHost {
+			// Placement on HostClusters is not wired into apply yet.
+			s.clusterFailed(name, fmt.Errorf("host %q: this reconciler places clusters on the local host only", a.Host))
+		}
+	}
 	return nil
 }
 

@@ -115,6 +115,9 @@ func validateCluster(vc *v1alpha1.VirtualCluster, src Source) []Problem {
 			c.add("spec.version", "%q has a k3s build suffix but the distro is k8s", s.Version)
 		}
 	}
+	if s.Host != "" {
+		c.dns("spec.host", s.Host, validation.IsDNS1123Label)
+	}
 	c.hostNamespace(name, s.HostNamespace)
 	c.workloads("spec.workloads", s.Workloads, false)
 	c.quantities("spec.resources", s.Resources)
@@ -217,6 +220,9 @@ func validatePolicy(p *v1alpha1.TenantPolicy, src Source) []Problem {
 	}
 	for i, ns := range s.KubeconfigNamespaces {
 		c.pattern(fmt.Sprintf("spec.kubeconfigNamespaces[%d]", i), ns)
+	}
+	for i, h := range s.Hosts {
+		c.dns(fmt.Sprintf("spec.hosts[%d]", i), h, validation.IsDNS1123Label)
 	}
 	for i, ns := range s.HostNamespaces {
 		c.namespacePattern(fmt.Sprintf("spec.hostNamespaces[%d]", i), ns)

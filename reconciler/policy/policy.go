@@ -22,6 +22,9 @@ import (
 type Admission struct {
 	Cluster load.Cluster
 	Policy  load.Policy
+	// Host is the host cluster it runs on: its spec.host, else the
+	// default host.
+	Host string
 }
 
 // Options tune admission.
@@ -34,6 +37,22 @@ type Options struct {
 	// the ones always reserved (load.ReservedNamespace): the namespace the
 	// reconciler runs in.
 	ReservedNamespaces []string
+	// DefaultHost is the host of definitions that name none, which every
+	// tenant may use (the Fleet's spec.defaultHost); v1alpha1.LocalHost
+	// when empty.
+	DefaultHost string
+	// ExistingHosts are the hosts running clusters are on, by name. A
+	// definition naming another host for one of them is refused: a
+	// cluster cannot move between hosts.
+	ExistingHosts map[string]string
+}
+
+// defaultHost is o.DefaultHost, LocalHost when empty.
+func (o Options) defaultHost() string {
+	if o.DefaultHost == "" {
+		return v1alpha1.LocalHost
+	}
+	return o.DefaultHost
 }
 
 // Admit judges every cluster of repo. It returns the admitted clusters
@@ -79,12 +98,13 @@ func Admit(repo *load.Repository, o Options) ([]Admission, []load.Problem) {
 			j := &judge{cluster: c, policy: p}
 			j.fields()
 			j.hostNamespace(o.ReservedNamespaces)
+			host := j.host(o)
 			j.workloads(c.Object.Spec.Workloads, p.Object.Spec.Workloads)
 			if len(j.problems) == 0 {
 				t.fit(j)
 			}
 			if len(j.problems) == 0 {
-				admitted = append(admitted, Admission{Cluster: c, Policy: p})
+				admitted = append(admitted, Admission{Cluster: c, Policy: p, Host: host})
 			}
 			problems = append(problems, j.problems...)
 		}
@@ -177,6 +197,32 @@ func (j *judge) fields() {
 	if k := s.Kubeconfig; k != nil && !matchAny(ps.KubeconfigNamespaces, k.Namespace) {
 		j.reject("spec.kubeconfig.namespace", "kubeconfig namespace %q is not allowed (allowed: %s)", k.Namespace, list(ps.KubeconfigNamespaces))
 	}
+}
+
+// host is the host the cluster runs on. A host other than the default
+// must be in the policy's spec.hosts, and a running cluster's host cannot
+// change.
+func (j *judge) host(o Options) string {
+	host, asked := j.cluster.Object.Spec.Host, true
+	if host == "" {
+		host, asked = o.defaultHost(), false
+	}
+	allowed := j.policy.Object.Spec.Hosts
+	if host != o.defaultHost() && !slices.Contains(allowed, host) {
+		j.reject("spec.host", "host %q is not allowed (allowed: %s)", host, list(append([]string{o.defaultHost()}, allowed...)))
+	}
+	if was, ok := o.ExistingHosts[j.cluster.Object.Name]; ok && was != host {
+		field := "spec.host"
+		if !asked {
+			field = "spec"
+		}
+		j.problems = append(j.problems, load.Problem{
+			File: j.cluster.Source.File, Line: j.cluster.Source.LineOf(field), Field: "spec.host",
+			Message: fmt.Sprintf("cluster %s runs on host %q; moving it to %q is refused (moving needs snapshot and restore): "+
+				"it stays as last applied; to move it empty, remove it and add it again", j.cluster.Object.Name, was, host),
+		})
+	}
+	return host
 }
 
 func (j *judge) distro(s v1alpha1.VirtualClusterSpec, ps v1alpha1.TenantPolicySpec) {

@@ -339,6 +339,11 @@ func workloads(fields string) Files {
 func PolicyViolations() []Bad {
 	return []Bad{
 		{
+			Name:  "host cluster the policy does not allow",
+			Files: Files{"policies/team-a.yaml": Policy, "clusters/a.yaml": Cluster("a") + "  host: east\n"},
+			File:  "clusters/a.yaml", Line: 7, Field: "spec.host", Says: `host "east" is not allowed (allowed: local)`,
+		},
+		{
 			Name:  "host namespace the policy does not allow",
 			Files: Files{"policies/team-a.yaml": IsolationPolicy, "clusters/a.yaml": Cluster("a") + "  hostNamespace: team-b-apps\n"},
 			File:  "clusters/a.yaml", Line: 7, Field: "spec.hostNamespace", Says: `host namespace "team-b-apps" is not allowed (allowed: vc-a, team-a-*)`,

@@ -47,8 +47,14 @@ const (
 	// Fleet's clusters and the Fleet does not allow a mass prune.
 	PruneBlockedReason = "PruneBlocked"
 	// InvalidConfigurationReason: the Fleet's spec cannot work as written;
-	// the Fleet is Stalled until it changes.
+	// the Fleet is Stalled until it changes. On a HostCluster: its
+	// kubeconfig Secret is missing or unusable.
 	InvalidConfigurationReason = "InvalidConfiguration"
+	// HostUnreachableReason: a host cluster does not answer (or has no
+	// usable HostCluster); its clusters are kept as last applied and
+	// nothing on it is pruned. Also on a HostCluster's Ready condition and
+	// on a VirtualCluster's Applied condition.
+	HostUnreachableReason = "HostUnreachable"
 )
 
 // Reasons of a VirtualCluster's Admitted, Applied and Ready conditions.

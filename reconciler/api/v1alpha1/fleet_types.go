@@ -84,6 +84,15 @@ type FleetSpec struct {
 	// +optional
 	AllowMassPrune bool `json:"allowMassPrune,omitempty"`
 
+	// DefaultHost is the host of the definitions that name none in
+	// spec.host: `local` (warren's own cluster, the default) or the name
+	// of a HostCluster in the Fleet's namespace. Every tenant may use it;
+	// other hosts only as its TenantPolicy's spec.hosts allows.
+	// +kubebuilder:default=local
+	// +kubebuilder:validation:Pattern="^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+	// +optional
+	DefaultHost string `json:"defaultHost,omitempty"`
+
 	// Kubeconfigs publishes each Ready cluster's tenant kubeconfig back to
 	// this repository, sealed for the host's sealed-secrets controller.
 	// Unset: nothing is written to the repository. Publishing needs
@@ -275,6 +284,11 @@ type ResourceRef struct {
 	// Version is the API version the object was applied with.
 	Version string `json:"v"`
 
+	// Host is the host cluster the object is on: empty for warren's own
+	// (local), else a HostCluster's name.
+	// +optional
+	Host string `json:"h,omitempty"`
+
 	// Cluster is the virtual cluster the object belongs to (its
 	// warren.dev/cluster label), empty for objects of the Fleet itself.
 	// +optional
@@ -377,6 +391,14 @@ func (in *Fleet) DeletesClustersOnDeletion() bool {
 	default:
 		return in.PruneEnabled()
 	}
+}
+
+// GetDefaultHost is spec.defaultHost, LocalHost when unset.
+func (in *Fleet) GetDefaultHost() string {
+	if in.Spec.DefaultHost == "" {
+		return LocalHost
+	}
+	return in.Spec.DefaultHost
 }
 
 // PruneEnabled reports whether clusters removed from Git are deleted from the

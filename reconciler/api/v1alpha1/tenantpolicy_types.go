@@ -92,6 +92,13 @@ type TenantPolicySpec struct {
 	// +listType=atomic
 	HostNamespaces []string `json:"hostNamespaces,omitempty"`
 
+	// Hosts are the host clusters (HostCluster names, or `local`) this
+	// tenant's clusters may name in spec.host. The Fleet's default host
+	// is always allowed; empty allows nothing else.
+	// +optional
+	// +listType=atomic
+	Hosts []string `json:"hosts,omitempty"`
+
 	// Workloads is the most of the host a cluster's workloads may use. A
 	// cluster gets it as it is, or asks for less in its own
 	// spec.workloads.

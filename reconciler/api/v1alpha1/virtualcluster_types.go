@@ -67,6 +67,14 @@ type VirtualClusterSpec struct {
 	// +optional
 	Version string `json:"version,omitempty"`
 
+	// Host is the host cluster the cluster runs on: `local` (warren's own)
+	// or a HostCluster in the Fleet's namespace. Empty means the Fleet's
+	// spec.defaultHost. A cluster's host cannot change once it runs:
+	// remove it and add it again to move it (empty) to another host.
+	// +kubebuilder:validation:Pattern="^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+	// +optional
+	Host string `json:"host,omitempty"`
+
 	// HostNamespace is the host namespace the control plane and the synced
 	// workloads live in. Empty means vc-<name>.
 	// +optional
@@ -242,6 +250,7 @@ type PublishedKubeconfig struct {
 // +kubebuilder:printcolumn:name="Tenant",type=string,JSONPath=`.spec.tenant`
 // +kubebuilder:printcolumn:name="Distro",type=string,JSONPath=`.spec.distro`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
+// +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.host`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 52",message="a cluster name may have at most 52 characters, leaving room for the host names derived from it"
