@@ -84,6 +84,10 @@ type Options struct {
 	// Profiling serves the API server's /debug/pprof (to admins), for
 	// benchmarks that want to see where its CPU goes.
 	Profiling bool
+	// AuditLog makes the API server write an audit log (every request's
+	// user, user agent, verb and object, at the Metadata level) to
+	// Plane.AuditLogPath, for tests that must tell clients apart.
+	AuditLog bool
 	// ToolsDir holds the binaries; $WARREN_TOOLS_DIR, or the repository's
 	// tools cache, when empty.
 	ToolsDir string
@@ -101,6 +105,9 @@ type Plane struct {
 	Dir string
 	// PKI is the bundle the plane trusts.
 	PKI *pki.Bundle
+	// AuditLogPath is the API server's audit log (JSON lines of
+	// audit.k8s.io/v1 Events) when Options.AuditLog asked for one.
+	AuditLogPath string
 	// Kubelet names the files of the plane's kubelet API: the API server
 	// calls kubelets at their node's InternalIP with the client certificate
 	// and trusts serving certificates of the server CA.
@@ -254,6 +261,13 @@ func (p *Plane) startServer(ctx context.Context, tools string, o Options) (kuber
 		return nil, files{}, err
 	}
 	args := append(realNodeAPIServerArgs(o.RealNodes > 0), kubeletArgs(o.RealNodes > 0, f, p.kubeletPort)...)
+	if o.AuditLog {
+		audit, err := p.auditArgs()
+		if err != nil {
+			return nil, files{}, err
+		}
+		args = append(args, audit...)
+	}
 	apiserver, err := p.startProc(tools, "kube-apiserver", append(args, apiServerArgs(o, f, etcdURL, host, apiPort, p.ServiceCIDR)...)...)
 	if err != nil {
 		return nil, files{}, err
@@ -673,4 +687,23 @@ func findBuildScript() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// auditPolicy logs every request once, when its response is complete, with
+// its metadata only (never a body: Secrets pass through).
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+`
+
+// auditArgs writes the audit policy and returns the API server's audit flags.
+func (p *Plane) auditArgs() ([]string, error) {
+	policy := filepath.Join(p.Dir, "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+		return nil, fmt.Errorf("writing the audit policy: %w", err)
+	}
+	p.AuditLogPath = filepath.Join(p.Dir, "audit.log")
+	return []string{"--audit-policy-file=" + policy, "--audit-log-path=" + p.AuditLogPath, "--audit-log-format=json", "--audit-log-mode=blocking"}, nil
 }

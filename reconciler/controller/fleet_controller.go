@@ -27,6 +27,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	kuberecorder "k8s.io/client-go/tools/record"
@@ -69,6 +70,10 @@ type FleetReconciler struct {
 	// Leading, with leader election on, says whether this replica still
 	// holds the lease; checked before applying, pruning and writing status.
 	Leading func(context.Context) error
+	// Shard, on a sharded reconciler, is its --watch-label-selector: the
+	// cache holds only the Fleets it matches, and stillOurs checks a Fleet
+	// still does before it is pruned or finalized. Nil: every Fleet.
+	Shard labels.Selector
 
 	renders renderCache
 	repos   sync.Map // types.NamespacedName → *source.Repository
@@ -95,11 +100,19 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	// The deferred patch also writes a finalizer removed by finalize: a
 	// deleted Fleet goes only once that patch lands.
 	defer func() {
+		if moved := r.movedShard(ctx, fleet, retErr); moved != nil {
+			// Another shard reconciles it now: its status stands, and this
+			// shard's cache drops the Fleet, so nothing is retried.
+			ctrl.LoggerFrom(ctx).Info("left to another shard", "reason", moved.Error())
+			retErr = nil
+			return
+		}
 		if err := r.stillLeading(ctx); err != nil {
 			// Another replica leads now: its status stands.
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 			return
 		}
+		fleet.Status.Shard = r.shardName()
 		if v, ok := fleet.GetAnnotations()[v1alpha1.RequestedAtAnnotation]; ok {
 			fleet.Status.LastHandledRequestedAt = v
 		}
@@ -120,6 +133,9 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 	}()
 
 	if !fleet.DeletionTimestamp.IsZero() {
+		if err := r.stillOurs(ctx, fleet); err != nil {
+			return ctrl.Result{}, err
+		}
 		return r.finalize(ctx, fleet)
 	}
 	if !controllerutil.ContainsFinalizer(fleet, v1alpha1.FleetFinalizer) {

@@ -526,6 +526,9 @@ func (r *FleetReconciler) prune(ctx context.Context, fleet *v1alpha1.Fleet, appl
 	if err := r.stillLeading(ctx); err != nil {
 		return err
 	}
+	if err := r.stillOurs(ctx, fleet); err != nil {
+		return err
+	}
 	res, err := applier.Prune(ctx, stale)
 	if err != nil {
 		return fmt.Errorf("pruning: %w", err)

@@ -18,7 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 )
 
-// leaderElectionID names the Lease the reconciler's replicas elect a leader with.
+// leaderElectionID names the Lease the reconciler's replicas elect a leader
+// with (a shard's is this and a hash of its selector: leaseName).
 const leaderElectionID = "warren-reconciler-leader"
 
 // errNotLeading is a write refused because this replica may no longer hold
@@ -66,7 +67,7 @@ func (l *renewedLock) record(record resourcelock.LeaderElectionRecord, write fun
 // while this replica renewed its lease less than renewDeadline ago (the
 // time after which controller-runtime gives the lease up), so the moment a
 // paused replica runs again, before it could renew, it writes nothing.
-func leaseLock(restConfig *rest.Config, namespace string, renewDeadline time.Duration) (resourcelock.Interface, func(context.Context) error, error) {
+func leaseLock(restConfig *rest.Config, namespace, lease string, renewDeadline time.Duration) (resourcelock.Interface, func(context.Context) error, error) {
 	if namespace == "" {
 		b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 		if err != nil {
@@ -78,7 +79,7 @@ func leaseLock(restConfig *rest.Config, namespace string, renewDeadline time.Dur
 	if err != nil {
 		return nil, nil, fmt.Errorf("leader election: %w", err)
 	}
-	lock, err := resourcelock.NewFromKubeconfig(resourcelock.LeasesResourceLock, namespace, leaderElectionID,
+	lock, err := resourcelock.NewFromKubeconfig(resourcelock.LeasesResourceLock, namespace, lease,
 		resourcelock.ResourceLockConfig{Identity: host + "_" + string(uuid.NewUUID())}, restConfig, renewDeadline)
 	if err != nil {
 		return nil, nil, fmt.Errorf("leader election: %w", err)
@@ -89,10 +90,10 @@ func leaseLock(restConfig *rest.Config, namespace string, renewDeadline time.Dur
 		last := renewed.renewed
 		renewed.mu.Unlock()
 		if last.IsZero() {
-			return fmt.Errorf("%w: Lease %s/%s is not held by this replica", errNotLeading, namespace, leaderElectionID)
+			return fmt.Errorf("%w: Lease %s/%s is not held by this replica", errNotLeading, namespace, lease)
 		}
 		if age := time.Since(last); age >= renewDeadline {
-			return fmt.Errorf("%w: Lease %s/%s last renewed %s ago", errNotLeading, namespace, leaderElectionID, age.Round(time.Millisecond))
+			return fmt.Errorf("%w: Lease %s/%s last renewed %s ago", errNotLeading, namespace, lease, age.Round(time.Millisecond))
 		}
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	kuberecorder "k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,10 +26,16 @@ import (
 type ReadinessReconciler struct {
 	client.Client
 	EventRecorder kuberecorder.EventRecorder
+	// Shard, on a sharded reconciler, limits it to the clusters of the
+	// Fleets in its cache (ofThisShard). Nil: every cluster.
+	Shard labels.Selector
 }
 
 // Reconcile updates one VirtualCluster's readiness.
 func (r *ReadinessReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if ours, err := r.ofThisShard(ctx, req.Name); !ours || err != nil {
+		return ctrl.Result{}, err
+	}
 	w := clusterStatusWriter{client: r.Client, changed: func(before, after *v1alpha1.VirtualCluster) {
 		if conditions.IsReady(after) && !conditions.IsReady(before) {
 			r.EventRecorder.Event(after, corev1.EventTypeNormal, "Ready", conditions.GetMessage(after, v1alpha1.ReadyCondition))

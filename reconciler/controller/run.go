@@ -54,6 +54,10 @@ type Config struct {
 	LeaderNamespace string
 	// IntervalJitter spreads the Fleets' periodic requeues (none when 0).
 	IntervalJitter jitter.IntervalOptions
+	// WatchLabelSelector shards Fleets across reconcilers (Flux's
+	// --watch-label-selector, e.g. sharding.fluxcd.io/key=shard1): only
+	// Fleets it matches are reconciled; all when empty.
+	WatchLabelSelector string
 }
 
 // Scheme holds every type the reconciler reads or writes.
@@ -74,8 +78,14 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 	if err := cfg.IntervalJitter.SetGlobalJitter(nil); err != nil {
 		return err
 	}
+	shard, err := shardSelector(cfg)
+	if err != nil {
+		return err
+	}
+	restConfig = rest.CopyConfig(restConfig)
+	restConfig.UserAgent = userAgent(cfg)
 	scheme := Scheme()
-	mgr, leading, err := newManager(restConfig, cfg, scheme, log)
+	mgr, leading, err := newManager(restConfig, cfg, shard, scheme, log)
 	if err != nil {
 		return err
 	}
@@ -118,11 +128,12 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		Render:        render.Options{ServiceCIDR: serviceCIDR, NodePortRange: nodePorts, SyncerImage: cfg.SyncerImage},
 		Version:       cfg.Version,
 		Leading:       leading,
+		Shard:         shard,
 	}
 	if err := fleets.SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
-	readiness := &ReadinessReconciler{Client: writer, EventRecorder: eventRecorder}
+	readiness := &ReadinessReconciler{Client: writer, EventRecorder: eventRecorder, Shard: shard}
 	if err := readiness.SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
@@ -134,36 +145,41 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 
 // newManager makes the controller manager, with leader election when cfg
 // asks for it; leading (nil without it) then says whether this replica
-// still holds the lease.
-func newManager(restConfig *rest.Config, cfg Config, scheme *runtime.Scheme, log logr.Logger) (ctrl.Manager, func(context.Context) error, error) {
+// still holds the lease. A shard (non-nil) caches only its own Fleets.
+func newManager(restConfig *rest.Config, cfg Config, shard labels.Selector, scheme *runtime.Scheme, log logr.Logger) (ctrl.Manager, func(context.Context) error, error) {
 	var (
 		lock    resourcelock.Interface
 		leading func(context.Context) error
 	)
+	lease := leaseName(cfg)
 	if cfg.LeaderElection.Enable {
 		var err error
-		if lock, leading, err = leaseLock(restConfig, cfg.LeaderNamespace, cfg.LeaderElection.RenewDeadline); err != nil {
+		if lock, leading, err = leaseLock(restConfig, cfg.LeaderNamespace, lease, cfg.LeaderElection.RenewDeadline); err != nil {
 			return nil, nil, err
 		}
 	}
 	managed := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
+	byObject := map[client.Object]cache.ByObject{
+		// Only warren's own StatefulSets: the host may hold thousands of others.
+		&appsv1.StatefulSet{}: {Label: managed},
+	}
+	if shard != nil {
+		byObject[&v1alpha1.Fleet{}] = cache.ByObject{Label: shard}
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                              scheme,
 		Logger:                              log,
 		Metrics:                             metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress:              cfg.HealthAddr,
 		LeaderElection:                      cfg.LeaderElection.Enable,
-		LeaderElectionID:                    leaderElectionID,
+		LeaderElectionID:                    lease,
 		LeaderElectionResourceLockInterface: lock,
 		LeaderElectionNamespace:             cfg.LeaderNamespace,
 		LeaderElectionReleaseOnCancel:       cfg.LeaderElection.ReleaseOnCancel,
 		LeaseDuration:                       &cfg.LeaderElection.LeaseDuration,
 		RenewDeadline:                       &cfg.LeaderElection.RenewDeadline,
 		RetryPeriod:                         &cfg.LeaderElection.RetryPeriod,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			// Only warren's own StatefulSets: the host may hold thousands of others.
-			&appsv1.StatefulSet{}: {Label: managed},
-		}},
+		Cache:                               cache.Options{ByObject: byObject},
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the manager: %w", err)

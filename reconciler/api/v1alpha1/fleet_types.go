@@ -225,6 +225,12 @@ type FleetStatus struct {
 	// +optional
 	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
 
+	// Shard is the --watch-label-selector of the reconciler that wrote this
+	// status last: which shard reconciles the Fleet (empty for a reconciler
+	// that watches every Fleet).
+	// +optional
+	Shard string `json:"shard,omitempty"`
+
 	// Inventory lists every host object this Fleet applied and owns.
 	// +optional
 	Inventory *ResourceInventory `json:"inventory,omitempty"`

@@ -23,6 +23,12 @@ const (
 	// clusters.
 	FleetFinalizer = "warren.dev/fleet"
 
+	// ShardingKeyLabel on a Fleet names the reconciler shard that
+	// reconciles it, Flux's convention: each shard runs with
+	// --watch-label-selector=sharding.fluxcd.io/key=<shard> (see
+	// config/sharded). warren reads it, never writes it.
+	ShardingKeyLabel = "sharding.fluxcd.io/key"
+
 	// RequestedAtAnnotation asks for a reconcile of a Fleet now, outside its
 	// interval. Any new value is a new request; the value last acted upon is
 	// recorded in status.lastHandledRequestedAt.

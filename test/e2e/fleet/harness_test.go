@@ -214,6 +214,7 @@ type fleetSpec struct {
 	secretRef      string // a Secret in the Fleet's namespace with credentials
 	interval       time.Duration
 	allowMassPrune bool
+	labels         map[string]string // e.g. a shard's sharding.fluxcd.io/key
 }
 
 // createFleet creates the namespace and a Fleet named "fleet" in it. The
@@ -229,7 +230,7 @@ func (h *host) createFleet(ns string, s fleetSpec) client.ObjectKey {
 		s.interval = 30 * time.Second
 	}
 	fleet := &v1alpha1.Fleet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fleet"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fleet", Labels: s.labels},
 		Spec: v1alpha1.FleetSpec{
 			URL:            s.url,
 			Interval:       metav1.Duration{Duration: s.interval},
