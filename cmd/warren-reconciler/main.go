@@ -42,6 +42,7 @@ func main() {
 	flag.StringVar(&cfg.ServiceCIDR, "service-cidr", "", "the host's service CIDR; detected from the API server when empty")
 	flag.StringVar(&cfg.NodePortRange, "node-port-range", "", "the host's node-port range, first-last; detected from the API server when empty")
 	flag.StringVar(&cfg.SyncerImage, "syncer-image", "ghcr.io/warren-dev/warren-syncer:"+version, "the syncer image rendered beside each control plane")
+	flag.StringSliceVar(&cfg.PodCIDRs, "pod-cidrs", nil, "the host's pod address ranges, comma-separated: with network isolation a cluster's API takes no traffic from them but its own namespace's and non-cluster namespaces' pods (every private range when empty)")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "where Prometheus metrics are served")
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":9440", "where health and readiness probes are served")
 	flag.IntVar(&cfg.Concurrency, "concurrent", 4, "Fleets and VirtualClusters reconciled at once")

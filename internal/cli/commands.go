@@ -172,6 +172,7 @@ func renderFlags(cmd *cobra.Command, o *render.Options) {
 	cmd.Flags().StringVar(&o.ServiceCIDR, "service-cidr", render.DefaultServiceCIDR, "the host cluster's service CIDR")
 	cmd.Flags().StringVar(&o.NodePortRange, "node-port-range", render.DefaultNodePortRange, "the host cluster's node-port range, first-last")
 	cmd.Flags().StringVar(&o.SyncerImage, "syncer-image", render.DefaultSyncerImage, "the syncer image")
+	cmd.Flags().StringSliceVar(&o.PodCIDRs, "pod-cidrs", nil, "the host cluster's pod address ranges, kept out of what a cluster's API admits (every private range when empty)")
 }
 
 // side renders one version of a repository, with existing (cluster →

@@ -36,8 +36,22 @@ func AgnhostPod(name string, args ...string) corev1.PodSpec {
 // reaches real nodes' pods) to fetch /hostname from host:port over HTTP,
 // and returns the name that answered: a real packet from that pod.
 func Dial(podIP, host string, port int) (string, error) {
+	return dialFrom(&http.Client{Timeout: 10 * time.Second}, podIP, host, port)
+}
+
+// Dial is Dial asked from the real node the pod runs on, as its kubelet
+// would ask it: it works where the nodes enforce NetworkPolicies too.
+func (p *Plane) Dial(podIP, host string, port int) (string, error) {
+	dial, err := p.DialContext(p.podNode(podIP))
+	if err != nil {
+		return "", err
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+	return dialFrom(c, podIP, host, port)
+}
+
+func dialFrom(c *http.Client, podIP, host string, port int) (string, error) {
 	url := fmt.Sprintf("http://%s:8080/dial?request=hostname&protocol=http&host=%s&port=%d&tries=1", podIP, host, port)
-	c := http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
 		return "", err

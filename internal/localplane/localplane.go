@@ -66,6 +66,12 @@ type Options struct {
 	// static volumes. The API server then listens where pods reach it. It
 	// implies ControllerManager and Scheduler.
 	RealNodes int
+	// NetworkPolicies makes every real node enforce NetworkPolicies, with
+	// kube-router's network-policy controller in the node's network
+	// namespace (see netpol.go). Traffic from the node itself to its pods
+	// stays allowed, as on any host (probes); traffic from the machine
+	// outside the node is not the node's: dial pods with Plane.Dial.
+	NetworkPolicies bool
 	// NodeImages are further images real nodes hold (e.g. warren's syncer).
 	NodeImages []image.Spec
 	// NodeArchives are image archives (e.g. what `make images` wrote) every
@@ -123,6 +129,10 @@ type Plane struct {
 	archives   []string
 	storage    *localStorage
 	kwokNodes  int
+	// policies says real nodes run a NetworkPolicy controller, which
+	// needs the plane's node-port range.
+	policies      bool
+	nodePortRange string
 	// startNode starts a real node (again), with the plane's tools, files
 	// and images.
 	startNode func(context.Context, *realNode) error
@@ -172,7 +182,8 @@ func Start(ctx context.Context, o Options) (_ *Plane, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
-	p := &Plane{Dir: dir, ServiceCIDR: cidr, PKI: bundle, imageSpecs: o.NodeImages, archives: o.NodeArchives, kwokNodes: o.Nodes}
+	p := &Plane{Dir: dir, ServiceCIDR: cidr, PKI: bundle, imageSpecs: o.NodeImages, archives: o.NodeArchives, kwokNodes: o.Nodes,
+		policies: o.NetworkPolicies && o.RealNodes > 0, nodePortRange: cmp.Or(o.NodePortRange, "30000-32767")}
 	defer func() {
 		if err != nil {
 			_ = p.Stop()
@@ -216,6 +227,9 @@ func checkTools(tools string, o Options) error {
 	}
 	if o.RealNodes > 0 {
 		needed = append(needed, realNodeTools...)
+		if o.NetworkPolicies {
+			needed = append(needed, policyController)
+		}
 	}
 	for _, name := range needed {
 		if _, err := os.Stat(filepath.Join(tools, name)); err != nil {

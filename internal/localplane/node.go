@@ -91,7 +91,7 @@ func (p *Plane) startRealNodes(ctx context.Context, client kubernetes.Interface,
 			return fmt.Errorf("real node %s: %w", node.name, err)
 		}
 	}
-	return waitFor(ctx, 90*time.Second, p.nodes[len(p.nodes)-1].procs[1], "did not make its node Ready", func(ctx context.Context) (bool, error) {
+	if err := waitFor(ctx, 90*time.Second, p.nodes[len(p.nodes)-1].procs[1], "did not make its node Ready", func(ctx context.Context) (bool, error) {
 		for _, node := range p.nodes {
 			n, err := client.CoreV1().Nodes().Get(ctx, node.name, metav1.GetOptions{})
 			if err != nil || !nodeReady(n) {
@@ -99,7 +99,18 @@ func (p *Plane) startRealNodes(ctx context.Context, client kubernetes.Interface,
 			}
 		}
 		return true, nil
-	})
+	}); err != nil || !p.policies {
+		return err
+	}
+	if err := grantPolicyControllers(ctx, client); err != nil {
+		return err
+	}
+	for _, node := range p.nodes {
+		if err := node.startPolicyController(ctx, p); err != nil {
+			return fmt.Errorf("real node %s: %w", node.name, err)
+		}
+	}
+	return nil
 }
 
 // StopRealNode stops the i-th real node as a power cut would: its kubelet,
@@ -128,10 +139,13 @@ func (p *Plane) StartRealNode(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	return waitFor(ctx, 90*time.Second, n.procs[1], "did not make its node Ready again", func(ctx context.Context) (bool, error) {
+	if err := waitFor(ctx, 90*time.Second, n.procs[1], "did not make its node Ready again", func(ctx context.Context) (bool, error) {
 		node, err := client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
 		return err == nil && nodeReady(node), nil
-	})
+	}); err != nil || !p.policies {
+		return err
+	}
+	return n.startPolicyController(ctx, p)
 }
 
 func nodeReady(n *corev1.Node) bool {
@@ -300,14 +314,20 @@ func (n *realNode) writeConfig(p *Plane, tools string, f files) (nodeCreds, erro
 	return creds, nil
 }
 
-// nodeCreds are the kubeconfigs of a node's kubelet and kube-proxy.
-type nodeCreds struct{ kubelet, proxy string }
+// nodeCreds are the kubeconfigs of a node's kubelet, kube-proxy and
+// network-policy controller.
+type nodeCreds struct{ kubelet, proxy, policies string }
 
 func writeNodeCredentials(dir string, bundle *pki.Bundle, server, node string) (nodeCreds, error) {
-	c := nodeCreds{kubelet: filepath.Join(dir, "kubelet.kubeconfig"), proxy: filepath.Join(dir, "kube-proxy.kubeconfig")}
+	c := nodeCreds{
+		kubelet:  filepath.Join(dir, "kubelet.kubeconfig"),
+		proxy:    filepath.Join(dir, "kube-proxy.kubeconfig"),
+		policies: filepath.Join(dir, policyController+".kubeconfig"),
+	}
 	for path, id := range map[string]pki.CertRequest{
-		c.kubelet: {CommonName: "system:node:" + node, Organizations: []string{"system:nodes"}},
-		c.proxy:   {CommonName: "system:kube-proxy"},
+		c.kubelet:  {CommonName: "system:node:" + node, Organizations: []string{"system:nodes"}},
+		c.proxy:    {CommonName: "system:kube-proxy"},
+		c.policies: {CommonName: policyControllerUser},
 	} {
 		kp, err := bundle.ClientCA.Issue(id)
 		if err != nil {
@@ -471,6 +491,9 @@ func (p *Plane) traces() []trace {
 	var out []trace
 	exists := func(path string) func() bool {
 		return func() bool { _, err := os.Stat(path); return err == nil }
+	}
+	if p.policies {
+		out = append(out, trace{"kube-router's iptables chains or ipsets in the host's network namespace", func() bool { return len(hostPolicyState()) > 0 }})
 	}
 	for _, node := range p.nodes {
 		out = append(out,

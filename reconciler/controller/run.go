@@ -44,7 +44,10 @@ type Config struct {
 	// NodePortRange overrides detection of the host's node-port range.
 	NodePortRange string
 	SyncerImage   string
-	Version       string
+	// PodCIDRs are the host's pod ranges, which a cluster's API never takes
+	// traffic from but its own namespace's (render.Options.PodCIDRs).
+	PodCIDRs []string
+	Version  string
 
 	MetricsAddr     string
 	HealthAddr      string
@@ -125,7 +128,7 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		EventRecorder: eventRecorder,
 		Metrics:       fluxcontroller.NewMetrics(mgr, recorder, v1alpha1.FleetFinalizer),
 		CacheDir:      cfg.CacheDir,
-		Render:        render.Options{ServiceCIDR: serviceCIDR, NodePortRange: nodePorts, SyncerImage: cfg.SyncerImage},
+		Render:        render.Options{ServiceCIDR: serviceCIDR, NodePortRange: nodePorts, SyncerImage: cfg.SyncerImage, PodCIDRs: cfg.PodCIDRs},
 		Version:       cfg.Version,
 		Leading:       leading,
 		Shard:         shard,

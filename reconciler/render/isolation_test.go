@@ -4,18 +4,22 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/warren-dev/warren/reconciler/load"
+	"github.com/warren-dev/warren/reconciler/policy"
 	"github.com/warren-dev/warren/reconciler/render"
 	"github.com/warren-dev/warren/test/fleettest"
 )
@@ -273,4 +277,73 @@ func equalRules(a, b []rbacv1.PolicyRule) bool {
 		}
 	}
 	return true
+}
+
+// apiPolicyPeers are the sources the cluster's API policy admits on 6443.
+func apiPolicyPeers(t *testing.T, out *render.Output) []networkingv1.NetworkPolicyPeer {
+	t.Helper()
+	obj := find(out.Objects, "NetworkPolicy", out.Cluster+"-api")
+	if obj == nil {
+		t.Fatalf("%s has no NetworkPolicy %s-api", out.Cluster, out.Cluster)
+	}
+	var np networkingv1.NetworkPolicy
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &np); err != nil {
+		t.Fatal(err)
+	}
+	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != 6443 {
+		t.Fatalf("%s-api admits more than 6443: %+v", out.Cluster, np.Spec.Ingress)
+	}
+	return np.Spec.Ingress[0].From
+}
+
+// A cluster's API takes traffic on 6443 from pods of namespaces that are no
+// cluster's (its own namespace's pods come through N-isolation) and from
+// addresses outside the host's pod network: the pod ranges the reconciler
+// is told, each family's, or else every private range. Another cluster's
+// pods, whose namespace carries warren.dev/cluster and whose addresses are
+// in those ranges, match no peer.
+func TestTheAPIAdmitsNoOtherClustersPods(t *testing.T) {
+	for _, tc := range []struct {
+		podCIDRs   []string
+		wantV4     []string
+		wantV6     []string
+		wantReject bool
+	}{
+		{nil, []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"}, []string{"fc00::/7"}, false},
+		{[]string{"10.244.0.0/16", "10.245.0.0/16"}, []string{"10.244.0.0/16", "10.245.0.0/16"}, []string{"fc00::/7"}, false},
+		{[]string{"10.244.0.0/16", "fd00:10:244::/56"}, []string{"10.244.0.0/16"}, []string{"fd00:10:244::/56"}, false},
+		{[]string{"10.244.0.1/16"}, nil, nil, true},
+	} {
+		repo, _, err := load.Dir(exampleFleet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		admitted, _ := policy.Admit(repo, policy.Options{})
+		outs, err := render.Fleet(repo, admitted, render.Options{PodCIDRs: tc.podCIDRs})
+		if tc.wantReject {
+			if err == nil {
+				t.Errorf("pod CIDRs %v accepted", tc.podCIDRs)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers := apiPolicyPeers(t, outs[0])
+		if len(peers) != 3 || peers[0].NamespaceSelector == nil || peers[0].PodSelector != nil || peers[1].IPBlock == nil || peers[2].IPBlock == nil {
+			t.Fatalf("pod CIDRs %v: peers %+v", tc.podCIDRs, peers)
+		}
+		want := metav1.LabelSelectorRequirement{Key: "warren.dev/cluster", Operator: metav1.LabelSelectorOpDoesNotExist}
+		if ns := peers[0].NamespaceSelector; len(ns.MatchLabels) != 0 || len(ns.MatchExpressions) != 1 || !reflect.DeepEqual(ns.MatchExpressions[0], want) {
+			t.Errorf("the namespace peer %+v admits more than namespaces without %s", ns, want.Key)
+		}
+		for i, block := range []struct {
+			cidr   string
+			except []string
+		}{{"0.0.0.0/0", tc.wantV4}, {"::/0", tc.wantV6}} {
+			if got := peers[i+1].IPBlock; got.CIDR != block.cidr || !slices.Equal(got.Except, block.except) {
+				t.Errorf("pod CIDRs %v: ipBlock %+v, want %s except %v", tc.podCIDRs, got, block.cidr, block.except)
+			}
+		}
+	}
 }

@@ -61,6 +61,11 @@ type Options struct {
 	NodePortRange string
 	// SyncerImage is the syncer's image reference (name:tag or name@digest).
 	SyncerImage string
+	// PodCIDRs are the host's pod address ranges. With network isolation,
+	// a cluster's API takes traffic from addresses outside them but not
+	// from inside (other clusters' pods); without them, every private
+	// range counts as inside.
+	PodCIDRs []string
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -82,6 +87,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SyncerImage == "" {
 		o.SyncerImage = DefaultSyncerImage
+	}
+	for _, c := range o.PodCIDRs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return o, fmt.Errorf("pod CIDR %q: %w", c, err)
+		}
+		if p.Masked() != p {
+			return o, fmt.Errorf("pod CIDR %q has host bits set; did you mean %s?", c, p.Masked())
+		}
 	}
 	return o, nil
 }
@@ -294,6 +308,13 @@ func clusterKustomization(vc *v1alpha1.VirtualCluster, n Names, in Input, o Opti
 	k.Components = components(vc, in)
 	k.Images = images(vc, o)
 	k.Patches = patches
+	if in.NetworkIsolation && len(o.PodCIDRs) > 0 {
+		p, err := apiPolicyPatch(n, o.PodCIDRs)
+		if err != nil {
+			return nil, err
+		}
+		k.Patches = append(k.Patches, p)
+	}
 	if vc.Spec.Paused {
 		k.Replicas = []kustypes.Replica{{Name: n.StatefulSet, Count: 0}}
 	}
@@ -441,6 +462,29 @@ func ingressPatch(vc *v1alpha1.VirtualCluster, n Names) (kustypes.Patch, error) 
 		return kustypes.Patch{}, err
 	}
 	return kustypes.Patch{Target: &kustypes.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Kind: "Ingress"}, Name: n.Service}}, Patch: string(b)}, nil
+}
+
+// apiPolicyPatch leaves the host's pod ranges out of the addresses the API
+// policy (templates/components/isolation) admits: each family's ranges
+// replace that family's default private ranges.
+func apiPolicyPatch(n Names, podCIDRs []string) (kustypes.Patch, error) {
+	var ops []any
+	for i, v6 := range []bool{false, true} {
+		var except []string
+		for _, c := range podCIDRs {
+			if netip.MustParsePrefix(c).Addr().Is6() == v6 {
+				except = append(except, c)
+			}
+		}
+		if len(except) > 0 {
+			ops = append(ops, map[string]any{"op": "replace", "path": fmt.Sprintf("/spec/ingress/0/from/%d/ipBlock/except", i+1), "value": except})
+		}
+	}
+	b, err := json.Marshal(ops)
+	if err != nil {
+		return kustypes.Patch{}, err
+	}
+	return kustypes.Patch{Target: &kustypes.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Kind: "NetworkPolicy"}, Name: n.Service + "-api"}}, Patch: string(b)}, nil
 }
 
 // overlayKustomization layers the repository's templates/ Component over the

@@ -2,7 +2,7 @@
 # Builds the programs warren's tests run as real local processes (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the
 # sealed-secrets controller, controller-gen, and for real nodes kubelet,
-# kube-proxy, containerd, CoreDNS and agnhost) from the Go module proxy into
+# kube-proxy, containerd, CoreDNS, agnhost and kube-router) from the Go module proxy into
 # a versioned cache outside the repository. Each wrapper module has its own
 # store keyed by its go.mod and go.sum; a second run with the same modules
 # rebuilds nothing, and a changed module rebuilds only its own tools. The
@@ -34,6 +34,9 @@ tools=(
   "containerd-shim-runc-v2|containerd|github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2|"
   "ctr|containerd|github.com/containerd/containerd/v2/cmd/ctr|"
   "coredns|coredns|github.com/coredns/coredns|"
+  # kube-router's network-policy controller alone enforces NetworkPolicies
+  # on real nodes that ask for it: a tool of the test host only.
+  "kube-router|kube-router|github.com/cloudnativelabs/kube-router/v2/cmd/kube-router|"
   "kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|"
 )
 if [ -d "$here/controller-gen" ]; then tools+=("controller-gen|controller-gen|sigs.k8s.io/controller-tools/cmd/controller-gen|"); fi

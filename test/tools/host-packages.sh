@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a real node needs from the distribution and cannot be built
-# from a Go module here: runc, the CNI plugins, iptables, conntrack and
-# iproute2 (Debian's packages). It installs only what is missing, only as
+# from a Go module here: runc, the CNI plugins, iptables, ipset (for the
+# network-policy controller), conntrack and iproute2 (Debian's packages). It installs only what is missing, only as
 # root with apt-get, and never fails the build: where it cannot install it
 # says what is missing, and the real-node tests then fail naming it (or are
 # skipped, loudly, with WARREN_REAL_NODES=0).
@@ -15,6 +15,7 @@ wanted=(
   "runc|runc"
   "/usr/lib/cni/bridge|containernetworking-plugins"
   "iptables|iptables"
+  "ipset|ipset"
   "conntrack|conntrack"
   "ip|iproute2"
   "nsenter|util-linux"

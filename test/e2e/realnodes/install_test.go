@@ -76,11 +76,12 @@ func TestWarrenInstalledAsAUserWouldRunsAClusterAndCleansUp(t *testing.T) {
 }
 
 // webAnswersFromAll waits until all 3 web replicas answered through target
-// (the Service's ClusterIP or DNS name), dialled from the pod at clientIP.
+// (the Service's ClusterIP or DNS name), dialled from the pod at clientIP
+// (asked from its node, which its NetworkPolicies admit).
 func (s *story) webAnswersFromAll(clientIP, target string) {
 	seen := map[string]bool{}
 	s.waitFor(2*time.Minute, "all 3 web pods answering through "+target, func() (bool, string) {
-		name, err := localkube.Dial(clientIP, target, 80)
+		name, err := s.host.Dial(clientIP, target, 80)
 		if err != nil {
 			return false, err.Error()
 		}

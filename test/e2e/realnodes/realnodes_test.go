@@ -151,15 +151,7 @@ func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, target := range []string{svc.Spec.ClusterIP, "web.default.svc.cluster.local"} {
-			seen := map[string]bool{}
-			s.waitFor(2*time.Minute, "all 3 web pods answering through "+target, func() (bool, string) {
-				name, err := localkube.Dial(clientIP, target, 80)
-				if err != nil {
-					return false, err.Error()
-				}
-				seen[name] = true
-				return len(seen) == 3, fmt.Sprintf("answered by %v", seen)
-			})
+			s.webAnswersFromAll(clientIP, target)
 		}
 	})
 
@@ -185,6 +177,11 @@ func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
 		return
 	}
 
+	t.Run("4 no pod of alpha reaches beta's API server, Services or pods; alpha's pods reach each other", s.clustersAreIsolated)
+	if t.Failed() {
+		return
+	}
+
 	t.Run("4 kubectl logs, exec and port-forward reach the pods on the real node", s.kubeletStories)
 
 	t.Run("5 the node dies and boots again: the pod waits for it, its claim and data are kept, the kubeconfig answers again", func(t *testing.T) {
@@ -196,10 +193,24 @@ func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
 func setUp(t *testing.T, ctx context.Context) *story {
 	tools := os.Getenv("WARREN_TOOLS_DIR")
 	syncer := buildSyncer(t)
-	host := localkube.ForTest(t, localkube.Options{
-		RealNodes:  1,
-		NodeImages: []image.Spec{{Ref: syncerImage, Binary: syncer, Path: "/ko-app/warren-syncer"}},
+	// Checked once the plane is stopped (cleanups run last first): nothing
+	// of the node or of its policy controller is left on the machine.
+	var leftovers func() []string
+	t.Cleanup(func() {
+		if leftovers == nil {
+			return
+		}
+		if left := leftovers(); len(left) > 0 {
+			t.Errorf("the stopped plane left on the machine: %v", left)
+		}
 	})
+	// The node enforces NetworkPolicies (kube-router), as a host would.
+	host := localkube.ForTest(t, localkube.Options{
+		RealNodes:       1,
+		NetworkPolicies: true,
+		NodeImages:      []image.Spec{{Ref: syncerImage, Binary: syncer, Path: "/ko-app/warren-syncer"}},
+	})
+	leftovers = host.LeftoversCheck()
 	sealed := sealedsecrets.ForTest(t, host, sealedsecrets.Options{})
 	admin, err := client.New(host.Config, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
@@ -218,9 +229,12 @@ func setUp(t *testing.T, ctx context.Context) *story {
 	}
 	root := t.TempDir()
 	repo := gitserver.NewRepo(t, root, "fleet")
-	repo.CommitFiles(t, "team-a and its first cluster", map[string]string{
+	// beta, another cluster on the same node, is what alpha's pods must
+	// never reach; committed with alpha, so both boot at once.
+	repo.CommitFiles(t, "team-a and its clusters", map[string]string{
 		"policies/team-a.yaml": policy,
 		"clusters/alpha.yaml":  cluster("alpha", version),
+		"clusters/beta.yaml":   cluster("beta", version),
 	})
 	server := gitserver.Start(t, root, gitserver.Options{})
 
@@ -232,7 +246,7 @@ func setUp(t *testing.T, ctx context.Context) *story {
 	go func() {
 		done <- controller.Run(runCtx, host.Config, controller.Config{
 			CacheDir: t.TempDir(), MetricsAddr: "0", HealthAddr: "0", Concurrency: 2, Version: "test",
-			SyncerImage: syncerImage,
+			SyncerImage: syncerImage, PodCIDRs: host.PodCIDRs(),
 		}, log)
 	}()
 	t.Cleanup(func() {
