@@ -14,7 +14,6 @@ import (
 	"github.com/fluxcd/pkg/runtime/probes"
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
-	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -22,7 +21,6 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -161,14 +159,6 @@ func newManager(restConfig *rest.Config, cfg Config, shard labels.Selector, sche
 			return nil, nil, err
 		}
 	}
-	managed := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
-	byObject := map[client.Object]cache.ByObject{
-		// Only warren's own StatefulSets: the host may hold thousands of others.
-		&appsv1.StatefulSet{}: {Label: managed},
-	}
-	if shard != nil {
-		byObject[&v1alpha1.Fleet{}] = cache.ByObject{Label: shard}
-	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                              scheme,
 		Logger:                              log,
@@ -182,7 +172,7 @@ func newManager(restConfig *rest.Config, cfg Config, shard labels.Selector, sche
 		LeaseDuration:                       &cfg.LeaderElection.LeaseDuration,
 		RenewDeadline:                       &cfg.LeaderElection.RenewDeadline,
 		RetryPeriod:                         &cfg.LeaderElection.RetryPeriod,
-		Cache:                               cache.Options{ByObject: byObject},
+		Cache:                               cacheOptions(shard),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the manager: %w", err)

@@ -14,14 +14,17 @@ import (
 	"github.com/warren-dev/warren/test/testkit"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/warren-dev/warren/test/gitserver"
 	"github.com/warren-dev/warren/test/localkube"
 )
 
-// benchClusters is the fleet size of the reconciler benchmark (issue 4:
-// 500); WARREN_BENCH_CLUSTERS overrides it for a quick look.
-func benchClusters(b *testing.B) int {
+// benchClusters is the fleet size of the reconciler benchmark: n unless
+// WARREN_BENCH_CLUSTERS overrides it (for a quick look).
+func benchClusters(b *testing.B, n int) int {
 	if v := os.Getenv("WARREN_BENCH_CLUSTERS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 2 {
@@ -29,7 +32,7 @@ func benchClusters(b *testing.B) int {
 		}
 		return n
 	}
-	return 500
+	return n
 }
 
 // BenchmarkFleetOf500Clusters measures warren-reconciler, run as a process,
@@ -47,16 +50,34 @@ func benchClusters(b *testing.B) int {
 //   - commit-to-applied-s: from pushing a commit that changes one cluster
 //     (and setting warren.dev/requested-at, as a Git webhook would) to that
 //     cluster's changed object on the host; fleet-ready-s until the Fleet
-//     is Ready at the new revision.
+//     is Ready at the new revision;
+//   - ssa-limit-s: the API server's own limit, measured last in the same
+//     run with the reconciler stopped: as many objects as the cold start
+//     applied (a namespace and 14 ConfigMaps of about 2 KB per cluster),
+//     server-side applied straight from the benchmark, 8 at a time, with
+//     no client-side rate limit; cold-vs-limit is cold-s over it.
+//
+// Every phase logs the API requests it caused, by verb.
 //
 // The host is a bare plane (etcd and kube-apiserver, no controller manager,
 // no kwok): it measures the reconciler and the API server, not StatefulSet
 // pods, which kwok only simulates anyway.
-func BenchmarkFleetOf500Clusters(b *testing.B) {
+func BenchmarkFleetOf500Clusters(b *testing.B) { benchmarkFleet(b, benchClusters(b, 500)) }
+
+// BenchmarkFleetOf5000Clusters is the same story at 5,000 clusters (75,000
+// host objects on one plane). It takes most of an hour on 2 cores, so it
+// runs only with WARREN_BENCH_LARGE=1 (make bench sets it).
+func BenchmarkFleetOf5000Clusters(b *testing.B) {
+	if os.Getenv("WARREN_BENCH_LARGE") == "" {
+		b.Skip("5,000 clusters take most of an hour here: set WARREN_BENCH_LARGE=1 (make bench does)")
+	}
+	benchmarkFleet(b, 5000)
+}
+
+func benchmarkFleet(b *testing.B, n int) {
 	if testing.Short() {
 		b.Skip("needs a local control plane")
 	}
-	n := benchClusters(b)
 	ctx := context.Background()
 	startCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	plane, err := localkube.Start(startCtx, localkube.Options{})
@@ -69,7 +90,70 @@ func BenchmarkFleetOf500Clusters(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := newHost(b, plane)
+	repo, sha := benchRepo(b, n)
 
+	var flags []string
+	if qps := os.Getenv("WARREN_BENCH_QPS"); qps != "" {
+		flags = append(flags, "--kube-api-qps="+qps, "--kube-api-burst="+qps)
+	}
+	rec := startReconciler(b, plane, reconcilerOptions{metrics: true, flags: flags})
+	testkit.Eventually(b, time.Minute, "the reconciler's metrics endpoint", func() (bool, string) {
+		_, err := scrape(rec.Metrics)
+		return err == nil, fmt.Sprint(err)
+	})
+	// A cold start of n clusters: about 0.1 s each here, with a wide margin.
+	coldTimeout := max(15*time.Minute, time.Duration(n)*600*time.Millisecond)
+
+	b.ResetTimer()
+	for range b.N {
+		// Cold: a new Fleet, nothing on the host.
+		interval := 20 * time.Second
+		if n > 1000 {
+			interval = time.Minute
+		}
+		phase := h.startPhase()
+		start := time.Now()
+		fleet := h.createFleet("bench", fleetSpec{url: repo.FileURL(), interval: interval})
+		f := h.waitFleetApplied(fleet, sha, coldTimeout)
+		cold := time.Since(start)
+		if f.Status.AdmittedClusters != n {
+			b.Fatalf("admitted %d clusters, want %d: %s", f.Status.AdmittedClusters, n, fleetState(f))
+		}
+		b.ReportMetric(cold.Seconds(), "cold-s")
+		b.Logf("cold reconcile of %d clusters: %s; inventory %d objects; API requests by verb (and dry run): %v", n, cold.Round(time.Millisecond), len(f.Status.Inventory.Entries), phase.requests())
+		rssAfterCold, _ := peakRSS(rec.PID())
+		b.Logf("reconciler peak RSS after the cold start: %d MiB", rssAfterCold>>20)
+
+		// No-op: wait for the reconcile the interval starts.
+		noopDur, writes, byResource, noopRequests := measureNoop(b, plane, rec, interval)
+		b.ReportMetric(noopDur.Seconds(), "noop-s")
+		b.ReportMetric(writes, "noop-writes")
+		b.Logf("no-op reconcile: %s, %v write requests %v; API requests by verb while it ran: %v", noopDur.Round(time.Millisecond), writes, byResource, noopRequests)
+
+		h.measureOneClusterCommit(b, repo, fleet, n)
+
+		hwm, err := peakRSS(rec.PID())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(hwm)/(1<<20), "rss-MB")
+		b.Logf("reconciler peak RSS: %d MiB", hwm>>20)
+
+		// The API server's own limit, with the reconciler stopped.
+		rec.stop()
+		limit := h.measureSSALimit(b, len(f.Status.Inventory.Entries), n)
+		b.ReportMetric(limit.Seconds(), "ssa-limit-s")
+		b.ReportMetric(cold.Seconds()/limit.Seconds(), "cold-vs-limit")
+	}
+}
+
+// benchClusterName is the i-th cluster of the benchmark's fleet.
+func benchClusterName(i int) string { return fmt.Sprintf("bench-%04d", i) }
+
+// benchRepo makes the benchmark's repository: one permissive policy and n
+// cluster files, in one commit, which it returns.
+func benchRepo(b *testing.B, n int) (*gitserver.Repo, string) {
+	b.Helper()
 	repo := gitserver.NewRepo(b, b.TempDir(), "bench")
 	files := map[string]string{"policies/bench.yaml": `apiVersion: warren.dev/v1alpha1
 kind: TenantPolicy
@@ -79,9 +163,8 @@ spec:
   tenant: bench
   maxClusters: 100000
 `}
-	name := func(i int) string { return fmt.Sprintf("bench-%04d", i) }
 	for i := range n {
-		files[clusterFile(name(i))] = clusterYAML(name(i), "bench", "1")
+		files[clusterFile(benchClusterName(i))] = clusterYAML(benchClusterName(i), "bench", "1")
 	}
 	for p, content := range files {
 		full := filepath.Join(repo.WorkDir, filepath.FromSlash(p))
@@ -95,94 +178,133 @@ spec:
 	repo.Git(b, "add", "--all")
 	repo.Git(b, "commit", "--quiet", "-m", fmt.Sprintf("%d clusters", n))
 	repo.Git(b, "push", "--quiet", "origin", gitserver.DefaultBranch)
-	sha := repo.Git(b, "rev-parse", "HEAD")
+	return repo, repo.Git(b, "rev-parse", "HEAD")
+}
 
-	var flags []string
-	if qps := os.Getenv("WARREN_BENCH_QPS"); qps != "" {
-		flags = append(flags, "--kube-api-qps="+qps, "--kube-api-burst="+qps)
+// measureOneClusterCommit changes one cluster in Git and reports how long
+// until its object changed on the host and until the Fleet is Ready.
+func (h *host) measureOneClusterCommit(b *testing.B, repo *gitserver.Repo, fleet client.ObjectKey, n int) {
+	ctx := context.Background()
+	changed := benchClusterName(n / 2)
+	quotaCPU := func() string {
+		q, err := h.kube.CoreV1().ResourceQuotas("vc-"+changed).Get(ctx, changed, metav1.GetOptions{})
+		if err != nil {
+			b.Fatalf("the ResourceQuota of %s: %v", changed, err)
+		}
+		hard := q.Spec.Hard["requests.cpu"]
+		return hard.String()
 	}
-	rec := startReconciler(b, plane, reconcilerOptions{metrics: true, flags: flags})
-	testkit.Eventually(b, time.Minute, "the reconciler's metrics endpoint", func() (bool, string) {
-		_, err := scrape(rec.Metrics)
-		return err == nil, fmt.Sprint(err)
+	cpuBefore := quotaCPU()
+	phase := h.startPhase()
+	start := time.Now()
+	sha := repo.CommitFiles(b, changed+" gets 2 CPUs", map[string]string{clusterFile(changed): clusterYAML(changed, "bench", "2")})
+	h.annotate(fleet)
+	var applied time.Duration
+	testkit.Eventually(b, 5*time.Minute, "the changed cluster's ResourceQuota", func() (bool, string) {
+		now := quotaCPU()
+		if now != cpuBefore {
+			applied = time.Since(start)
+			return true, ""
+		}
+		return false, "requests.cpu " + now
 	})
+	h.waitFleetApplied(fleet, sha, 5*time.Minute)
+	ready := time.Since(start)
+	b.ReportMetric(applied.Seconds(), "commit-to-applied-s")
+	b.ReportMetric(ready.Seconds(), "fleet-ready-s")
+	b.Logf("one-cluster commit: its objects applied after %s, Fleet Ready after %s; API requests by verb: %v", applied.Round(time.Millisecond), ready.Round(time.Millisecond), phase.requests())
+}
 
-	b.ResetTimer()
-	for range b.N {
-		// Cold: a new Fleet, nothing on the host.
-		interval := 20 * time.Second
-		requestsBefore, err := apiRequests(ctx, plane)
-		if err != nil {
-			b.Fatal(err)
-		}
-		start := time.Now()
-		fleet := h.createFleet("bench", fleetSpec{url: repo.FileURL(), interval: interval})
-		f := h.waitFleetApplied(fleet, sha, 15*time.Minute)
-		cold := time.Since(start)
-		if f.Status.AdmittedClusters != n {
-			b.Fatalf("admitted %d clusters, want %d: %s", f.Status.AdmittedClusters, n, fleetState(f))
-		}
-		b.ReportMetric(cold.Seconds(), "cold-s")
-		requestsAfter, err := apiRequests(ctx, plane)
-		if err != nil {
-			b.Fatal(err)
-		}
-		requests := map[string]float64{}
-		for k, v := range requestsAfter {
-			if d := v - requestsBefore[k]; d > 0 {
-				requests[k] = d
-			}
-		}
-		b.Logf("cold reconcile of %d clusters: %s; inventory %d objects; API requests by verb (and dry run): %v", n, cold.Round(time.Millisecond), len(f.Status.Inventory.Entries), requests)
+// phaseRequests counts the API server's requests from its start.
+type phaseRequests struct {
+	h      *host
+	before map[string]float64
+}
 
-		// No-op: wait for the reconcile the interval starts.
-		noopDur, writes, byResource := measureNoop(b, plane, rec, interval)
-		b.ReportMetric(noopDur.Seconds(), "noop-s")
-		b.ReportMetric(writes, "noop-writes")
-		b.Logf("no-op reconcile: %s, %v write requests %v", noopDur.Round(time.Millisecond), writes, byResource)
-
-		// One cluster changes in Git.
-		changed := name(n / 2)
-		quotaCPU := func() string {
-			q, err := h.kube.CoreV1().ResourceQuotas("vc-"+changed).Get(ctx, changed, metav1.GetOptions{})
-			if err != nil {
-				b.Fatalf("the ResourceQuota of %s: %v", changed, err)
-			}
-			hard := q.Spec.Hard["requests.cpu"]
-			return hard.String()
-		}
-		cpuBefore := quotaCPU()
-		start = time.Now()
-		sha2 := repo.CommitFiles(b, changed+" gets 2 CPUs", map[string]string{clusterFile(changed): clusterYAML(changed, "bench", "2")})
-		h.annotate(fleet)
-		var applied time.Duration
-		testkit.Eventually(b, 5*time.Minute, "the changed cluster's ResourceQuota", func() (bool, string) {
-			now := quotaCPU()
-			if now != cpuBefore {
-				applied = time.Since(start)
-				return true, ""
-			}
-			return false, "requests.cpu " + now
-		})
-		h.waitFleetApplied(fleet, sha2, 5*time.Minute)
-		ready := time.Since(start)
-		b.ReportMetric(applied.Seconds(), "commit-to-applied-s")
-		b.ReportMetric(ready.Seconds(), "fleet-ready-s")
-		b.Logf("one-cluster commit: its objects applied after %s, Fleet Ready after %s", applied.Round(time.Millisecond), ready.Round(time.Millisecond))
-
-		hwm, err := peakRSS(rec.PID())
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(hwm)/(1<<20), "rss-MB")
-		b.Logf("reconciler peak RSS: %d MiB", hwm>>20)
+func (h *host) startPhase() phaseRequests {
+	before, err := apiRequests(context.Background(), h.plane)
+	if err != nil {
+		h.t.Fatal(err)
 	}
+	return phaseRequests{h: h, before: before}
+}
+
+// requests are the requests by verb (and dry run) since the phase started.
+func (p phaseRequests) requests() map[string]float64 {
+	after, err := apiRequests(context.Background(), p.h.plane)
+	if err != nil {
+		p.h.t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for k, v := range after {
+		if d := v - p.before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// measureSSALimit server-side applies objects objects, grouped as n
+// clusters (a namespace, then its ConfigMaps of about 2 KB), 8 clusters at
+// a time, straight to the API server without a client-side rate limit, and
+// returns how long that took: what a cold start of this many objects
+// cannot beat on this machine.
+func (h *host) measureSSALimit(b *testing.B, objects, n int) time.Duration {
+	cfg := rest.CopyConfig(h.plane.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	perCluster := max(objects/n-1, 1)
+	payload := strings.Repeat("x", 2000)
+	phase := h.startPhase()
+	start := time.Now()
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 8)
+	for i := range n {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			errs <- applyLimitCluster(c, fmt.Sprintf("ssa-limit-%04d", i), perCluster, payload)
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	took := time.Since(start)
+	b.Logf("the API server's own limit: %d objects (%d namespaces, %d ConfigMaps each) server-side applied in %s (%.0f objects/s); API requests by verb: %v",
+		n*(perCluster+1), n, perCluster, took.Round(time.Millisecond), float64(n*(perCluster+1))/took.Seconds(), phase.requests())
+	return took
+}
+
+// applyLimitCluster applies one namespace and its ConfigMaps.
+func applyLimitCluster(c client.Client, ns string, configMaps int, payload string) error {
+	ctx := context.Background()
+	apply := func(obj map[string]any) error {
+		u := &unstructured.Unstructured{Object: obj}
+		return c.Patch(ctx, u, client.Apply, client.FieldOwner("ssa-limit"), client.ForceOwnership)
+	}
+	if err := apply(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}); err != nil {
+		return fmt.Errorf("applying namespace %s: %w", ns, err)
+	}
+	for j := range configMaps {
+		cm := map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": fmt.Sprintf("cm-%02d", j), "namespace": ns, "labels": map[string]any{"app.kubernetes.io/managed-by": "ssa-limit"}},
+			"data":     map[string]any{"payload": payload}}
+		if err := apply(cm); err != nil {
+			return fmt.Errorf("applying ConfigMap %s/cm-%02d: %w", ns, j, err)
+		}
+	}
+	return nil
 }
 
 // measureNoop waits for the next reconcile of the Fleet controller (started
 // by the interval) and returns its duration and the write requests the API
 // server counted while it ran.
-func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, interval time.Duration) (time.Duration, float64, map[string]float64) {
+func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, interval time.Duration) (time.Duration, float64, map[string]float64, map[string]float64) {
 	b.Helper()
 	ctx := context.Background()
 	fleetReconciles := func() (count, seconds float64) {
@@ -212,6 +334,10 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 	if err != nil {
 		b.Fatal(err)
 	}
+	requestsBefore, err := apiRequests(ctx, plane)
+	if err != nil {
+		b.Fatal(err)
+	}
 	testkit.Eventually(b, 3*interval, "an interval-started no-op reconcile", func() (bool, string) {
 		now, _ := fleetReconciles()
 		return now > count0, fmt.Sprintf("%v reconciles", now)
@@ -219,6 +345,16 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 	after, err := plane.WriteCounts(ctx)
 	if err != nil {
 		b.Fatal(err)
+	}
+	requestsAfter, err := apiRequests(ctx, plane)
+	if err != nil {
+		b.Fatal(err)
+	}
+	requests := map[string]float64{}
+	for k, v := range requestsAfter {
+		if d := v - requestsBefore[k]; d > 0 {
+			requests[k] = d
+		}
 	}
 	count1, sum1 := fleetReconciles()
 	byResource := map[string]float64{}
@@ -232,7 +368,7 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 			total += d
 		}
 	}
-	return time.Duration((sum1 - sum0) / (count1 - count0) * float64(time.Second)), total, byResource
+	return time.Duration((sum1 - sum0) / (count1 - count0) * float64(time.Second)), total, byResource, requests
 }
 
 func fleetKind(l map[string]string) (string, bool) { return l["kind"], l["kind"] == "Fleet" }
