@@ -26,6 +26,13 @@ var kwokCRDKinds = []string{
 	"Exec", "ClusterExec", "PortForward", "ClusterPortForward",
 }
 
+// InstallCRDFile creates every CustomResourceDefinition of a multi-document
+// YAML file (kept beside a tool in the tools cache, say) and waits until
+// each is Established.
+func InstallCRDFile(ctx context.Context, cfg *rest.Config, path string) error {
+	return installCRDs(ctx, cfg, path)
+}
+
 // installCRDs creates every CustomResourceDefinition of a multi-document
 // YAML file and waits until each is Established.
 func installCRDs(ctx context.Context, cfg *rest.Config, path string) error {

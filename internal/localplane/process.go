@@ -1,6 +1,7 @@
 package localplane
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -115,4 +116,36 @@ func lastLines(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Process is a program a caller runs beside the plane, such as a controller
+// started as a local process. The plane's Stop ends it too, before the
+// plane's own programs.
+type Process struct{ proc *process }
+
+// StartProcess runs binary with args (and env, when not nil) logging to
+// <Dir>/<name>.log, in a process group of its own that dies with the caller.
+func (p *Plane) StartProcess(name, binary string, env []string, args ...string) (*Process, error) {
+	proc, err := startProcess(name, binary, p.Dir, env, args...)
+	if err != nil {
+		return nil, err
+	}
+	p.procs = append(p.procs, proc)
+	return &Process{proc: proc}, nil
+}
+
+// Stop asks the program to end and kills it after ten seconds. It is safe
+// to call more than once.
+func (pr *Process) Stop() { pr.proc.stop(10 * time.Second) }
+
+// PID is the program's process id.
+func (pr *Process) PID() int { return pr.proc.cmd.Process.Pid }
+
+// LogPath is the program's log file.
+func (pr *Process) LogPath() string { return pr.proc.logPath }
+
+// WaitFor polls check until it holds; it fails with the last lines of the
+// program's log if the program exits or timeout passes first.
+func (pr *Process) WaitFor(ctx context.Context, timeout time.Duration, what string, check func(context.Context) (bool, error)) error {
+	return waitFor(ctx, timeout, pr.proc, what, check)
 }

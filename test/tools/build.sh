@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the programs warren's tests run as real local processes (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the
-# sealed-secrets controller, controller-gen, and for real nodes kubelet,
-# kube-proxy, containerd, CoreDNS, agnhost and kube-router) from the Go module proxy into
+# sealed-secrets controller, Flux's source-controller and
+# kustomize-controller, controller-gen, and for real nodes kubelet,
+# kube-proxy, containerd, CoreDNS, agnhost and kube-router) from the Go
+# module proxy into
 # a versioned cache outside the repository. Each wrapper module has its own
 # store keyed by its go.mod and go.sum; a second run with the same modules
 # rebuilds nothing, and a changed module rebuilds only its own tools. The
@@ -41,6 +43,24 @@ tools=(
 )
 if [ -d "$here/controller-gen" ]; then tools+=("controller-gen|controller-gen|sigs.k8s.io/controller-tools/cmd/controller-gen|"); fi
 if [ -d "$here/sealed-secrets" ]; then tools+=("sealed-secrets-controller|sealed-secrets|github.com/bitnami-labs/sealed-secrets/cmd/controller|"); fi
+# Flux's source-controller and kustomize-controller, for the stories where
+# the platform's own GitOps tool runs beside warren (their own module, so a
+# Flux bump rebuilds only them).
+if [ -d "$here/flux" ]; then
+  tools+=("source-controller|flux|github.com/fluxcd/source-controller|"
+    "kustomize-controller|flux|github.com/fluxcd/kustomize-controller|")
+fi
+
+# Files tests read from a Go module's zip that nothing here builds: Argo
+# CD's own CRDs. Its controllers cannot be built with this toolchain
+# (v3.6 needs Go 1.27; v3.5.7, the newest on Go 1.26, needs a gitops-engine
+# version the module proxy does not serve; see docs/gitops.md), so the
+# examples are checked against these CRDs with server-side dry runs. The
+# zip's hash is pinned here as go.sum would pin it.
+# output file | module@version | its h1: hash | files in the module
+module_files=(
+  "argocd-crds.yaml|github.com/argoproj/argo-cd/v3@v3.5.7|h1:Xm1BF+I5OgDKUG3SDK49vn2/Y5AMyaNVko+/JT08gj0=|manifests/crds/application-crd.yaml manifests/crds/appproject-crd.yaml"
+)
 
 # Bump when a change to this script changes what ends up in the cache.
 recipe=3
@@ -54,9 +74,10 @@ module_key() { # wrapper dir
 modules=$(for t in "${tools[@]}"; do IFS='|' read -r _ mod _ _ <<<"$t"; echo "$mod"; done | sort -u)
 declare -A store
 for mod in $modules; do store[$mod]="$base/modules/$mod-$(module_key "$mod")"; done
+files_store="$base/modules/files-$(printf '%s\n' "recipe $recipe" "${module_files[@]}" | sha256sum | cut -c1-12)"
 # The directory tests read holds links into the stores; its name is keyed by
 # every module's key, so one set of modules always names one directory.
-key=$(for mod in $modules; do basename "${store[$mod]}"; done | sha256sum | cut -c1-12)
+key=$( (for mod in $modules; do basename "${store[$mod]}"; done; basename "$files_store") | sha256sum | cut -c1-12)
 dir="${WARREN_TOOLS_DIR:-$base/$key}"
 
 if [ "${1:-}" = "--dir" ]; then
@@ -125,11 +146,26 @@ copy_sealed_secrets_crd() { # into dir
   mv "$1/sealed-secrets-crd.yaml.tmp" "$1/sealed-secrets-crd.yaml"
 }
 
+# Flux's controllers do not install their CRDs either; each one's CRDs come
+# from config/crd/bases of the module it is built from, beside its binary.
+copy_flux_crds() { # controller name, into dir
+  local src f out="$2/$1-crds.yaml.tmp"
+  src=$(cd "$here/flux" && go list -m -f '{{.Dir}}' "github.com/fluxcd/$1")/config/crd/bases
+  : >"$out"
+  for f in "$src"/*.yaml; do
+    printf -- '---\n' >>"$out"
+    cat "$f" >>"$out"
+  done
+  chmod 0644 "$out"
+  mv "$out" "$2/$1-crds.yaml"
+}
+
 # The files besides the binary that a tool's users read.
 extras_of() {
   case "$1" in
   kwok) echo kwok-stages.yaml kwok-storage-class.yaml kwok-crds.yaml ;;
   sealed-secrets-controller) echo sealed-secrets-crd.yaml ;;
+  source-controller | kustomize-controller) echo "$1-crds.yaml" ;;
   esac
 }
 
@@ -137,6 +173,7 @@ copy_extras() { # tool name, store dir
   case "$1" in
   kwok) copy_kwok_stages "$2" ;;
   sealed-secrets-controller) copy_sealed_secrets_crd "$2" ;;
+  source-controller | kustomize-controller) copy_flux_crds "$1" "$2" ;;
   esac
 }
 
@@ -157,10 +194,50 @@ missing_tools() {
   done
 }
 
+# Copies each module_files entry out of its module's zip (downloaded and
+# checked against the pinned hash) into the files store.
+fetch_module_files() {
+  local line out modver sum files tmp json got src f
+  for line in "${module_files[@]}"; do
+    IFS='|' read -r out modver sum files <<<"$line"
+    [ -f "$files_store/$out" ] && continue
+    echo "fetching $out from $modver ..." >&2
+    tmp=$(mktemp -d)
+    json=$(cd "$tmp" && go mod download -json "$modver")
+    rmdir "$tmp"
+    got=$(sed -n 's/^\t"Sum": "\(.*\)",$/\1/p' <<<"$json")
+    if [ "$got" != "$sum" ]; then
+      echo "$modver has hash $got, not the pinned $sum" >&2
+      return 1
+    fi
+    src=$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$json")
+    mkdir -p "$files_store"
+    : >"$files_store/$out.tmp"
+    for f in $files; do
+      printf -- '---\n' >>"$files_store/$out.tmp"
+      cat "$src/$f" >>"$files_store/$out.tmp"
+    done
+    chmod 0644 "$files_store/$out.tmp"
+    mv "$files_store/$out.tmp" "$files_store/$out"
+  done
+}
+
+missing_files() {
+  local line out
+  for line in "${module_files[@]}"; do
+    IFS='|' read -r out _ <<<"$line"
+    [ -f "$files_store/$out" ] || echo "$out"
+  done
+}
+
 # Points the directory tests read at every tool and file in the stores.
 link_tools() {
-  local t name mod f
+  local t name mod f line
   mkdir -p "$dir"
+  for line in "${module_files[@]}"; do
+    IFS='|' read -r f _ <<<"$line"
+    [ "$(readlink "$dir/$f" 2>/dev/null)" = "$files_store/$f" ] || ln -sfn "$files_store/$f" "$dir/$f"
+  done
   for t in "${tools[@]}"; do
     IFS='|' read -r name mod _ _ <<<"$t"
     for f in "$name" $(extras_of "$name"); do
@@ -196,7 +273,7 @@ build_one() { # tool line, position, count
   echo "  done in $(($(date +%s) - start))s" >&2
 }
 
-mapfile -t missing < <(missing_tools)
+mapfile -t missing < <(missing_tools; missing_files)
 if [ ${#missing[@]} -gt 0 ]; then
   mkdir -p "$base"
   # One build at a time per machine: a second `make tools` waits for the
@@ -206,6 +283,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "another build of the tools is running; waiting for it" >&2
     flock 9
   fi
+  fetch_module_files
   mapfile -t missing < <(missing_tools)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
