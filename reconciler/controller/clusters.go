@@ -135,11 +135,17 @@ var templatesDigest = sync.OnceValue(func() string {
 })
 
 // ownedBy returns copies of objects owned by the cluster's VirtualCluster, so
-// deleting it deletes everything it holds on the host.
+// deleting it deletes everything it holds on the host. Without a uid (a
+// cluster on a remote host, where its VirtualCluster does not exist) they
+// have no owner: the inventory alone prunes them.
 func ownedBy(objects []*unstructured.Unstructured, cluster string, uid types.UID) []*unstructured.Unstructured {
 	out := make([]*unstructured.Unstructured, 0, len(objects))
 	for _, o := range objects {
 		o = o.DeepCopy()
+		if uid == "" {
+			out = append(out, o)
+			continue
+		}
 		o.SetOwnerReferences([]metav1.OwnerReference{{
 			APIVersion:         v1alpha1.GroupVersion.String(),
 			Kind:               v1alpha1.VirtualClusterKind,
@@ -189,7 +195,11 @@ func (r *FleetReconciler) reportClusters(ctx context.Context, p *fleetScope) err
 			}
 			conditions.MarkTrue(vc, v1alpha1.AdmittedCondition, v1alpha1.AdmittedReason, "admitted by TenantPolicy %s", a.Policy.Object.Name)
 			if why, ok := p.failed[name]; ok {
-				conditions.MarkFalse(vc, v1alpha1.AppliedCondition, v1alpha1.ApplyFailedReason, "kept as last applied: %s", why)
+				reason := v1alpha1.ApplyFailedReason
+				if t := p.hosts[p.hostOf[name]]; t != nil && t.down != nil {
+					reason = v1alpha1.HostUnreachableReason
+				}
+				conditions.MarkFalse(vc, v1alpha1.AppliedCondition, reason, "kept as last applied: %s", why)
 			} else if cs := conflictsOf[name]; len(cs) > 0 {
 				conditions.MarkFalse(vc, v1alpha1.AppliedCondition, v1alpha1.ConflictReason, "not written because warren does not own them: %s", joinLimited(cs))
 			} else {

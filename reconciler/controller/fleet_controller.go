@@ -75,6 +75,10 @@ type FleetReconciler struct {
 	// still does before it is pruned or finalized. Nil: every Fleet.
 	Shard labels.Selector
 
+	// hosts reaches the hosts clusters are placed on; only the local one
+	// when nil (see hostsOf).
+	hosts *hostRegistry
+
 	renders renderCache
 	repos   sync.Map // types.NamespacedName → *source.Repository
 	loads   sync.Map // types.NamespacedName → *loaded
@@ -281,7 +285,13 @@ func (r *FleetReconciler) finalize(ctx context.Context, fleet *v1alpha1.Fleet) (
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		if err := r.prune(ctx, fleet, applier, apply.Clusters(inventory), inventory, apply.Entries(nil)); err != nil {
+		hosts := r.targets(ctx, fleet, applier, inventoryHosts(inventory, map[string]bool{}))
+		keep, err := r.prune(ctx, fleet, hosts, apply.Clusters(inventory), inventory, apply.Entries(nil))
+		if err == nil && len(keep) > 0 {
+			err = fmt.Errorf("%d object(s) of its clusters are on hosts that do not answer; they are deleted once their host answers", len(keep))
+			fleet.Status.Inventory = apply.Entries(keep)
+		}
+		if err != nil {
 			conditions.MarkFalse(fleet, meta.ReadyCondition, meta.PruneFailedReason, "deleting the Fleet: %s", err)
 			r.event(fleet, corev1.EventTypeWarning, meta.PruneFailedReason, "deleting the Fleet: "+err.Error())
 			return ctrl.Result{}, err

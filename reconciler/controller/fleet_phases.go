@@ -72,6 +72,12 @@ type fleetScope struct {
 	// Set by classifyPhase.
 	rewind string
 
+	// hostOf is the host of each desired or existing cluster, and hosts
+	// the hosts they (and the previous inventory) are on. Set by
+	// hostsPhase, which also starts skip and failed.
+	hostOf map[string]string
+	hosts  map[string]*hostTarget
+
 	// clusters are the Fleet's VirtualClusters as applied. Set by
 	// applyClustersPhase.
 	clusters *apply.Result
@@ -79,12 +85,12 @@ type fleetScope struct {
 	// extended by pkiPhase and applyObjectsPhase.
 	conflicts []apply.Conflict
 	// skip are the desired clusters whose host objects this reconcile
-	// leaves alone (a conflict, or a failure). Set by applyClustersPhase,
-	// extended by pkiPhase and renderPhase.
+	// leaves alone (a conflict, or a failure). Set by hostsPhase (a host
+	// down), extended by applyClustersPhase, pkiPhase and renderPhase.
 	skip map[string]bool
 	// failed are admitted clusters this reconcile could not render or
-	// apply; they keep what they had, and say why. Set by pkiPhase and
-	// renderPhase.
+	// apply; they keep what they had, and say why. Set by hostsPhase,
+	// pkiPhase, renderPhase and applyObjectsPhase (a remote host failing).
 	failed map[string]string
 	// uids are the desired clusters' VirtualCluster UIDs, their host
 	// objects' owner. Set by pkiPhase.
@@ -118,6 +124,7 @@ func (r *FleetReconciler) phases() []fleetPhase {
 		r.fetchPhase,
 		r.loadPhase,
 		r.classifyPhase,
+		r.hostsPhase,
 		r.applyClustersPhase,
 		r.pkiPhase,
 		r.renderPhase,
@@ -209,15 +216,8 @@ func (r *FleetReconciler) applyClustersPhase(ctx context.Context, s *fleetScope)
 		return s.applyFailed(fmt.Errorf("applying VirtualClusters: %w", err))
 	}
 	s.clusters, s.conflicts = res, res.Conflicts
-	s.skip, s.failed = map[string]bool{}, map[string]string{}
 	for _, c := range res.Conflicts {
 		s.skip[c.Object.Name] = true // a cluster another Fleet or a person owns
-	}
-	for name, a := range s.desired {
-		if a.Host != v1alpha1.LocalHost {
-			// Placement on HostClusters is not wired into apply yet.
-			s.clusterFailed(name, fmt.Errorf("host %q: this reconciler places clusters on the local host only", a.Host))
-		}
 	}
 	return nil
 }
@@ -234,14 +234,15 @@ func (r *FleetReconciler) pkiPhase(ctx context.Context, s *fleetScope) error {
 	// Several at a time: on a cold start this is key generation (CPU) and
 	// one look-up per cluster.
 	inParallel(len(names), func(i int) {
-		if uids[i], uidErrs[i] = r.uidOf(ctx, s.existing, names[i]); uidErrs[i] != nil {
+		t := s.hosts[s.hostOf[names[i]]]
+		if uids[i], uidErrs[i] = r.ownerUID(ctx, s, names[i]); uidErrs[i] != nil {
 			return
 		}
-		if r.renders.current(s.desired[names[i]], s.loaded.Repo, r.Render, r.Version, uids[i]) {
+		if r.renders.current(s.desired[names[i]], s.loaded.Repo, t.render, r.Version, uids[i]) {
 			return
 		}
 		namespace := render.NamesFor(render.InputFor(s.desired[names[i]], s.loaded.Repo).Cluster).Namespace
-		secrets[i], _, errs[i] = s.applier.PKISecret(ctx, namespace, names[i], s.previous)
+		secrets[i], _, errs[i] = t.applier.PKISecret(ctx, namespace, names[i], onHost(s.previous, t.name))
 	})
 	s.uids, s.pki = map[string]types.UID{}, map[string]*unstructured.Unstructured{}
 	for i, name := range names {
@@ -265,7 +266,8 @@ func (r *FleetReconciler) renderPhase(_ context.Context, s *fleetScope) error {
 	rendered := make([][]*unstructured.Unstructured, len(names))
 	errs := make([]error, len(names))
 	inParallel(len(names), func(i int) {
-		rendered[i], errs[i] = r.renders.get(s.desired[names[i]], s.loaded.Repo, r.Render, r.Version, s.uids[names[i]], s.pki[names[i]])
+		opts := s.hosts[s.hostOf[names[i]]].render
+		rendered[i], errs[i] = r.renders.get(s.desired[names[i]], s.loaded.Repo, opts, r.Version, s.uids[names[i]], s.pki[names[i]])
 	})
 	s.clusterOf = map[string]string{}
 	for i, name := range names {
@@ -283,10 +285,7 @@ func (r *FleetReconciler) renderPhase(_ context.Context, s *fleetScope) error {
 // applyObjectsPhase applies the rendered host objects and records the Fleet's
 // new inventory, which keeps the entries of kept and failed clusters.
 func (r *FleetReconciler) applyObjectsPhase(ctx context.Context, s *fleetScope) error {
-	res, err := s.applier.Apply(ctx, s.objects, s.previous)
-	if res == nil {
-		res = &apply.Result{} // it stopped before writing anything
-	}
+	res, err := r.applyHosts(ctx, s)
 	s.inventory = apply.Merge(s.clusters.Inventory, res.Inventory, keptEntries(s.previous, s))
 	if err != nil {
 		s.inventory = apply.Merge(s.inventory, s.previous)
@@ -336,7 +335,9 @@ func (r *FleetReconciler) reportPhase(ctx context.Context, s *fleetScope) error 
 
 // prunePhase deletes what the Fleet no longer renders.
 func (r *FleetReconciler) prunePhase(ctx context.Context, s *fleetScope) error {
-	if err := r.prune(ctx, s.fleet, s.applier, s.removed, s.previous, s.inventory); err != nil {
+	keep, err := r.prune(ctx, s.fleet, s.hosts, s.removed, s.previous, s.inventory)
+	s.inventory = apply.Merge(s.inventory, apply.Entries(keep))
+	if err != nil {
 		// Keep what was to be pruned, so the next reconcile tries again:
 		// forgotten, it would be orphaned for good.
 		s.inventory = apply.Merge(s.inventory, s.previous)
@@ -500,6 +501,16 @@ func keptEntries(previous *apply.Inventory, s *fleetScope) *apply.Inventory {
 	return apply.Entries(entries)
 }
 
+// ownerUID is the UID of the VirtualCluster that owns a cluster's host
+// objects: none for a cluster on a remote host, where no VirtualCluster
+// exists for its garbage collector to find (its prune is the inventory's).
+func (r *FleetReconciler) ownerUID(ctx context.Context, s *fleetScope, name string) (types.UID, error) {
+	if s.hostOf[name] != v1alpha1.LocalHost {
+		return "", nil
+	}
+	return r.uidOf(ctx, s.existing, name)
+}
+
 // uidOf returns the UID of a cluster's VirtualCluster, reading it from the
 // API server when it was created in this reconcile.
 func (r *FleetReconciler) uidOf(ctx context.Context, existing map[string]*v1alpha1.VirtualCluster, name string) (types.UID, error) {
@@ -513,44 +524,41 @@ func (r *FleetReconciler) uidOf(ctx context.Context, existing map[string]*v1alph
 	return vc.UID, nil
 }
 
-// prune deletes what the Fleet no longer renders and waits, within bounds,
-// for removed clusters' namespaces to be gone.
-func (r *FleetReconciler) prune(ctx context.Context, fleet *v1alpha1.Fleet, applier *apply.Applier, removed []string, previous, current *apply.Inventory) error {
+// prune deletes what the Fleet no longer renders, host by host, and waits,
+// within bounds, for removed clusters' namespaces to be gone. It returns
+// the stale entries it could not prune because their host is down: they
+// stay in the inventory.
+func (r *FleetReconciler) prune(ctx context.Context, fleet *v1alpha1.Fleet, hosts map[string]*hostTarget, removed []string, previous, current *apply.Inventory) ([]apply.Entry, error) {
 	if !fleet.PruneEnabled() {
-		return nil
+		return nil, nil
 	}
 	stale := apply.Stale(previous, current)
 	if len(stale) == 0 {
-		return nil
+		return nil, nil
 	}
 	if err := r.stillLeading(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.stillOurs(ctx, fleet); err != nil {
-		return err
+		return nil, err
 	}
-	res, err := applier.Prune(ctx, stale)
-	if err != nil {
-		return fmt.Errorf("pruning: %w", err)
-	}
+	res, keep, err := r.pruneHosts(ctx, hosts, stale)
 	for _, s := range res.Skipped {
 		r.event(fleet, corev1.EventTypeWarning, "PruneSkipped", fmt.Sprintf("%s no longer carries this Fleet's labels; left alone", s))
 	}
-	var gone []apply.ObjectRef
-	for _, ref := range res.Deleted {
-		if ref.Kind == "Namespace" || ref.Kind == v1alpha1.VirtualClusterKind {
-			gone = append(gone, ref)
-		}
+	if err != nil {
+		return keep, fmt.Errorf("pruning: %w", err)
 	}
-	waitCtx, cancel := context.WithTimeout(ctx, pruneWait)
-	defer cancel()
-	if err := applier.WaitForDeletion(waitCtx, gone); err != nil {
-		return fmt.Errorf("waiting for pruned clusters to be gone: %w", err)
+	held := map[string]bool{}
+	for _, e := range keep {
+		held[e.Cluster] = true
 	}
 	for _, name := range removed {
-		r.event(fleet, corev1.EventTypeNormal, "Pruned", fmt.Sprintf("cluster %s removed with everything it held", name))
+		if !held[name] {
+			r.event(fleet, corev1.EventTypeNormal, "Pruned", fmt.Sprintf("cluster %s removed with everything it held", name))
+		}
 	}
-	return nil
+	return keep, nil
 }
 
 // reasonError is a phase's failure with the reason the Fleet's Ready
@@ -609,6 +617,7 @@ func (r *FleetReconciler) summarise(s *fleetScope, err error) {
 	switch {
 	case re != nil:
 		conditions.MarkFalse(fleet, meta.ReadyCondition, re.reason, "%s", re.message())
+	case markHostsDown(s):
 	case len(s.failed) > 0:
 		conditions.MarkFalse(fleet, meta.ReadyCondition, v1alpha1.ApplyFailedReason, "revision %s: %s", s.revision, summariseFailures(s.failed))
 	case len(s.loaded.Problems) > 0:
@@ -634,8 +643,8 @@ func (r *FleetReconciler) summarise(s *fleetScope, err error) {
 // appliedInFull reports whether a reconcile that ended without error
 // applied its revision in full: every admitted cluster written, every
 // removal pruned. A cluster kept as last applied (it failed, or warren does
-// not own its objects) or a removal held back leaves
+// not own its objects), a removal held back, or a host down leaves
 // status.lastAppliedRevision where it was.
 func appliedInFull(s *fleetScope) bool {
-	return len(s.failed) == 0 && len(s.conflicts) == 0 && s.pruneBlocked == ""
+	return len(s.failed) == 0 && len(s.conflicts) == 0 && s.pruneBlocked == "" && s.downHosts() == ""
 }

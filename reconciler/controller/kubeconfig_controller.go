@@ -73,6 +73,9 @@ type KubeconfigReconciler struct {
 	// for fetching the sealing certificate through the service proxy.
 	Kube          kubernetes.Interface
 	EventRecorder kuberecorder.EventRecorder
+	// Hosts reaches clusters on remote hosts (their PKI and tenant
+	// credentials); only local clusters are published when nil.
+	Hosts *hostRegistry
 	// CacheDir holds the publisher's own Git cache per Fleet.
 	CacheDir string
 	// Now is the clock; time.Now when nil.
@@ -258,8 +261,21 @@ func (r *KubeconfigReconciler) clusterFor(ctx context.Context, vc *v1alpha1.Virt
 		return kubeconfig.Cluster{}, fmt.Errorf("no TenantPolicy for tenant %q in the repository", vc.Spec.Tenant)
 	}
 	names := render.NamesFor(vc)
+	reader, host, owners := r.APIReader, kubernetes.Interface(nil), []metav1.OwnerReference{{
+		APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.VirtualClusterKind,
+		Name: vc.Name, UID: vc.UID, BlockOwnerDeletion: ptr.To(true),
+	}}
+	if name := v1alpha1.HostOf(vc.Spec); name != v1alpha1.LocalHost && r.Hosts != nil {
+		// On a remote host no VirtualCluster owns the credentials: its
+		// namespace's deletion removes them.
+		conn, _, err := r.Hosts.connect(ctx, vc.Labels[v1alpha1.FleetNamespaceLabel], name)
+		if err != nil {
+			return kubeconfig.Cluster{}, err
+		}
+		reader, host, owners = conn.client, conn.kube, nil
+	}
 	var secret corev1.Secret
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.PKISecret}, &secret); err != nil {
+	if err := reader.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.PKISecret}, &secret); err != nil {
 		return kubeconfig.Cluster{}, fmt.Errorf("reading PKI Secret %s/%s: %w", names.Namespace, names.PKISecret, err)
 	}
 	if secret.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue || secret.Labels[v1alpha1.ClusterLabel] != vc.Name {
@@ -278,10 +294,8 @@ func (r *KubeconfigReconciler) clusterFor(ctx context.Context, vc *v1alpha1.Virt
 		Server:        vc.Status.Endpoint,
 		Target:        kubeconfig.Target{Namespace: vc.Spec.Kubeconfig.Namespace, Name: vc.Spec.Kubeconfig.Name},
 		Labels:        map[string]string{v1alpha1.ClusterLabel: vc.Name},
-		Owners: []metav1.OwnerReference{{
-			APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.VirtualClusterKind,
-			Name: vc.Name, UID: vc.UID, BlockOwnerDeletion: ptr.To(true),
-		}},
+		Owners:        owners,
+		Host:          host,
 	}, nil
 }
 

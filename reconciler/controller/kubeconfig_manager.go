@@ -76,7 +76,7 @@ func (clusterReadinessChanged) Update(e event.UpdateEvent) bool {
 
 // setupKubeconfigPublisher builds and registers the kubeconfig publisher
 // for Run; it writes through writer.
-func setupKubeconfigPublisher(mgr ctrl.Manager, writer client.Client, restConfig *rest.Config, cfg Config, recorder kuberecorder.EventRecorder, opts controller.Options) error {
+func setupKubeconfigPublisher(mgr ctrl.Manager, writer client.Client, restConfig *rest.Config, cfg Config, recorder kuberecorder.EventRecorder, opts controller.Options, hosts *hostRegistry) error {
 	kube, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return fmt.Errorf("kubeconfig publisher: %w", err)
@@ -85,6 +85,7 @@ func setupKubeconfigPublisher(mgr ctrl.Manager, writer client.Client, restConfig
 		Client:        writer,
 		APIReader:     mgr.GetAPIReader(),
 		Kube:          kube,
+		Hosts:         hosts,
 		EventRecorder: recorder,
 		CacheDir:      cfg.CacheDir,
 	}

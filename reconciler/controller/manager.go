@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 
+	"github.com/fluxcd/pkg/runtime/conditions"
 	appsv1 "k8s.io/api/apps/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -22,8 +23,20 @@ import (
 func (r *FleetReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Fleet{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, requestedAtChanged{}))).
+		Watches(&v1alpha1.HostCluster{}, handler.EnqueueRequestsFromMapFunc(fleetsOfHost(mgr.GetClient())), builder.WithPredicates(hostReadinessChanged{})).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// hostReadinessChanged passes HostCluster changes that can change what a
+// Fleet does on it: Ready flipped, or its ranges changed.
+type hostReadinessChanged struct{ predicate.Funcs }
+
+func (hostReadinessChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*v1alpha1.HostCluster)
+	n, ok2 := e.ObjectNew.(*v1alpha1.HostCluster)
+	return ok1 && ok2 && (conditions.IsReady(o) != conditions.IsReady(n) ||
+		o.Status.ServiceCIDR != n.Status.ServiceCIDR || o.Status.NodePortRange != n.Status.NodePortRange)
 }
 
 // SetupWithManager registers the readiness controller: a VirtualCluster is

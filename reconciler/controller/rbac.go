@@ -9,6 +9,12 @@ package controller
 // +kubebuilder:rbac:groups=warren.dev,resources=fleets;virtualclusters,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=warren.dev,resources=fleets/status;virtualclusters/status;fleets/finalizers,verbs=get;update;patch
 //
+// HostClusters: reads them and their kubeconfig Secrets (Secrets below),
+// records what their hosts say. On a remote host, the kubeconfig's user
+// needs the rights below (apply config/rbac/role.yaml there and bind it).
+// +kubebuilder:rbac:groups=warren.dev,resources=hostclusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=warren.dev,resources=hostclusters/status,verbs=get;update;patch
+//
 // The kinds it renders per cluster (namespace, StatefulSet, Services,
 // Secrets, ConfigMaps, the syncer's ServiceAccount/Role/RoleBinding,
 // ResourceQuota, LimitRange, NetworkPolicies, Ingress, and the syncer's

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -29,7 +30,18 @@ type ReadinessReconciler struct {
 	// Shard, on a sharded reconciler, limits it to the clusters of the
 	// Fleets in its cache (ofThisShard). Nil: every cluster.
 	Shard labels.Selector
+	// Hosts reaches clusters on remote hosts; only local ones are looked
+	// at when nil.
+	Hosts *hostRegistry
 }
+
+// remoteRecheck is how often a cluster on a remote host is looked at
+// again: its StatefulSet there is not watched. remoteRecheckReady is the
+// same once it is Ready.
+const (
+	remoteRecheck      = 5 * time.Second
+	remoteRecheckReady = time.Minute
+)
 
 // Reconcile updates one VirtualCluster's readiness.
 func (r *ReadinessReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -41,17 +53,33 @@ func (r *ReadinessReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			r.EventRecorder.Event(after, corev1.EventTypeNormal, "Ready", conditions.GetMessage(after, v1alpha1.ReadyCondition))
 		}
 	}}
-	return ctrl.Result{}, w.write(ctx, req.Name, func(vc *v1alpha1.VirtualCluster) error {
+	var result ctrl.Result
+	err := w.write(ctx, req.Name, func(vc *v1alpha1.VirtualCluster) error {
 		if !vc.DeletionTimestamp.IsZero() {
 			return nil
 		}
-		return r.observe(ctx, vc, render.NamesFor(vc))
+		host := v1alpha1.HostOf(vc.Spec)
+		if host == v1alpha1.LocalHost || r.Hosts == nil {
+			return r.observe(ctx, r.Client, vc, render.NamesFor(vc))
+		}
+		result.RequeueAfter = remoteRecheck
+		conn, _, err := r.Hosts.connect(ctx, vc.Labels[v1alpha1.FleetNamespaceLabel], host)
+		if err == nil {
+			err = r.observe(ctx, conn.client, vc, render.NamesFor(vc))
+		}
+		if err != nil {
+			conditions.MarkUnknown(vc, v1alpha1.ReadyCondition, v1alpha1.HostUnreachableReason, "host %s: %s", host, err)
+		} else if conditions.IsReady(vc) {
+			result.RequeueAfter = remoteRecheckReady
+		}
+		return nil
 	})
+	return result, err
 }
 
-func (r *ReadinessReconciler) observe(ctx context.Context, vc *v1alpha1.VirtualCluster, names render.Names) error {
+func (r *ReadinessReconciler) observe(ctx context.Context, host client.Reader, vc *v1alpha1.VirtualCluster, names render.Names) error {
 	var sts appsv1.StatefulSet
-	err := r.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.StatefulSet}, &sts)
+	err := host.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.StatefulSet}, &sts)
 	switch {
 	case apierrors.IsNotFound(err):
 		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, v1alpha1.NotAppliedReason, "control plane StatefulSet %s/%s does not exist yet", names.Namespace, names.StatefulSet)
@@ -73,13 +101,13 @@ func (r *ReadinessReconciler) observe(ctx context.Context, vc *v1alpha1.VirtualC
 	default:
 		conditions.MarkFalse(vc, v1alpha1.ReadyCondition, meta.ProgressingReason, "control plane StatefulSet %s/%s: %d of %d replicas ready", names.Namespace, names.StatefulSet, sts.Status.ReadyReplicas, want)
 	}
-	vc.Status.Endpoint = r.endpoint(ctx, vc, names)
+	vc.Status.Endpoint = endpoint(ctx, host, vc, names)
 	return nil
 }
 
 // endpoint is the API server URL the cluster's expose setting gives tenants;
 // empty while it is not known yet (a LoadBalancer without an address).
-func (r *ReadinessReconciler) endpoint(ctx context.Context, vc *v1alpha1.VirtualCluster, names render.Names) string {
+func endpoint(ctx context.Context, host client.Reader, vc *v1alpha1.VirtualCluster, names render.Names) string {
 	inHost := fmt.Sprintf("https://%s.%s.svc:443", names.Service, names.Namespace)
 	switch vc.Spec.Expose.Type {
 	case v1alpha1.ExposeIngress:
@@ -88,7 +116,7 @@ func (r *ReadinessReconciler) endpoint(ctx context.Context, vc *v1alpha1.Virtual
 		}
 	case v1alpha1.ExposeLoadBalancer, v1alpha1.ExposeNodePort:
 		var svc corev1.Service
-		if err := r.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.Service}, &svc); err != nil {
+		if err := host.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: names.Service}, &svc); err != nil {
 			return ""
 		}
 		if vc.Spec.Expose.Type == v1alpha1.ExposeLoadBalancer {
@@ -104,7 +132,7 @@ func (r *ReadinessReconciler) endpoint(ctx context.Context, vc *v1alpha1.Virtual
 		}
 		for _, port := range svc.Spec.Ports {
 			if port.NodePort != 0 {
-				if addr := r.nodeAddress(ctx); addr != "" {
+				if addr := nodeAddress(ctx, host); addr != "" {
 					return fmt.Sprintf("https://%s", net.JoinHostPort(addr, strconv.Itoa(int(port.NodePort))))
 				}
 			}
@@ -115,9 +143,9 @@ func (r *ReadinessReconciler) endpoint(ctx context.Context, vc *v1alpha1.Virtual
 }
 
 // nodeAddress is an address of a Ready node, preferring external ones.
-func (r *ReadinessReconciler) nodeAddress(ctx context.Context) string {
+func nodeAddress(ctx context.Context, host client.Reader) string {
 	var nodes corev1.NodeList
-	if err := r.List(ctx, &nodes); err != nil {
+	if err := host.List(ctx, &nodes); err != nil {
 		return ""
 	}
 	for _, want := range []corev1.NodeAddressType{corev1.NodeExternalIP, corev1.NodeInternalIP} {

@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -106,6 +107,15 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		return err
 	}
 
+	localKube, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	hosts := &hostRegistry{
+		local:  &hostConn{name: v1alpha1.LocalHost, client: applyClient, kube: localKube},
+		reader: mgr.GetAPIReader(), scheme: scheme, base: restConfig, leading: leading,
+	}
+
 	recorder := conditionMetrics()
 	eventRecorder, err := events.NewRecorder(mgr, log, "", ControllerName)
 	if err != nil {
@@ -130,15 +140,20 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		Version:       cfg.Version,
 		Leading:       leading,
 		Shard:         shard,
+		hosts:         hosts,
 	}
 	if err := fleets.SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
-	readiness := &ReadinessReconciler{Client: writer, EventRecorder: eventRecorder, Shard: shard}
+	readiness := &ReadinessReconciler{Client: writer, EventRecorder: eventRecorder, Shard: shard, Hosts: hosts}
 	if err := readiness.SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
-	if err := setupKubeconfigPublisher(mgr, writer, restConfig, cfg, eventRecorder, opts); err != nil {
+	hostClusters := &HostClusterReconciler{Client: writer, Hosts: hosts, EventRecorder: eventRecorder}
+	if err := hostClusters.SetupWithManager(mgr, opts); err != nil {
+		return err
+	}
+	if err := setupKubeconfigPublisher(mgr, writer, restConfig, cfg, eventRecorder, opts, hosts); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)

@@ -51,6 +51,9 @@ type Cluster struct {
 	// cluster's VirtualCluster, so deleting it removes the credentials).
 	Labels map[string]string
 	Owners []metav1.OwnerReference
+	// Host is the host cluster the cluster runs on, which keeps the
+	// tenant-credentials Secret; the Publisher's Client when nil.
+	Host kubernetes.Interface
 }
 
 // Publisher turns Ready clusters into kubeconfig files. Keep one for the
@@ -130,7 +133,11 @@ func (pub *Publisher) Publish(ctx context.Context, dir string, c Cluster, previo
 		return out, nil
 	}
 	secretName := CredentialsSecretName(c.Name)
-	current, err := LoadCredentials(ctx, pub.Client, c.HostNamespace, secretName)
+	host := pub.Client
+	if c.Host != nil {
+		host = c.Host
+	}
+	current, err := LoadCredentials(ctx, host, c.HostNamespace, secretName)
 	if err != nil {
 		return out, fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
@@ -140,7 +147,7 @@ func (pub *Publisher) Publish(ctx context.Context, dir string, c Cluster, previo
 	}
 	out.Credentials = change
 	if change != CredentialsKept {
-		if err := StoreCredentials(ctx, pub.Client, c.HostNamespace, secretName, c.Labels, c.Owners, creds); err != nil {
+		if err := StoreCredentials(ctx, host, c.HostNamespace, secretName, c.Labels, c.Owners, creds); err != nil {
 			return out, fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -372,6 +373,7 @@ type hostObject struct {
 	Resource        schema.GroupVersionResource
 	Namespace, Name string
 	ResourceVersion string
+	UID             types.UID
 	Labels          map[string]string
 	// Managers are the field managers that wrote it.
 	Managers []string
@@ -415,7 +417,7 @@ func (h *host) sweep(selector string) map[string]hostObject {
 				h.t.Fatalf("sweep: listing %s: %v", gvr, err)
 			}
 			for _, it := range items.Items {
-				o := hostObject{Resource: gvr, Namespace: it.Namespace, Name: it.Name, ResourceVersion: it.ResourceVersion, Labels: it.Labels}
+				o := hostObject{Resource: gvr, Namespace: it.Namespace, Name: it.Name, ResourceVersion: it.ResourceVersion, UID: it.UID, Labels: it.Labels}
 				for _, mf := range it.ManagedFields {
 					o.Managers = append(o.Managers, mf.Manager)
 				}

@@ -1,0 +1,114 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/jitter"
+	"github.com/fluxcd/pkg/runtime/patch"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	kuberecorder "k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/reconciler/apply"
+)
+
+// HostClusterReconciler checks each HostCluster every spec.interval: that
+// its kubeconfig is usable and the host answers, and what the host's
+// version, service CIDR and node-port range are. It writes nothing but the
+// HostCluster's status (the detection's refused probes write nothing on the
+// host), and never a credential.
+type HostClusterReconciler struct {
+	client.Client
+	Hosts         *hostRegistry
+	EventRecorder kuberecorder.EventRecorder
+}
+
+// unreadyRecheck is how soon a host that did not answer is checked again
+// (its interval when shorter).
+const unreadyRecheck = 10 * time.Second
+
+// Reconcile checks one HostCluster.
+func (r *HostClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	hc := &v1alpha1.HostCluster{}
+	if err := r.Get(ctx, req.NamespacedName, hc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := patch.NewSerialPatcher(hc, r.Client)
+	defer func() {
+		hc.Status.ObservedGeneration = hc.Generation
+		err := patcher.Patch(ctx, hc, patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition}}, patch.WithFieldOwner(apply.FieldManager))
+		retErr = kerrors.NewAggregate([]error{retErr, kerrors.FilterOut(err, apierrors.IsNotFound)})
+	}()
+	wasReady := conditions.IsReady(hc)
+	now := metav1.Now()
+	hc.Status.LastCheckedAt = &now
+	facts, err := r.check(ctx, hc)
+	if err != nil {
+		reason := v1alpha1.HostUnreachableReason
+		if errors.Is(err, errInvalidKubeconfig) {
+			reason = v1alpha1.InvalidConfigurationReason
+		}
+		hc.Status.LastError = err.Error()
+		conditions.MarkFalse(hc, meta.ReadyCondition, reason, "%s", err.Error())
+		if wasReady || conditions.GetReason(hc, meta.ReadyCondition) != reason {
+			r.EventRecorder.Event(hc, corev1.EventTypeWarning, reason, err.Error())
+		}
+		return ctrl.Result{RequeueAfter: min(hc.GetInterval(), unreadyRecheck)}, nil
+	}
+	hc.Status.LastError = ""
+	hc.Status.ServerVersion, hc.Status.ServiceCIDR, hc.Status.NodePortRange = facts.version, facts.serviceCIDR, facts.nodePorts
+	conditions.MarkTrue(hc, meta.ReadyCondition, meta.SucceededReason, "host answers: Kubernetes %s, service CIDR %s, node ports %s",
+		facts.version, facts.serviceCIDR, facts.nodePorts)
+	if !wasReady {
+		r.EventRecorder.Event(hc, corev1.EventTypeNormal, meta.SucceededReason, conditions.GetMessage(hc, meta.ReadyCondition))
+	}
+	return ctrl.Result{RequeueAfter: jitter.JitteredIntervalDuration(hc.GetInterval())}, nil
+}
+
+func (r *HostClusterReconciler) check(ctx context.Context, hc *v1alpha1.HostCluster) (hostFacts, error) {
+	conn, err := r.Hosts.open(ctx, hc)
+	if err != nil {
+		return hostFacts{}, err
+	}
+	return detect(ctx, conn)
+}
+
+// SetupWithManager registers the HostCluster controller: a HostCluster is
+// checked when its spec changes and every spec.interval.
+func (r *HostClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("hostcluster").
+		For(&v1alpha1.HostCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(opts).
+		Complete(r)
+}
+
+// fleetsOfHost maps a HostCluster to the Fleets of its namespace, so a
+// host that becomes Ready (or changes) is reconciled onto at once.
+func fleetsOfHost(reader client.Reader) handler.MapFunc {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var fleets v1alpha1.FleetList
+		if err := reader.List(ctx, &fleets, client.InNamespace(obj.GetNamespace())); err != nil {
+			return nil
+		}
+		out := make([]reconcile.Request, 0, len(fleets.Items))
+		for _, f := range fleets.Items {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&f)})
+		}
+		return out
+	}
+}
