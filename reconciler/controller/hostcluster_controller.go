@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	kuberecorder "k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -95,6 +97,23 @@ func (r *HostClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts controll
 		For(&v1alpha1.HostCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// setupHosts makes the registry of hosts (the local one reached through
+// applyClient) and registers the HostCluster controller, which writes
+// through writer.
+func setupHosts(mgr ctrl.Manager, restConfig *rest.Config, applyClient client.Client, leading func(context.Context) error,
+	writer client.Client, recorder kuberecorder.EventRecorder, opts controller.Options) (*hostRegistry, error) {
+	localKube, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	hosts := &hostRegistry{
+		local:  &hostConn{name: v1alpha1.LocalHost, client: applyClient, kube: localKube},
+		reader: mgr.GetAPIReader(), scheme: mgr.GetScheme(), base: restConfig, leading: leading,
+	}
+	r := &HostClusterReconciler{Client: writer, Hosts: hosts, EventRecorder: recorder}
+	return hosts, r.SetupWithManager(mgr, opts)
 }
 
 // fleetsOfHost maps a HostCluster to the Fleets of its namespace, so a

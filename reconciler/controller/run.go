@@ -16,7 +16,6 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -107,15 +106,6 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		return err
 	}
 
-	localKube, err := kubernetes.NewForConfig(restConfig)
-	if err != nil {
-		return err
-	}
-	hosts := &hostRegistry{
-		local:  &hostConn{name: v1alpha1.LocalHost, client: applyClient, kube: localKube},
-		reader: mgr.GetAPIReader(), scheme: scheme, base: restConfig, leading: leading,
-	}
-
 	recorder := conditionMetrics()
 	eventRecorder, err := events.NewRecorder(mgr, log, "", ControllerName)
 	if err != nil {
@@ -128,6 +118,10 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		// Run may be called more than once in a process (the demo, tests);
 		// the metrics it registers are process-wide and registered once.
 		SkipNameValidation: ptr.To(true),
+	}
+	hosts, err := setupHosts(mgr, restConfig, applyClient, leading, writer, eventRecorder, opts)
+	if err != nil {
+		return err
 	}
 	fleets := &FleetReconciler{
 		Client:        writer,
@@ -147,10 +141,6 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 	}
 	readiness := &ReadinessReconciler{Client: writer, EventRecorder: eventRecorder, Shard: shard, Hosts: hosts}
 	if err := readiness.SetupWithManager(mgr, opts); err != nil {
-		return err
-	}
-	hostClusters := &HostClusterReconciler{Client: writer, Hosts: hosts, EventRecorder: eventRecorder}
-	if err := hostClusters.SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
 	if err := setupKubeconfigPublisher(mgr, writer, restConfig, cfg, eventRecorder, opts, hosts); err != nil {
