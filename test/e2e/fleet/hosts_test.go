@@ -7,8 +7,10 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"math/big"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -79,18 +81,19 @@ func TestClustersOnTwoHosts(t *testing.T) {
 		"policies/hosts.yaml":    hostsPolicy,
 		clusterFile("hosts-loc"): hostsCluster("hosts-loc", "", "1"),
 		clusterFile("hosts-est"): hostsCluster("hosts-est", "east", "1"),
+		clusterFile("hosts-old"): clusterYAML("hosts-old", "hosts", "1", "host: east"),
 	})
 	connectEast(t, h, ns, east.Config)
-	startReconciler(t, plane, reconcilerOptions{})
+	reconciler := startReconciler(t, plane, reconcilerOptions{})
 	fleet := h.createFleet(ns, fleetSpec{url: repo.FileURL(), interval: time.Hour})
 	publishKubeconfigs(t, h, fleet)
 
 	var before map[string]string // east's objects (kind/ns/name → UID) before it stops
-	var eastCPU string            // east's cluster's quota before it stops
+	var eastCPU string           // east's cluster's quota before it stops
 	t.Run("1 each cluster's objects are on its own host only, Host shown, kubeconfigs published", func(t *testing.T) {
 		h := newHost(t, plane)
 		h.waitFleetApplied(fleet, sha, 3*time.Minute)
-		h.waitClustersReady(2*time.Minute, "hosts-loc", "hosts-est")
+		h.waitClustersReady(2*time.Minute, "hosts-loc", "hosts-est", "hosts-old")
 		for _, c := range []struct {
 			cluster string
 			on, off *host
@@ -140,7 +143,8 @@ func TestClustersOnTwoHosts(t *testing.T) {
 		localBefore := uidsOf(h.sweep(v1alpha1.ClusterLabel + "=hosts-loc"))
 		localCPU := quotaCPU(t, h, "hosts-loc")
 		repo.Pull(t) // warren's kubeconfig commits
-		sha2 := repo.CommitFiles(t, "more cpu for both", map[string]string{
+		repo.Git(t, "rm", "--quiet", "--", clusterFile("hosts-old"))
+		sha2 := repo.CommitFiles(t, "more cpu for both, hosts-old removed", map[string]string{
 			clusterFile("hosts-loc"): hostsCluster("hosts-loc", "", "2"),
 			clusterFile("hosts-est"): hostsCluster("hosts-est", "east", "2"),
 		})
@@ -159,6 +163,9 @@ func TestClustersOnTwoHosts(t *testing.T) {
 		})
 		if vc, _ := h.virtualCluster("hosts-est"); condition(vc, v1alpha1.AppliedCondition).Reason != v1alpha1.HostUnreachableReason {
 			t.Errorf("east's cluster: %s", clusterState(vc))
+		}
+		if vc, ok := h.virtualCluster("hosts-old"); !ok || !strings.Contains(condition(vc, v1alpha1.AdmittedCondition).Message, "host east is unreachable: pruned once it answers") {
+			t.Errorf("hosts-old, removed from Git while east is down, is not kept until east answers: %v", ok)
 		}
 		if gone := missing(localBefore, uidsOf(h.sweep(v1alpha1.ClusterLabel+"=hosts-loc"))); len(gone) > 0 {
 			t.Errorf("local objects deleted or replaced while east was down: %v", gone)
@@ -183,6 +190,12 @@ func TestClustersOnTwoHosts(t *testing.T) {
 		}
 		if added := missing(after, before); len(added) > 0 {
 			t.Errorf("east holds objects it did not have before: %v", added)
+		}
+		if objs := hostObjects(eh.sweep(v1alpha1.ClusterLabel + "=hosts-old")); len(objs) > 0 {
+			t.Errorf("hosts-old, removed while east was down, still has objects on east: %v", objs)
+		}
+		if _, ok := h.virtualCluster("hosts-old"); ok {
+			t.Error("hosts-old's VirtualCluster was not pruned once east answered")
 		}
 		repo.Pull(t)
 		if file := repo.Show(t, "main", "kubeconfigs/hosts-est.yaml"); !strings.Contains(file, "kind: SealedSecret") {
@@ -218,6 +231,7 @@ func TestClustersOnTwoHosts(t *testing.T) {
 				t.Errorf("objects applied for the refused cluster: %v", objs)
 			}
 		}
+		noCredentialsIn(t, reconciler.logPath, east.Config)
 	})
 }
 
@@ -324,6 +338,26 @@ func kubectl(t *testing.T, p *localkube.Plane, args ...string) string {
 		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
 	}
 	return string(out)
+}
+
+// noCredentialsIn fails the test if the reconciler's log holds any part of
+// the east kubeconfig's client key, as PEM or as the Secret's base64.
+func noCredentialsIn(t *testing.T, logPath string, cfg *rest.Config) {
+	t.Helper()
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(cfg.KeyData)
+	if block == nil {
+		t.Fatal("east's client key is not PEM")
+	}
+	body := base64.StdEncoding.EncodeToString(block.Bytes)
+	for _, secret := range []string{body[20:60], base64.StdEncoding.EncodeToString(cfg.KeyData)[20:60], "PRIVATE KEY"} {
+		if bytes.Contains(log, []byte(secret)) {
+			t.Errorf("the reconciler's log holds east's credentials (%q)", secret)
+		}
+	}
 }
 
 // uidsOf maps the swept objects warren applied to their UIDs.
