@@ -99,7 +99,7 @@ var sealedSecretsGVR = schema.GroupVersionResource{Group: "bitnami.com", Version
 
 // story holds the running pieces.
 type story struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	host   *localkube.Plane
 	admin  client.Client
@@ -190,7 +190,26 @@ func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
 	})
 }
 
+// setUp starts the story's plane, its node enforcing NetworkPolicies, with
+// team-a's clusters alpha and beta committed: beta, another cluster on the
+// same node, is what alpha's pods must never reach; committed with alpha,
+// so both boot at once.
 func setUp(t *testing.T, ctx context.Context) *story {
+	version, err := localkube.KubeVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return setUpWith(t, ctx, true, map[string]string{
+		"policies/team-a.yaml": policy,
+		"clusters/alpha.yaml":  cluster("alpha", version),
+		"clusters/beta.yaml":   cluster("beta", version),
+	})
+}
+
+// setUpWith starts a host plane with a real node (enforcing NetworkPolicies
+// if policies), the sealed-secrets controller and the reconciler, and a
+// Fleet of a Git repository whose first commit holds files.
+func setUpWith(t testing.TB, ctx context.Context, policies bool, files map[string]string) *story {
 	tools := os.Getenv("WARREN_TOOLS_DIR")
 	syncer := buildSyncer(t)
 	// Checked once the plane is stopped (cleanups run last first): nothing
@@ -204,10 +223,9 @@ func setUp(t *testing.T, ctx context.Context) *story {
 			t.Errorf("the stopped plane left on the machine: %v", left)
 		}
 	})
-	// The node enforces NetworkPolicies (kube-router), as a host would.
 	host := localkube.ForTest(t, localkube.Options{
 		RealNodes:       1,
-		NetworkPolicies: true,
+		NetworkPolicies: policies,
 		NodeImages:      []image.Spec{{Ref: syncerImage, Binary: syncer, Path: "/ko-app/warren-syncer"}},
 	})
 	leftovers = host.LeftoversCheck()
@@ -223,19 +241,9 @@ func setUp(t *testing.T, ctx context.Context) *story {
 			t.Fatal(err)
 		}
 	}
-	version, err := localkube.KubeVersion()
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := t.TempDir()
 	repo := gitserver.NewRepo(t, root, "fleet")
-	// beta, another cluster on the same node, is what alpha's pods must
-	// never reach; committed with alpha, so both boot at once.
-	repo.CommitFiles(t, "team-a and its clusters", map[string]string{
-		"policies/team-a.yaml": policy,
-		"clusters/alpha.yaml":  cluster("alpha", version),
-		"clusters/beta.yaml":   cluster("beta", version),
-	})
+	repo.CommitFiles(t, "team-a and its clusters", files)
 	server := gitserver.Start(t, root, gitserver.Options{})
 
 	// The reconciler's log is kept and shown only if the story fails.
@@ -276,7 +284,7 @@ func setUp(t *testing.T, ctx context.Context) *story {
 }
 
 // buildSyncer builds warren-syncer from this checkout, static, for its image.
-func buildSyncer(t *testing.T) string {
+func buildSyncer(t testing.TB) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "warren-syncer")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/warren-syncer")
@@ -288,7 +296,7 @@ func buildSyncer(t *testing.T) string {
 	return out
 }
 
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
@@ -299,7 +307,7 @@ func repoRoot(t *testing.T) string {
 
 // applyKustomization applies `kubectl kustomize dir` server-side, with the
 // tools' kubectl, as a user would.
-func applyKustomization(t *testing.T, ctx context.Context, host *localkube.Plane, dir string) {
+func applyKustomization(t testing.TB, ctx context.Context, host *localkube.Plane, dir string) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, filepath.Join(os.Getenv("WARREN_TOOLS_DIR"), "kubectl"),
 		"--kubeconfig", host.KubeconfigPath, "apply", "--server-side", "-k", dir)
@@ -355,40 +363,63 @@ func (s *story) controlPlanePod(name string) *corev1.Pod {
 func (s *story) unsealKubeconfig(name, podIP string) string {
 	t := s.t
 	s.repo.Pull(t)
-	file := s.repo.Show(t, "main", "kubeconfigs/"+name+".yaml")
-	var obj unstructured.Unstructured
-	if err := yaml.Unmarshal([]byte(file), &obj.Object); err != nil || obj.GetKind() != "SealedSecret" {
-		t.Fatalf("kubeconfigs/%s.yaml is not a SealedSecret (%v):\n%s", name, err, file)
-	}
-	data, err := obj.MarshalJSON()
+	key, err := s.applySealedKubeconfig(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dynamic.NewForConfigOrDie(s.host.Config).Resource(sealedSecretsGVR).Namespace(obj.GetNamespace()).
-		Patch(s.ctx, obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "gitops", Force: ptr.To(true)}); err != nil {
-		t.Fatalf("applying kubeconfigs/%s.yaml: %v", name, err)
-	}
 	var secret *corev1.Secret
 	s.waitFor(time.Minute, "the sealed-secrets controller to unseal the kubeconfig", func() (bool, string) {
-		secret, err = s.kube.CoreV1().Secrets(obj.GetNamespace()).Get(s.ctx, obj.GetName(), metav1.GetOptions{})
+		secret, err = s.kube.CoreV1().Secrets(key.Namespace).Get(s.ctx, key.Name, metav1.GetOptions{})
 		return err == nil, fmt.Sprint(err)
 	})
+	out, err := s.writeKubeconfig(name, secret, podIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// applySealedKubeconfig applies, as a GitOps tool would, the SealedSecret
+// warren committed for cluster name on main, and names the Secret it
+// unseals into.
+func (s *story) applySealedKubeconfig(name string) (types.NamespacedName, error) {
+	path := "kubeconfigs/" + name + ".yaml"
+	file, err := exec.Command("git", "-C", s.repo.BareDir, "show", "refs/heads/main:"+path).Output()
+	if err != nil {
+		return types.NamespacedName{}, fmt.Errorf("%s is not in Git: %w", path, err)
+	}
+	var obj unstructured.Unstructured
+	if err := yaml.Unmarshal(file, &obj.Object); err != nil || obj.GetKind() != "SealedSecret" {
+		return types.NamespacedName{}, fmt.Errorf("%s is not a SealedSecret (%v):\n%s", path, err, file)
+	}
+	data, err := obj.MarshalJSON()
+	if err != nil {
+		return types.NamespacedName{}, err
+	}
+	if _, err := dynamic.NewForConfigOrDie(s.host.Config).Resource(sealedSecretsGVR).Namespace(obj.GetNamespace()).
+		Patch(s.ctx, obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "gitops", Force: ptr.To(true)}); err != nil {
+		return types.NamespacedName{}, fmt.Errorf("applying %s: %w", path, err)
+	}
+	return types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}, nil
+}
+
+// writeKubeconfig writes the kubeconfig of the unsealed secret for kubectl,
+// pointed at the control plane pod's address with the Service's name still
+// verified, and returns its path.
+func (s *story) writeKubeconfig(name string, secret *corev1.Secret, podIP string) (string, error) {
 	cfg, err := clientcmd.Load(secret.Data[kubeconfig.SecretKey])
 	if err != nil {
-		t.Fatalf("the unsealed kubeconfig does not parse: %v", err)
+		return "", fmt.Errorf("the unsealed kubeconfig does not parse: %w", err)
 	}
 	c := cfg.Clusters[cfg.Contexts[cfg.CurrentContext].Cluster]
 	if c.InsecureSkipTLSVerify {
-		t.Fatal("the kubeconfig turns TLS verification off")
+		return "", fmt.Errorf("the kubeconfig turns TLS verification off")
 	}
 	serverName := strings.TrimSuffix(strings.TrimPrefix(c.Server, "https://"), ":443")
 	c.Server = "https://" + podIP + ":6443"
 	c.TLSServerName = serverName
 	out := filepath.Join(s.dir, name+".kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, out); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return out, clientcmd.WriteToFile(*cfg, out)
 }
 
 func (s *story) kubectl(args ...string) string {
@@ -502,7 +533,7 @@ func (b *logBuffer) String() string {
 
 // needRealNodes skips t in -short mode, and loudly, saying what is then not
 // proven, when WARREN_REAL_NODES=0 turns the real-node tests off.
-func needRealNodes(t *testing.T, unproven string) {
+func needRealNodes(t testing.TB, unproven string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a host plane with a real node")

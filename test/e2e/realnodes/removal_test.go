@@ -219,16 +219,23 @@ func exists(path string) bool { _, err := os.Stat(path); return err == nil }
 
 // requestReconcile asks the reconciler to read the Fleet's repository now.
 func (s *story) requestReconcile() {
+	s.patchFleet(func(fleet *v1alpha1.Fleet) {
+		if fleet.Annotations == nil {
+			fleet.Annotations = map[string]string{}
+		}
+		fleet.Annotations[v1alpha1.RequestedAtAnnotation] = time.Now().UTC().Format(time.RFC3339Nano)
+	})
+}
+
+// patchFleet changes the story's Fleet with change, as a merge patch.
+func (s *story) patchFleet(change func(*v1alpha1.Fleet)) {
 	var fleet v1alpha1.Fleet
 	key := client.ObjectKey{Namespace: warrenNamespace, Name: "platform"}
 	if err := s.admin.Get(s.ctx, key, &fleet); err != nil {
 		s.t.Fatal(err)
 	}
 	patch := client.MergeFrom(fleet.DeepCopy())
-	if fleet.Annotations == nil {
-		fleet.Annotations = map[string]string{}
-	}
-	fleet.Annotations[v1alpha1.RequestedAtAnnotation] = time.Now().UTC().Format(time.RFC3339Nano)
+	change(&fleet)
 	if err := s.admin.Patch(s.ctx, &fleet, patch); err != nil {
 		s.t.Fatal(err)
 	}
