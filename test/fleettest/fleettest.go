@@ -34,6 +34,44 @@ spec:
 `, name)
 }
 
+// KubeconfigPolicy lets team-a (the Group team-a) ask for clusters whose
+// kubeconfigs warren publishes into the host namespace team-a, with `view`
+// granted inside them.
+const KubeconfigPolicy = `apiVersion: warren.dev/v1alpha1
+kind: TenantPolicy
+metadata:
+  name: team-a
+spec:
+  tenant: team-a
+  subjects:
+  - kind: Group
+    name: team-a
+  maxClusters: 3
+  grants:
+  - clusterRoles: [view]
+  kubeconfigNamespaces: [team-a]
+`
+
+// KubeconfigCluster is a cluster of KubeconfigPolicy: `view` for the group
+// team-a, its kubeconfig unsealed as Secret team-a/<name>-kubeconfig.
+func KubeconfigCluster(name string) string {
+	return fmt.Sprintf(`apiVersion: warren.dev/v1alpha1
+kind: VirtualCluster
+metadata:
+  name: %[1]s
+spec:
+  tenant: team-a
+  access:
+  - clusterRole: view
+    subjects:
+    - kind: Group
+      name: team-a
+  kubeconfig:
+    namespace: team-a
+    name: %[1]s-kubeconfig
+`, name)
+}
+
 // Files is a repository: slash paths to contents. A value starting with
 // "symlink:" makes a symbolic link to the rest of the value.
 type Files map[string]string

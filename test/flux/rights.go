@@ -11,9 +11,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// crdControllerRole is the ClusterRole Flux's install binds both
-// controllers to: their own kinds, reading the Secrets and ConfigMaps
-// their objects name, and recording events.
+// crdControllerRole is the ClusterRole Flux's install binds its
+// controllers to, here with the rules these two need: their own kinds,
+// reading the Secrets and ConfigMaps their objects name, recording events,
+// and leases.
 const crdControllerRole = "crd-controller-" + Namespace
 
 // grantRights creates flux-system, the controllers' ServiceAccounts and the

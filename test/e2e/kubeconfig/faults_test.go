@@ -15,6 +15,7 @@ import (
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/controller"
+	"github.com/warren-dev/warren/test/fleettest"
 	"github.com/warren-dev/warren/test/testkit"
 )
 
@@ -58,9 +59,9 @@ func (s *story) addClusters(names ...string) {
 	s.t.Helper()
 	s.repo.Pull(s.t)
 	// Room for every cluster the stories add.
-	files := map[string]string{"policies/team-a.yaml": strings.Replace(policy, "maxClusters: 3", "maxClusters: 10", 1)}
+	files := map[string]string{"policies/team-a.yaml": strings.Replace(fleettest.KubeconfigPolicy, "maxClusters: 3", "maxClusters: 10", 1)}
 	for _, n := range names {
-		files["clusters/"+n+".yaml"] = cluster(n)
+		files["clusters/"+n+".yaml"] = fleettest.KubeconfigCluster(n)
 	}
 	s.repo.CommitFiles(s.t, "add "+strings.Join(names, ", "), files)
 	s.requestReconcile("add-" + strings.Join(names, "-"))

@@ -54,44 +54,12 @@ import (
 	"github.com/warren-dev/warren/reconciler/kubeconfig"
 	"github.com/warren-dev/warren/reconciler/pki"
 	"github.com/warren-dev/warren/reconciler/render"
+	"github.com/warren-dev/warren/test/fleettest"
 	"github.com/warren-dev/warren/test/gitserver"
 	"github.com/warren-dev/warren/test/localkube"
 	"github.com/warren-dev/warren/test/sealedsecrets"
 	"github.com/warren-dev/warren/test/testkit"
 )
-
-const policy = `apiVersion: warren.dev/v1alpha1
-kind: TenantPolicy
-metadata:
-  name: team-a
-spec:
-  tenant: team-a
-  subjects:
-  - kind: Group
-    name: team-a
-  maxClusters: 3
-  grants:
-  - clusterRoles: [view]
-  kubeconfigNamespaces: [team-a]
-`
-
-func cluster(name string) string {
-	return fmt.Sprintf(`apiVersion: warren.dev/v1alpha1
-kind: VirtualCluster
-metadata:
-  name: %[1]s
-spec:
-  tenant: team-a
-  access:
-  - clusterRole: view
-    subjects:
-    - kind: Group
-      name: team-a
-  kubeconfig:
-    namespace: team-a
-    name: %[1]s-kubeconfig
-`, name)
-}
 
 var sealedSecretsGVR = schema.GroupVersionResource{Group: "bitnami.com", Version: "v1alpha1", Resource: "sealedsecrets"}
 
@@ -188,7 +156,7 @@ func TestTenantFindsASealedKubeconfigInGitAfterMergingItsCluster(t *testing.T) {
 	// 4. beta is merged; while warren publishes it, someone pushes an
 	// unrelated commit. warren's push still lands on top, without force.
 	s.repo.Pull(t)
-	s.repo.CommitFiles(t, "add cluster beta", map[string]string{"clusters/beta.yaml": cluster("beta")})
+	s.repo.CommitFiles(t, "add cluster beta", map[string]string{"clusters/beta.yaml": fleettest.KubeconfigCluster("beta")})
 	merged := s.repo.Head(t, "main")
 	var unrelated atomic.Value
 	s.proxy.beforeReceivePack(func() {
@@ -314,8 +282,8 @@ func setUp(t *testing.T, ctx context.Context, options ...func(*controller.Config
 	repo := gitserver.NewRepo(t, root, "fleet")
 	repo.CommitFiles(t, "team-a and its first cluster", map[string]string{
 		"README.md":            "The platform's clusters.\n",
-		"policies/team-a.yaml": policy,
-		"clusters/alpha.yaml":  cluster("alpha"),
+		"policies/team-a.yaml": fleettest.KubeconfigPolicy,
+		"clusters/alpha.yaml":  fleettest.KubeconfigCluster("alpha"),
 	})
 	server := gitserver.Start(t, root, gitserver.Options{Username: "warren-bot", Password: "s3cret-git-token", TLS: true})
 	proxy := newGitProxy(t, server.URL("fleet"), server.CACertPEM())
