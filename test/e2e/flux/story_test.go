@@ -7,6 +7,9 @@
 // sealed-secrets controller unseals what Flux applies. The host's API server
 // keeps an audit log, which is how the story proves that neither tool
 // writes to the other's objects.
+//
+// Argo CD cannot be built here (see docs/gitops.md); its examples are
+// checked with strict server-side dry runs against its own CRDs.
 package fluxe2e
 
 import (
@@ -61,6 +64,7 @@ func TestWarrenBesideFlux(t *testing.T) {
 	defer cancel()
 	s := setUp(t, ctx)
 
+	t.Run("Argo CD's examples pass a strict server-side dry run against its CRDs", s.argoExamples)
 	if !t.Run("Flux installs warren from config/default with examples/install-flux", s.fluxInstallsWarren) {
 		return
 	}
