@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
@@ -500,16 +501,75 @@ func (w *applyRun) apply(group []desiredObject) error {
 	if len(objs) == 0 {
 		return nil
 	}
-	opts := ssa.DefaultApplyOptions()
-	opts.WaitTimeout = w.a.opts.WaitTimeout
-	opts.WaitInterval = waitInterval
-	cs, err := w.a.manager.ApplyAllStaged(w.ctx, objs, opts)
+	cs, err := w.applyStaged(objs)
 	if cs != nil {
 		for _, e := range cs.Entries {
 			w.record(e.ObjMetadata.String(), e.Action)
 		}
 	}
 	return err
+}
+
+// applyStaged applies objs as ssa's ApplyAllStaged does (cluster-wide
+// definitions, then class definitions, then the rest), but waits only for
+// the definitions that can be unready: CRDs until established, and
+// namespaces that already existed, which may be terminating. A namespace
+// this call created is active at once, so a cold start of thousands of
+// clusters does not poll thousands of namespaces before it goes on.
+func (w *applyRun) applyStaged(objs []*unstructured.Unstructured) (*ssa.ChangeSet, error) {
+	opts := ssa.DefaultApplyOptions()
+	opts.WaitTimeout = w.a.opts.WaitTimeout
+	opts.WaitInterval = waitInterval
+	var defs, classes, rest []*unstructured.Unstructured
+	for _, o := range objs {
+		switch {
+		case ssautils.IsClusterDefinition(o):
+			defs = append(defs, o)
+		case ssautils.IsClassDefinition(o):
+			classes = append(classes, o)
+		default:
+			rest = append(rest, o)
+		}
+	}
+	all := ssa.NewChangeSet()
+	for i, stage := range [][]*unstructured.Unstructured{defs, classes, rest} {
+		if len(stage) == 0 {
+			continue
+		}
+		cs, err := w.a.manager.ApplyAll(w.ctx, stage, opts)
+		if cs != nil {
+			all.Append(cs.Entries)
+		}
+		if err != nil {
+			return all, err
+		}
+		if i > 0 {
+			continue
+		}
+		wait := mayBeUnready(cs)
+		if err := w.a.manager.WaitForSetWithContext(w.ctx, wait, ssa.WaitOptions{Interval: opts.WaitInterval, Timeout: opts.WaitTimeout}); err != nil {
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+// mayBeUnready is what of an applied definition stage is worth waiting
+// for: CRDs, and namespaces that were there before (one being deleted is
+// not ready for new objects).
+func mayBeUnready(cs *ssa.ChangeSet) object.ObjMetadataSet {
+	var set object.ObjMetadataSet
+	for _, e := range cs.Entries {
+		k := e.ObjMetadata.GroupKind
+		switch {
+		case k.Group == "apiextensions.k8s.io" && k.Kind == "CustomResourceDefinition":
+		case k.Group == "" && k.Kind == "Namespace" && e.Action != ssa.CreatedAction:
+		default:
+			continue
+		}
+		set = append(set, e.ObjMetadata)
+	}
+	return set
 }
 
 func (w *applyRun) record(id string, action ssa.Action) {

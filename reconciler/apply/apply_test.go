@@ -732,3 +732,74 @@ func TestNothingIsWrittenIntoANamespaceNotCreatedForTheCluster(t *testing.T) {
 		t.Errorf("cluster nsc-c's own namespace was not created: %v", err)
 	}
 }
+
+// namespaceReads counts the API server's GETs and LISTs of namespaces.
+func namespaceReads(t testing.TB) map[string]float64 {
+	t.Helper()
+	counts, err := host.RequestCounts(t.Context(), func(l map[string]string) (string, bool) {
+		return l["verb"], (l["verb"] == "GET" || l["verb"] == "LIST") && l["resource"] == "namespaces" && l["subresource"] == ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counts
+}
+
+// A namespace warren has just created is active at once: a cold start of
+// many clusters goes on to their objects without polling each new
+// namespace's status (at thousands of clusters that polling was most of a
+// cold start).
+func TestNewNamespacesAreNotPolledBeforeTheirObjects(t *testing.T) {
+	f := newFixture(t, "coldns")
+	var docs []string
+	const clusters = 40
+	for i := range clusters {
+		ns := fmt.Sprintf("coldns-%02d", i)
+		docs = append(docs, namespace(ns), configMap(ns, "settings", "1"))
+	}
+	before := namespaceReads(t)
+	res := f.apply(docs...)
+	if n := len(ForCluster(res.Inventory, "coldns-00")); n != 2 {
+		t.Fatalf("inventory of coldns-00 has %d entries, want 2", n)
+	}
+	after := namespaceReads(t)
+	t.Logf("namespace reads: %v GET, %v LIST", after["GET"]-before["GET"], after["LIST"]-before["LIST"])
+	// One list finds what this Fleet already owns, one looks the new
+	// namespaces up at once; a status poll would add one per batch.
+	if lists := after["LIST"] - before["LIST"]; lists > 2 {
+		t.Fatalf("%v LISTs of every namespace while creating %d: their status was polled", lists, clusters)
+	}
+	for i := range clusters {
+		if v, _ := f.configMapValue(fmt.Sprintf("coldns-%02d", i), "settings"); v != "1" {
+			t.Fatalf("coldns-%02d/settings = %q", i, v)
+		}
+	}
+}
+
+// A namespace that was there before may be being deleted: its cluster
+// waits for it, then fails naming it, and the other clusters are applied.
+func TestAClusterWhoseNamespaceIsBeingDeletedFailsAlone(t *testing.T) {
+	f := newFixture(t, "termns")
+	held := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: termns-gone\n  labels: {warren.dev/cluster: termns-gone}\n  finalizers: [test.warren.dev/hold]\ndata:\n  value: \"1\"\n"
+	f.apply(namespace("termns-ok"), namespace("termns-gone"), held)
+	t.Cleanup(func() {
+		_ = f.client.Patch(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "held", Namespace: "termns-gone"}},
+			client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"finalizers":null}}`)))
+	})
+	if err := f.kube.CoreV1().Namespaces().Delete(f.ctx, "termns-gone", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	short, err := New(f.client, Owner{Namespace: "warren-system", Name: "termns"}, Options{WaitTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := short.Apply(f.ctx, objects(t,
+		namespace("termns-ok"), configMap("termns-ok", "settings", "1"),
+		namespace("termns-gone"), held, configMap("termns-gone", "settings", "1")), f.inv)
+	if err == nil || len(res.Failures) != 1 || res.Failures[0].Cluster != "termns-gone" || !strings.Contains(err.Error(), "termns-gone") {
+		t.Fatalf("failures %v (error %v), want termns-gone alone", res.Failures, err)
+	}
+	if v, _ := f.configMapValue("termns-ok", "settings"); v != "1" {
+		t.Fatalf("the other cluster was not applied: %q", v)
+	}
+}
