@@ -79,9 +79,10 @@ type FleetReconciler struct {
 	// when nil (see hostsOf).
 	hosts *hostRegistry
 
-	renders renderCache
-	repos   sync.Map // types.NamespacedName → *source.Repository
-	loads   sync.Map // types.NamespacedName → *loaded
+	renders     renderCache
+	inventories inventoryStore
+	repos       sync.Map // types.NamespacedName → *source.Repository
+	loads       sync.Map // types.NamespacedName → *loaded
 }
 
 // loaded is what one revision of a Fleet's repository loaded and admitted to,
@@ -277,7 +278,10 @@ func (r *FleetReconciler) load(fleet *v1alpha1.Fleet, snap *source.Snapshot, exi
 // lets it go. The finalizer is removed in memory; the deferred patch in
 // Reconcile writes it.
 func (r *FleetReconciler) finalize(ctx context.Context, fleet *v1alpha1.Fleet) (ctrl.Result, error) {
-	inventory := fleet.Status.Inventory
+	inventory, err := r.store().load(ctx, fleet)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	held := inventory != nil && len(inventory.Entries) > 0
 	switch {
 	case held && fleet.DeletesClustersOnDeletion():
@@ -289,7 +293,7 @@ func (r *FleetReconciler) finalize(ctx context.Context, fleet *v1alpha1.Fleet) (
 		keep, err := r.prune(ctx, fleet, hosts, apply.Clusters(inventory), inventory, apply.Entries(nil))
 		if err == nil && len(keep) > 0 {
 			err = fmt.Errorf("%d object(s) of its clusters are on hosts that do not answer; they are deleted once their host answers", len(keep))
-			fleet.Status.Inventory = apply.Entries(keep)
+			err = errors.Join(err, r.store().save(ctx, fleet, apply.Entries(keep)))
 		}
 		if err != nil {
 			conditions.MarkFalse(fleet, meta.ReadyCondition, meta.PruneFailedReason, "deleting the Fleet: %s", err)
@@ -299,6 +303,10 @@ func (r *FleetReconciler) finalize(ctx context.Context, fleet *v1alpha1.Fleet) (
 	case held:
 		r.event(fleet, corev1.EventTypeNormal, "ClustersKept", fmt.Sprintf("Fleet deleted; its %d cluster(s) stay on the host (%s)",
 			len(apply.Clusters(inventory)), keptBecause(fleet)))
+	}
+	// Its inventory goes with it: its finalizer kept it readable until now.
+	if err := r.store().release(ctx, fleet); err != nil {
+		return ctrl.Result{}, err
 	}
 	key := types.NamespacedName{Namespace: fleet.Namespace, Name: fleet.Name}
 	r.repos.Delete(key)

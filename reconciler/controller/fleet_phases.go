@@ -137,8 +137,11 @@ func (r *FleetReconciler) phases() []fleetPhase {
 // reconcile runs the phases, then summarises them in the Fleet's status. It
 // returns how long until the next admitted cluster expires (zero for none).
 func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) (time.Duration, error) {
-	s := &fleetScope{fleet: fleet, now: time.Now(), previous: fleet.Status.Inventory}
-	var err error
+	previous, err := r.store().load(ctx, fleet)
+	if err != nil {
+		return 0, err
+	}
+	s := &fleetScope{fleet: fleet, now: time.Now(), previous: previous}
 	for _, phase := range r.phases() {
 		if err = phase(ctx, s); err != nil {
 			break
@@ -148,8 +151,26 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 		// Applying failed: the clusters still say what happened to them.
 		_ = r.reportPhase(ctx, s)
 	}
+	err = r.storeInventory(ctx, s, err)
 	r.summarise(s, err)
 	return untilNextExpiry(s), err
+}
+
+// storeInventory records what the Fleet owns after the phases (none of
+// which ended before knowing it): a failure to write it fails the reconcile,
+// and the next one finds what was applied but not recorded as untracked.
+func (r *FleetReconciler) storeInventory(ctx context.Context, s *fleetScope, err error) error {
+	var re *reasonError
+	if s.inventory == nil || (err != nil && !errors.As(err, &re)) {
+		return err
+	}
+	if lerr := r.stillLeading(ctx); lerr != nil {
+		return errors.Join(err, lerr)
+	}
+	if serr := r.store().save(ctx, s.fleet, s.inventory); serr != nil {
+		return errors.Join(err, failedAt(v1alpha1.ApplyFailedReason, s.revision, serr))
+	}
+	return err
 }
 
 // fetchPhase brings the Fleet's repository up to date.
@@ -606,7 +627,6 @@ func (r *FleetReconciler) summarise(s *fleetScope, err error) {
 		}
 		return
 	}
-	fleet.Status.Inventory = s.inventory
 	fleet.Status.AdmittedClusters = len(s.loaded.Admitted)
 	fleet.Status.RejectedClusters = countRejected(s.loaded)
 	if s.pruneBlocked != "" {

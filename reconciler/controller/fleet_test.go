@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -58,7 +59,10 @@ func TestFleetPhasesApplyThenHoldBackAMassPrune(t *testing.T) {
 			t.Errorf("cluster %s is not Applied: %+v", name, vc.Status.Conditions)
 		}
 	}
-	inventory := len(applied.Status.Inventory.Entries)
+	inventory := len(storedEntries(t, c, applied))
+	if st := applied.Status.Inventory; st == nil || len(st.Entries) > 0 || st.Objects != inventory || len(st.ConfigMaps) == 0 {
+		t.Errorf("status.inventory = %+v, want %d objects counted and listed in ConfigMaps, not in the status", st, inventory)
+	}
 
 	repo.RemoveFiles(t, "remove two of three", "clusters/bravo.yaml", "clusters/charlie.yaml")
 	held := reconcile()
@@ -69,8 +73,8 @@ func TestFleetPhasesApplyThenHoldBackAMassPrune(t *testing.T) {
 	if !conditions.IsTrue(held, v1alpha1.PruneBlockedCondition) {
 		t.Errorf("no PruneBlocked condition: %+v", held.Status.Conditions)
 	}
-	if len(held.Status.Inventory.Entries) != inventory {
-		t.Errorf("the inventory went from %d to %d entries while the prune was held back", inventory, len(held.Status.Inventory.Entries))
+	if got := len(storedEntries(t, c, held)); got != inventory {
+		t.Errorf("the inventory went from %d to %d entries while the prune was held back", inventory, got)
 	}
 	if held.Status.LastAppliedRevision == held.Status.LastAttemptedRevision {
 		t.Errorf("a held-back prune recorded the revision as applied in full: %+v", held.Status)
@@ -82,6 +86,83 @@ func TestFleetPhasesApplyThenHoldBackAMassPrune(t *testing.T) {
 		}
 		if cond := conditions.Get(&vc, v1alpha1.AdmittedCondition); cond == nil || cond.Status != metav1.ConditionFalse {
 			t.Errorf("kept cluster %s does not say it is not admitted: %+v", name, vc.Status.Conditions)
+		}
+	}
+}
+
+// storedEntries reads what the Fleet's inventory ConfigMaps list.
+func storedEntries(t *testing.T, c client.Client, f *v1alpha1.Fleet) []v1alpha1.ResourceRef {
+	t.Helper()
+	inv, err := StoredInventory(t.Context(), c, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv.Entries
+}
+
+// An inventory an earlier warren kept in the Fleet's status is read from
+// there and moved into ConfigMaps, nothing lost, and a reconcile that
+// changes nothing writes none of them.
+func TestAnInventoryInTheStatusMovesToConfigMaps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	repo := gitserver.NewRepo(t, t.TempDir(), "fleet")
+	repo.CommitFiles(t, "two clusters", map[string]string{
+		"policies/team-a.yaml": fleettest.Policy,
+		"clusters/alpha.yaml":  fleettest.Cluster("alpha"),
+		"clusters/bravo.yaml":  fleettest.Cluster("bravo"),
+	})
+	c, reconcile := fleetInProcess(t, repo)
+	ctx := t.Context()
+	applied := reconcile()
+	entries := storedEntries(t, c, applied)
+
+	// As an earlier warren left it: entries in the status, no ConfigMaps.
+	var chunks corev1.ConfigMapList
+	if err := c.List(ctx, &chunks, client.InNamespace(applied.Namespace), client.MatchingLabels{v1alpha1.InventoryOfLabel: applied.Name}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range chunks.Items {
+		cm := &chunks.Items[i]
+		cm.Finalizers = nil
+		if err := c.Update(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Delete(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	legacy := applied.DeepCopy()
+	legacy.Status.Inventory = &v1alpha1.FleetInventory{Entries: entries}
+	if err := c.Status().Update(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+
+	moved := reconcile()
+	if st := moved.Status.Inventory; st == nil || len(st.Entries) > 0 || len(st.ConfigMaps) == 0 {
+		t.Fatalf("status.inventory after the move = %+v", st)
+	}
+	if got := storedEntries(t, c, moved); !slices.Equal(got, entries) {
+		t.Errorf("the ConfigMaps list %d entries, the status listed %d (or they differ)", len(got), len(entries))
+	}
+	if err := c.List(ctx, &chunks, client.InNamespace(moved.Namespace), client.MatchingLabels{v1alpha1.InventoryOfLabel: moved.Name}); err != nil {
+		t.Fatal(err)
+	}
+	versions := map[string]string{}
+	for _, cm := range chunks.Items {
+		versions[cm.Name] = cm.ResourceVersion
+		if !slices.Contains(cm.Finalizers, v1alpha1.InventoryFinalizer) || len(cm.OwnerReferences) != 1 || cm.OwnerReferences[0].UID != moved.UID {
+			t.Errorf("ConfigMap %s: finalizers %v, owners %+v", cm.Name, cm.Finalizers, cm.OwnerReferences)
+		}
+	}
+	reconcile()
+	if err := c.List(ctx, &chunks, client.InNamespace(moved.Namespace), client.MatchingLabels{v1alpha1.InventoryOfLabel: moved.Name}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range chunks.Items {
+		if versions[cm.Name] != cm.ResourceVersion {
+			t.Errorf("a reconcile that changed nothing rewrote ConfigMap %s", cm.Name)
 		}
 	}
 }

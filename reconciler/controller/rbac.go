@@ -21,7 +21,8 @@ package controller
 // read-only ClusterRole for `nodes: real`): applies, lists to find drift,
 // and prunes them. `bind` and `escalate` let it create the syncer's Role
 // without holding every verb that Role grants. Secrets also hold each
-// cluster's tenant credentials and the key that hashes kubeconfigs.
+// cluster's tenant credentials and the key that hashes kubeconfigs;
+// ConfigMaps in a Fleet's namespace hold its inventory (inventory_store.go).
 // +kubebuilder:rbac:groups="",resources=namespaces;services;secrets;configmaps;serviceaccounts;resourcequotas;limitranges,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings;clusterroles;clusterrolebindings,verbs=get;list;watch;create;update;patch;delete;bind;escalate

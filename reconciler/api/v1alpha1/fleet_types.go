@@ -231,9 +231,10 @@ type FleetStatus struct {
 	// +optional
 	Shard string `json:"shard,omitempty"`
 
-	// Inventory lists every host object this Fleet applied and owns.
+	// Inventory says how many host objects this Fleet applied and owns,
+	// and which ConfigMaps in its namespace list them.
 	// +optional
-	Inventory *ResourceInventory `json:"inventory,omitempty"`
+	Inventory *FleetInventory `json:"inventory,omitempty"`
 
 	// AdmittedClusters counts the definitions admitted at the last
 	// attempted revision.
@@ -272,6 +273,39 @@ type KubeconfigPublishingStatus struct {
 	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
 }
 
+// FleetInventory is where a Fleet's inventory is kept. The entries live in
+// ConfigMaps in the Fleet's namespace, each holding the entries of some of
+// its clusters, so a Fleet of thousands of clusters stays far below the
+// API server's object size limit and a change to one cluster rewrites one
+// ConfigMap, not the whole inventory.
+type FleetInventory struct {
+	// Objects counts the host objects the Fleet owns.
+	Objects int `json:"objects"`
+
+	// Clusters counts the virtual clusters it holds objects of.
+	// +optional
+	Clusters int `json:"clusters,omitempty"`
+
+	// ConfigMaps are the ConfigMaps, in the Fleet's namespace, that hold
+	// the entries, with a digest of each one's content as last written.
+	// +optional
+	ConfigMaps []InventoryConfigMap `json:"configMaps,omitempty"`
+
+	// Entries is where earlier versions of warren kept the inventory: read
+	// when no ConfigMaps are listed, then moved into them and emptied.
+	// +optional
+	Entries []ResourceRef `json:"entries,omitempty"`
+}
+
+// InventoryConfigMap is one ConfigMap of a Fleet's inventory.
+type InventoryConfigMap struct {
+	// Name of the ConfigMap, in the Fleet's namespace.
+	Name string `json:"name"`
+
+	// Digest of its data as warren last wrote or read it.
+	Digest string `json:"digest"`
+}
+
 // ResourceInventory is the set of host objects a Fleet owns, with what is
 // needed to tell, by listing, whether each one still is as last applied.
 type ResourceInventory struct {
@@ -280,8 +314,7 @@ type ResourceInventory struct {
 	Entries []ResourceRef `json:"entries"`
 }
 
-// ResourceRef is one object in an inventory. Short JSON keys keep the
-// status of a Fleet with thousands of objects well under etcd's size limit.
+// ResourceRef is one object in an inventory.
 type ResourceRef struct {
 	// ID is `<namespace>_<name>_<group>_<kind>` (namespace empty for
 	// cluster-scoped objects).

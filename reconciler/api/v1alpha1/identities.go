@@ -23,6 +23,15 @@ const (
 	// clusters.
 	FleetFinalizer = "warren.dev/fleet"
 
+	// InventoryFinalizer keeps a Fleet's inventory ConfigMap until the
+	// Fleet is finalized: deleting the Fleet's namespace would otherwise
+	// delete the list of what to prune before the Fleet's finalizer reads it.
+	InventoryFinalizer = "warren.dev/inventory"
+
+	// InventoryOfLabel on a ConfigMap names the Fleet whose inventory it
+	// holds part of.
+	InventoryOfLabel = "warren.dev/inventory-of"
+
 	// ShardingKeyLabel on a Fleet names the reconciler shard that
 	// reconciles it, Flux's convention: each shard runs with
 	// --watch-label-selector=sharding.fluxcd.io/key=<shard> (see

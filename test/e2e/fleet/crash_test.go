@@ -56,7 +56,7 @@ func TestAReconcilerKilledMidApplyConvergesWithoutDuplicates(t *testing.T) {
 	// The kill came mid-apply: some objects are there, the Fleet recorded
 	// neither an inventory nor an applied revision.
 	f := h.fleet(fleet)
-	if f.Status.LastAppliedRevision != "" || (f.Status.Inventory != nil && len(f.Status.Inventory.Entries) > 0) {
+	if f.Status.LastAppliedRevision != "" || len(h.inventory(f)) > 0 {
 		t.Fatalf("the kill came after the apply finished, the story proves nothing: %s", fleetState(f))
 	}
 	partial := h.sweep(fleetSelector)
@@ -95,11 +95,12 @@ func TestAReconcilerKilledMidApplyConvergesWithoutDuplicates(t *testing.T) {
 			applied++
 		}
 	}
-	if got, want := applied, len(f.Status.Inventory.Entries); got != want {
+	inventory := h.inventory(f)
+	if got, want := applied, len(inventory); got != want {
 		t.Errorf("warren applied %d objects carrying the Fleet's labels, its inventory lists %d", got, want)
 	}
 	seen := map[string]bool{}
-	for _, e := range f.Status.Inventory.Entries {
+	for _, e := range inventory {
 		if seen[e.ID] {
 			t.Errorf("inventory lists %s twice", e.ID)
 		}

@@ -42,7 +42,7 @@ func (h *host) killWhenPKISecretDeleted(rec *reconcilerProcess, fleet client.Obj
 			}
 			rec.Kill()
 			f := h.fleet(fleet)
-			if len(inventoryOf(f, cluster)) == 0 {
+			if len(h.inventoryOf(f, cluster)) == 0 {
 				h.t.Fatalf("the kill came after the prune was recorded; the story proves nothing: %s", fleetState(f))
 			}
 			return
@@ -53,12 +53,9 @@ func (h *host) killWhenPKISecretDeleted(rec *reconcilerProcess, fleet client.Obj
 }
 
 // inventoryOf lists the Fleet's inventory entries of one cluster.
-func inventoryOf(f *v1alpha1.Fleet, cluster string) []v1alpha1.ResourceRef {
+func (h *host) inventoryOf(f *v1alpha1.Fleet, cluster string) []v1alpha1.ResourceRef {
 	var out []v1alpha1.ResourceRef
-	if f.Status.Inventory == nil {
-		return out
-	}
-	for _, e := range f.Status.Inventory.Entries {
+	for _, e := range h.inventory(f) {
 		if e.Cluster == cluster {
 			out = append(out, e)
 		}
@@ -183,7 +180,7 @@ func (h *host) assertInventoryLive(f *v1alpha1.Fleet) {
 		live[o.Namespace+"/"+o.Name+"/"+o.Resource.Resource] = true
 	}
 	seen := map[string]bool{}
-	for _, e := range f.Status.Inventory.Entries {
+	for _, e := range h.inventory(f) {
 		if seen[e.ID] {
 			h.t.Errorf("inventory lists %s twice", e.ID)
 		}

@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -183,4 +185,42 @@ func TestDeletingAFleetWithTheOrphanPolicyKeepsItsClusters(t *testing.T) {
 		evs := h.events(fleet, "ClustersKept")
 		return len(evs) > 0 && strings.Contains(evs[0], "Orphan"), strings.Join(evs, " | ")
 	})
+}
+
+// Deleting the namespace a Fleet lives in deletes the Fleet, and so its
+// clusters: the namespace controller deletes the Fleet's inventory
+// ConfigMaps along with everything else there, and their finalizer keeps
+// them readable until the Fleet has pruned what they list. The namespace
+// then goes, leaving nothing behind.
+func TestDeletingAFleetsNamespaceRemovesItsClusters(t *testing.T) {
+	plane := hostPlane(t)
+	h := newHost(t, plane)
+	names := []string{"nsdel-a", "nsdel-b"}
+	repo, sha := newFleetRepo(t, t.TempDir(), "nsdel", "nsdel", names...)
+	startReconciler(t, plane, reconcilerOptions{})
+	fleet := h.createFleet("e2e-nsdel", fleetSpec{url: repo.FileURL()})
+	f := h.waitFleetApplied(fleet, sha, 2*time.Minute)
+	h.waitClustersReady(2*time.Minute, names...)
+
+	inv := f.Status.Inventory
+	if inv == nil || len(inv.Entries) > 0 || len(inv.ConfigMaps) == 0 || inv.Objects == 0 || inv.Clusters != len(names) {
+		t.Fatalf("status.inventory = %+v, want a count of objects, %d clusters and the ConfigMaps that list them, no entries", inv, len(names))
+	}
+	if got := len(h.inventory(f)); got != inv.Objects {
+		t.Errorf("the inventory ConfigMaps list %d objects, the status counts %d", got, inv.Objects)
+	}
+
+	ns := &corev1.Namespace{}
+	ns.Name = fleet.Namespace
+	if err := h.c.Delete(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, deletionBound, "namespace "+fleet.Namespace+" gone", func() (bool, string) {
+		err := h.c.Get(context.Background(), client.ObjectKeyFromObject(ns), ns)
+		if apierrors.IsNotFound(err) {
+			return true, ""
+		}
+		return false, fmt.Sprintf("%v %+v", err, ns.Status.Conditions)
+	})
+	h.assertFleetLeftNothing(fleet, names...)
 }

@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
+	"github.com/warren-dev/warren/reconciler/controller"
 	"github.com/warren-dev/warren/test/localkube"
 )
 
@@ -265,6 +266,16 @@ func (h *host) fleet(key client.ObjectKey) *v1alpha1.Fleet {
 		h.t.Fatalf("reading Fleet %s: %v", key, err)
 	}
 	return &f
+}
+
+// inventory is what the Fleet's inventory ConfigMaps list.
+func (h *host) inventory(f *v1alpha1.Fleet) []v1alpha1.ResourceRef {
+	h.t.Helper()
+	inv, err := controller.StoredInventory(context.Background(), h.c, f)
+	if err != nil {
+		h.t.Fatalf("reading the inventory of Fleet %s/%s: %v", f.Namespace, f.Name, err)
+	}
+	return inv.Entries
 }
 
 // requestReconcile sets warren.dev/requested-at and waits until a reconcile

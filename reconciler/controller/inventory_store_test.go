@@ -1,0 +1,135 @@
+package controller
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/warren-dev/warren/reconciler/apply"
+)
+
+// fleetInventory is an inventory of n clusters of 15 objects each, shaped
+// as warren records them, plus one object of the Fleet itself.
+func fleetInventory(n int, digest string) *apply.Inventory {
+	var entries []apply.Entry
+	kinds := []string{"_Namespace", "apps_StatefulSet", "_Service", "_Secret", "_ConfigMap", "_ServiceAccount",
+		"rbac.authorization.k8s.io_Role", "rbac.authorization.k8s.io_RoleBinding", "_ResourceQuota", "_LimitRange",
+		"networking.k8s.io_NetworkPolicy", "_Service", "_Secret", "_ConfigMap", "networking.k8s.io_NetworkPolicy"}
+	for c := range n {
+		cluster := fmt.Sprintf("cluster-%05d", c)
+		for k, kind := range kinds {
+			entries = append(entries, apply.Entry{
+				ID:      fmt.Sprintf("vc-%s_%s-object-%d_%s", cluster, cluster, k, kind),
+				Version: "v1", Cluster: cluster, Host: "", Digest: digest + fmt.Sprintf("%018x", c*100+k),
+				Observed: fmt.Sprintf("mf%016x", c*31+k),
+			})
+		}
+	}
+	entries = append(entries, apply.Entry{ID: "_cluster-00000_warren.dev_VirtualCluster", Version: "v1alpha1", Host: "east", Digest: "d", Observed: "rv12"})
+	return apply.Entries(entries)
+}
+
+// Every field of every entry survives the ConfigMaps, empty ones included.
+func TestInventoryChunksRoundTrip(t *testing.T) {
+	inv := fleetInventory(40, "abcdef")
+	_, chunks := chunksOf(inv, 1)
+	var back []apply.Entry
+	for _, data := range chunks {
+		got, err := decodeChunk(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back = append(back, got...)
+	}
+	if got := apply.Entries(back); !slices.Equal(got.Entries, inv.Entries) {
+		t.Fatalf("decoded %d entries that differ from the %d encoded", len(got.Entries), len(inv.Entries))
+	}
+}
+
+// At 5,000 clusters each ConfigMap stays within its bound, and a change to
+// one cluster's objects changes exactly one of them.
+func TestInventoryChunksAreBoundedAndAChangeRewritesOne(t *testing.T) {
+	inv := fleetInventory(5000, "abcdef")
+	buckets, chunks := chunksOf(inv, 1)
+	for i, data := range chunks {
+		size := 0
+		for k, v := range data {
+			size += len(k) + len(v)
+		}
+		if size > maxChunkBytes {
+			t.Errorf("chunk %d holds %d bytes, over %d", i, size, maxChunkBytes)
+		}
+	}
+	t.Logf("5,000 clusters: %d buckets, %d chunks", buckets, len(chunks))
+
+	changed := apply.Entries(inv.Entries)
+	for i := range changed.Entries {
+		if changed.Entries[i].Cluster == "cluster-01234" {
+			changed.Entries[i].Digest = "changed"
+		}
+	}
+	again, after := chunksOf(changed, buckets)
+	if again != buckets {
+		t.Fatalf("one changed cluster moved the inventory from %d to %d buckets", buckets, again)
+	}
+	differ := 0
+	for _, i := range slices.Sorted(maps.Keys(chunks)) {
+		if chunkDigest(chunks[i], "") != chunkDigest(after[i], "") {
+			differ++
+		}
+	}
+	if differ != 1 {
+		t.Errorf("a change to one cluster changed %d chunks, want 1", differ)
+	}
+}
+
+// The number of buckets does not swing with every cluster added or
+// removed: it grows when a chunk would overflow and shrinks only when a
+// quarter of them would do.
+func TestInventoryBucketsHoldUntilFarFewerWouldDo(t *testing.T) {
+	big, _ := chunksOf(fleetInventory(3000, "abcdef"), 1)
+	if big < 4 {
+		t.Fatalf("3,000 clusters fit in %d bucket(s): the bound is not exercised", big)
+	}
+	if n, _ := chunksOf(fleetInventory(2900, "abcdef"), big); n != big {
+		t.Errorf("removing a few clusters moved %d buckets to %d", big, n)
+	}
+	if n, _ := chunksOf(fleetInventory(10, "abcdef"), big); n != 1 {
+		t.Errorf("10 clusters kept %d buckets, want 1", n)
+	}
+	if n, _ := chunksOf(nil, big); n != 1 {
+		t.Errorf("an empty inventory kept %d buckets, want 1", n)
+	}
+}
+
+// A chunk that is not what warren writes is refused with where and why,
+// never read as fewer objects.
+func TestInventoryChunkWithABadLineIsAnError(t *testing.T) {
+	for _, data := range []map[string]string{
+		{"alpha": "ns_name__Secret v1 - d\n"},
+		{"alpha": "- v1 - d o\n"},
+	} {
+		if _, err := decodeChunk(data); err == nil {
+			t.Errorf("decodeChunk(%q) gave no error", data)
+		}
+	}
+}
+
+// Names stay valid however long the Fleet's name.
+func TestInventoryNamesOfALongFleet(t *testing.T) {
+	long := ""
+	for len(long) < 253 {
+		long += "fleet-"
+	}
+	long = long[:253]
+	if n := chunkName(long, 63); len(n) > 253 {
+		t.Errorf("chunk name of %d characters", len(n))
+	}
+	if v := inventoryLabelValue(long); len(v) > 63 {
+		t.Errorf("label value of %d characters", len(v))
+	}
+	if chunkName("fleet", 3) != "fleet-inventory-3" || inventoryLabelValue("fleet") != "fleet" {
+		t.Errorf("a short name was changed: %s, %s", chunkName("fleet", 3), inventoryLabelValue("fleet"))
+	}
+}
