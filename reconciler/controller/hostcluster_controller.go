@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -33,10 +34,24 @@ import (
 // version, service CIDR and node-port range are. It writes nothing but the
 // HostCluster's status (the detection's refused probes write nothing on the
 // host), and never a credential.
+//
+// On a sharded reconciler it checks only the HostClusters its
+// --watch-label-selector matches, as for Fleets (Flux's convention: the
+// reconciler that watches `!sharding.fluxcd.io/key` checks the unlabelled
+// ones), so each HostCluster's status has one writer. Any shard's Fleets
+// may still place clusters on any HostCluster of their namespace.
 type HostClusterReconciler struct {
 	client.Client
 	Hosts         *hostRegistry
 	EventRecorder kuberecorder.EventRecorder
+	// Shard is the reconciler's --watch-label-selector; nil: every
+	// HostCluster.
+	Shard labels.Selector
+}
+
+// checks says whether this reconciler checks the HostCluster.
+func (r *HostClusterReconciler) checks(obj client.Object) bool {
+	return r.Shard == nil || r.Shard.Matches(labels.Set(obj.GetLabels()))
 }
 
 // unreadyRecheck is how soon a host that did not answer is checked again
@@ -48,6 +63,9 @@ func (r *HostClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	hc := &v1alpha1.HostCluster{}
 	if err := r.Get(ctx, req.NamespacedName, hc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.checks(hc) {
+		return ctrl.Result{}, nil // another shard's
 	}
 	patcher := patch.NewSerialPatcher(hc, r.Client)
 	defer func() {
@@ -90,11 +108,13 @@ func (r *HostClusterReconciler) check(ctx context.Context, hc *v1alpha1.HostClus
 }
 
 // SetupWithManager registers the HostCluster controller: a HostCluster is
-// checked when its spec changes and every spec.interval.
+// checked when its spec changes (or its labels move it to this shard) and
+// every spec.interval.
 func (r *HostClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	changed := predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("hostcluster").
-		For(&v1alpha1.HostCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&v1alpha1.HostCluster{}, builder.WithPredicates(changed, predicate.NewPredicateFuncs(r.checks))).
 		WithOptions(opts).
 		Complete(r)
 }
@@ -103,7 +123,7 @@ func (r *HostClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts controll
 // applyClient) and registers the HostCluster controller, which writes
 // through writer.
 func setupHosts(mgr ctrl.Manager, restConfig *rest.Config, applyClient client.Client, leading func(context.Context) error,
-	writer client.Client, recorder kuberecorder.EventRecorder, opts controller.Options) (*hostRegistry, error) {
+	writer client.Client, recorder kuberecorder.EventRecorder, shard labels.Selector, opts controller.Options) (*hostRegistry, error) {
 	localKube, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return nil, err
@@ -112,7 +132,7 @@ func setupHosts(mgr ctrl.Manager, restConfig *rest.Config, applyClient client.Cl
 		local:  &hostConn{name: v1alpha1.LocalHost, client: applyClient, kube: localKube},
 		reader: mgr.GetAPIReader(), scheme: mgr.GetScheme(), base: restConfig, leading: leading,
 	}
-	r := &HostClusterReconciler{Client: writer, Hosts: hosts, EventRecorder: recorder}
+	r := &HostClusterReconciler{Client: writer, Hosts: hosts, EventRecorder: recorder, Shard: shard}
 	return hosts, r.SetupWithManager(mgr, opts)
 }
 

@@ -119,7 +119,7 @@ func Run(ctx context.Context, restConfig *rest.Config, cfg Config, log logr.Logg
 		// the metrics it registers are process-wide and registered once.
 		SkipNameValidation: ptr.To(true),
 	}
-	hosts, err := setupHosts(mgr, restConfig, applyClient, leading, writer, eventRecorder, opts)
+	hosts, err := setupHosts(mgr, restConfig, applyClient, leading, writer, eventRecorder, shard, opts)
 	if err != nil {
 		return err
 	}
