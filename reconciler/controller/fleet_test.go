@@ -172,21 +172,8 @@ func TestAnInventoryInTheStatusMovesToConfigMaps(t *testing.T) {
 // reconcile in process and returns the Fleet after it.
 func fleetInProcess(t *testing.T, repo *gitserver.Repo) (client.Client, func() *v1alpha1.Fleet) {
 	t.Helper()
-	plane := localkube.ForTest(t, localkube.Options{})
+	c, _, _ := planeWithFleetsNamespace(t)
 	ctx := t.Context()
-	if err := testkit.InstallCRDs(ctx, plane.Config); err != nil {
-		t.Fatal(err)
-	}
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
-	c, err := client.New(plane.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fleets"}}); err != nil {
-		t.Fatal(err)
-	}
 	fleet := &v1alpha1.Fleet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "fleets", Name: "fleet"},
 		Spec:       v1alpha1.FleetSpec{URL: repo.FileURL(), Interval: metav1.Duration{Duration: time.Hour}},
@@ -214,4 +201,27 @@ func fleetInProcess(t *testing.T, repo *gitserver.Repo) (client.Client, func() *
 		}
 		return &f
 	}
+}
+
+// planeWithFleetsNamespace starts a control plane with warren's CRDs and a
+// namespace "fleets", and returns a client, the plane and the client's
+// scheme.
+func planeWithFleetsNamespace(t *testing.T) (client.Client, *localkube.Plane, *runtime.Scheme) {
+	t.Helper()
+	plane := localkube.ForTest(t, localkube.Options{})
+	ctx := t.Context()
+	if err := testkit.InstallCRDs(ctx, plane.Config); err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	c, err := client.New(plane.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fleets"}}); err != nil {
+		t.Fatal(err)
+	}
+	return c, plane, scheme
 }

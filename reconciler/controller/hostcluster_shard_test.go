@@ -7,15 +7,11 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
-	"github.com/warren-dev/warren/test/localkube"
-	"github.com/warren-dev/warren/test/testkit"
 )
 
 // On a sharded install each HostCluster is checked, and its status
@@ -26,21 +22,8 @@ func TestEachHostClusterIsCheckedByOneShard(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane")
 	}
-	plane := localkube.ForTest(t, localkube.Options{})
+	c, plane, scheme := planeWithFleetsNamespace(t)
 	ctx := t.Context()
-	if err := testkit.InstallCRDs(ctx, plane.Config); err != nil {
-		t.Fatal(err)
-	}
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
-	c, err := client.New(plane.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fleets"}}); err != nil {
-		t.Fatal(err)
-	}
 	// Its kubeconfig Secret is missing: a check says so in the status.
 	hc := &v1alpha1.HostCluster{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "fleets", Name: "east", Labels: map[string]string{v1alpha1.ShardingKeyLabel: "shard1"}},
