@@ -45,6 +45,7 @@ func main() {
 	flag.StringSliceVar(&cfg.PodCIDRs, "pod-cidrs", nil, "the host's pod address ranges, comma-separated: with network isolation a cluster's API takes no traffic from them but its own namespace's and non-cluster namespaces' pods (every private range when empty)")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "where Prometheus metrics are served")
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":9440", "where health and readiness probes are served")
+	flag.StringVar(&cfg.PprofAddr, "pprof-bind-address", "0", "where Go's profiling endpoint is served (0 disables)")
 	flag.IntVar(&cfg.Concurrency, "concurrent", 4, "Fleets and VirtualClusters reconciled at once")
 	flag.StringVar(&cfg.WatchLabelSelector, "watch-label-selector", "", "reconcile only the Fleets with matching labels, e.g. 'sharding.fluxcd.io/key=shard1' (a shard; see config/sharded); every Fleet when empty")
 	flag.StringVar(&cfg.LeaderNamespace, "leader-election-namespace", "", "namespace of the leader election lease (the pod's own when empty)")

@@ -47,8 +47,10 @@ type Config struct {
 	PodCIDRs []string
 	Version  string
 
-	MetricsAddr     string
-	HealthAddr      string
+	MetricsAddr string
+	HealthAddr  string
+	// PprofAddr serves Go's /debug/pprof (none when empty or "0").
+	PprofAddr       string
 	Concurrency     int
 	LeaderElection  leaderelection.Options
 	RateLimiter     fluxcontroller.RateLimiterOptions
@@ -169,6 +171,7 @@ func newManager(restConfig *rest.Config, cfg Config, shard labels.Selector, sche
 		Logger:                              log,
 		Metrics:                             metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress:              cfg.HealthAddr,
+		PprofBindAddress:                    cfg.PprofAddr,
 		LeaderElection:                      cfg.LeaderElection.Enable,
 		LeaderElectionID:                    lease,
 		LeaderElectionResourceLockInterface: lock,

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -58,6 +59,9 @@ func benchClusters(b *testing.B, n int) int {
 //     no client-side rate limit; cold-vs-limit is cold-s over it.
 //
 // Every phase logs the API requests it caused, by verb.
+// WARREN_BENCH_HEAP_PROFILE=<dir> saves the reconciler's heap profiles
+// there (see heapAtPeaks); GOMEMLIMIT, which the reconciler inherits,
+// replaces its default soft memory limit (off: none).
 //
 // The host is a bare plane (etcd and kube-apiserver, no controller manager,
 // no kwok): it measures the reconciler and the API server, not StatefulSet
@@ -96,7 +100,18 @@ func benchmarkFleet(b *testing.B, n int) {
 	if qps := os.Getenv("WARREN_BENCH_QPS"); qps != "" {
 		flags = append(flags, "--kube-api-qps="+qps, "--kube-api-burst="+qps)
 	}
+	profileDir := os.Getenv("WARREN_BENCH_HEAP_PROFILE")
+	pprofAddr := ""
+	if profileDir != "" {
+		pprofAddr = testkit.FreeAddr(b)
+		flags = append(flags, "--pprof-bind-address="+pprofAddr)
+	}
+	b.Logf("the reconciler's Go soft memory limit: %s", softLimit())
 	rec := startReconciler(b, plane, reconcilerOptions{metrics: true, flags: flags})
+	stopProfiles := func() {}
+	if profileDir != "" {
+		stopProfiles = heapAtPeaks(b, rec.PID(), pprofAddr, profileDir)
+	}
 	testkit.Eventually(b, time.Minute, "the reconciler's metrics endpoint", func() (bool, string) {
 		_, err := scrape(rec.Metrics)
 		return err == nil, fmt.Sprint(err)
@@ -140,6 +155,7 @@ func benchmarkFleet(b *testing.B, n int) {
 		b.Logf("reconciler peak RSS: %d MiB", hwm>>20)
 
 		// The API server's own limit, with the reconciler stopped.
+		stopProfiles()
 		rec.stop()
 		limit := h.measureSSALimit(b, f.Status.Inventory.Objects, n)
 		b.ReportMetric(limit.Seconds(), "ssa-limit-s")
@@ -395,20 +411,83 @@ func scrape(addr string) (string, error) {
 	return sb.String(), nil
 }
 
+// softLimit says which Go soft memory limit the reconciler runs with: its
+// own default unless GOMEMLIMIT is set (it inherits the benchmark's
+// environment; GOMEMLIMIT=off runs it without one).
+func softLimit() string {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		return "GOMEMLIMIT=" + v
+	}
+	return "warren-reconciler's default (GOMEMLIMIT unset)"
+}
+
+// heapAtPeaks saves the reconciler's heap profile (from its pprof address)
+// each time its resident set grows 4 MiB past the last saved one, as
+// dir/heap-peak.pprof, so the profile last saved is the one nearest the
+// peak; read it with go tool pprof -sample_index=inuse_space (live) or
+// alloc_space (all allocated). stop ends the sampling and saves the heap
+// once more, as dir/heap-end.pprof.
+func heapAtPeaks(b *testing.B, pid int, addr, dir string) (stop func()) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	save := func(name string) {
+		resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+		if err != nil {
+			return // not serving yet
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode == http.StatusOK {
+			_ = os.WriteFile(filepath.Join(dir, name), body, 0o644)
+		}
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		var saved int64
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if rss, err := currentRSS(pid); err == nil && rss > saved+4<<20 {
+				save("heap-peak.pprof")
+				saved = rss
+				b.Logf("heap profile saved at RSS %d MiB", rss>>20)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		save("heap-end.pprof")
+	}
+}
+
+// currentRSS is a process's resident set size in bytes (VmRSS).
+func currentRSS(pid int) (int64, error) { return procStatus(pid, "VmRSS:") }
+
 // peakRSS is a process's peak resident set size in bytes (VmHWM).
-func peakRSS(pid int) (int64, error) {
+func peakRSS(pid int) (int64, error) { return procStatus(pid, "VmHWM:") }
+
+// procStatus reads one size field of /proc/<pid>/status, in bytes.
+func procStatus(pid int, field string) (int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("VmHWM %q: %w", v, err)
+				return 0, fmt.Errorf("%s %q: %w", field, v, err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
