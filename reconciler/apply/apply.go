@@ -128,6 +128,11 @@ type Result struct {
 	// Their previous inventory entries are kept, so nothing of theirs is
 	// pruned because of the failure.
 	Failures []ClusterFailure
+	// Unrendered are the clusters ApplyObjects was given by digests alone
+	// that had to be rendered again and could not be (their Rerender
+	// failed, or said they are not warren's: a *ConflictError). Nothing of
+	// theirs was written, and their previous entries are kept.
+	Unrendered []ClusterFailure
 	// Untracked are objects that carry this Fleet's labels, are of a kind
 	// being applied, and are neither rendered nor in the previous
 	// inventory: left over by an apply whose inventory was never recorded
@@ -148,10 +153,7 @@ func (r *Result) Written() int {
 
 // desiredObject is one object to apply with its bookkeeping.
 type desiredObject struct {
-	obj    *unstructured.Unstructured
-	ref    ObjectRef
-	id     string
-	digest string
+	Object
 	// absent: a look-up in this Apply found no such object, so it is
 	// created with one plain server-side apply instead of ssa's dry run
 	// and re-read (the bulk of a cold start).
@@ -165,7 +167,26 @@ type desiredObject struct {
 // with ssa (namespaces and CRDs first); an object that exists but is not
 // this Fleet's is a Conflict and is not written.
 func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructured, previous *Inventory) (*Result, error) {
-	desired, err := a.prepare(objects)
+	prepared, err := Prepare(a.owner, objects)
+	if err != nil {
+		return nil, err
+	}
+	return a.ApplyObjects(ctx, prepared, nil, previous)
+}
+
+// Rerender renders one cluster's objects again, prepared. ApplyObjects calls
+// it for a cluster it was given by digests alone (Object.Known) when one of
+// its objects is not on the host as warren last applied it. A
+// *ConflictError says the cluster is not warren's to write.
+type Rerender func(ctx context.Context, cluster string) ([]Object, error)
+
+// ApplyObjects is Apply for objects Prepare made. A cluster may be given by
+// its objects' digests alone (Known): when every one of them is on the host
+// as warren last applied it, it is kept as it is; otherwise rerender gives
+// its objects, which are applied in the same call. A cluster that cannot be
+// rendered again is in Result.Unrendered and keeps its previous entries.
+func (a *Applier) ApplyObjects(ctx context.Context, objects []Object, rerender Rerender, previous *Inventory) (*Result, error) {
+	desired, err := distinct(objects)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +201,10 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 		return nil, err
 	}
 	res := &Result{Untracked: untracked(prev, desired, live)}
+	desired, held, err := a.renderDrifted(ctx, res, desired, prev, live, rerender)
+	if err != nil {
+		return nil, err
+	}
 	toApply, kept, err := a.sortOut(ctx, res, desired, prev, live)
 	if err != nil {
 		return nil, err
@@ -187,16 +212,15 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 
 	actions, failures := a.applyObjects(ctx, toApply)
 	res.Failures = failures
-	failed := map[string]bool{}
 	for _, f := range failures {
-		failed[f.Cluster] = true
+		held[f.Cluster] = true
 	}
 	res.Changes = append(res.Changes, appliedChanges(toApply, actions)...)
 
 	// Record what each applied object looks like now, so the next Apply can
 	// tell a later hand edit from warren's own write.
 	after, listErr := a.listOwned(ctx, kindsOf(toApply))
-	res.Inventory = inventoryAfter(previous, kept, toApply, after, failed, listErr)
+	res.Inventory = inventoryAfter(previous, kept, toApply, after, held, listErr)
 
 	var errs []error
 	for _, f := range failures {
@@ -211,6 +235,20 @@ func (a *Applier) Apply(ctx context.Context, objects []*unstructured.Unstructure
 	return res, nil
 }
 
+// distinct are objects to apply, refusing an object given twice.
+func distinct(objects []Object) ([]desiredObject, error) {
+	out := make([]desiredObject, 0, len(objects))
+	seen := make(map[string]bool, len(objects))
+	for _, o := range objects {
+		if seen[o.id] {
+			return nil, fmt.Errorf("apply: %s is rendered twice", o.ref)
+		}
+		seen[o.id] = true
+		out = append(out, desiredObject{Object: o})
+	}
+	return out, nil
+}
+
 // untracked are the objects warren owns that neither the inventory nor
 // this rendering knows (left by a crash between apply and status).
 func untracked(prev map[string]Entry, desired []desiredObject, live map[string]liveObject) []Entry {
@@ -221,7 +259,7 @@ func untracked(prev map[string]Entry, desired []desiredObject, live map[string]l
 	var out []Entry
 	for id, l := range live {
 		if _, known := prev[id]; !known && !wanted[id] {
-			out = append(out, Entry{ID: id, Version: l.version, Cluster: l.GetLabels()[v1alpha1.ClusterLabel], Observed: observed(l)})
+			out = append(out, Entry{ID: id, Version: l.version, Cluster: l.cluster, Observed: l.observed})
 		}
 	}
 	sortEntries(out)
@@ -300,8 +338,8 @@ func inventoryAfter(previous *Inventory, kept []Entry, applied []desiredObject, 
 		if !ok {
 			continue
 		}
-		cluster := d.obj.GetLabels()[v1alpha1.ClusterLabel]
-		e := Entry{ID: d.id, Version: d.ref.Version, Cluster: cluster, Digest: d.digest, Observed: observed(l)}
+		cluster := d.cluster
+		e := Entry{ID: d.id, Version: d.ref.Version, Cluster: cluster, Digest: d.digest, Observed: l.observed}
 		if failed[cluster] {
 			e.Digest = "" // not known to be applied in full: check it again next time
 		}
@@ -324,7 +362,7 @@ func isNamespace(r ObjectRef) bool { return r.Group == "" && r.Kind == "Namespac
 // applied it and the rendering has not changed since.
 func isUnchanged(prev map[string]Entry, d desiredObject, live liveObject) bool {
 	e, ok := prev[d.id]
-	return ok && e.Digest == d.digest && e.Version == d.ref.Version && e.Observed == observed(live)
+	return ok && e.Digest == d.digest && e.Version == d.ref.Version && e.Observed == live.observed
 }
 
 // ClusterFailure is a virtual cluster whose objects could not all be
@@ -375,17 +413,21 @@ func (a *Applier) checkUnclaimed(ctx context.Context, ds []desiredObject) ([]*Co
 			continue
 		}
 		g.Go(func() error {
-			existing, err := a.listAll(gctx, gvk)
+			wanted := make(map[string]bool, len(idx))
+			for _, i := range idx {
+				wanted[ds[i].id] = true
+			}
+			existing, err := a.ownershipOf(gctx, gvk, wanted)
 			if err != nil {
 				return err
 			}
 			for _, i := range idx {
-				live, ok := existing[ds[i].id]
+				reason, ok := existing[ds[i].id]
 				if !ok {
 					ds[i].absent = true
 					continue
 				}
-				if reason := a.ownershipProblem(live); reason != "" {
+				if reason != "" {
 					conflicts[i] = &Conflict{Object: ds[i].ref, Reason: reason}
 				}
 			}
@@ -395,30 +437,23 @@ func (a *Applier) checkUnclaimed(ctx context.Context, ds []desiredObject) ([]*Co
 	return conflicts, g.Wait()
 }
 
-// listAll lists the metadata of every object of one kind, page by page.
-func (a *Applier) listAll(ctx context.Context, gvk schema.GroupVersionKind) (map[string]*metav1.PartialObjectMetadata, error) {
-	out := map[string]*metav1.PartialObjectMetadata{}
-	cont := ""
-	for {
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		err := a.client.List(ctx, list, client.Limit(1000), client.Continue(cont))
-		if meta.IsNoMatchError(err) {
-			return out, nil
+// ownershipOf lists the metadata of every object of one kind, page by page,
+// and says of each of wanted (IDs) that exists whether it is this Fleet's:
+// "" when it is, else why not. An ID not in the answer does not exist.
+func (a *Applier) ownershipOf(ctx context.Context, gvk schema.GroupVersionKind, wanted map[string]bool) (map[string]string, error) {
+	out := map[string]string{}
+	err := a.listPages(ctx, gvk, nil, func(item *metav1.PartialObjectMetadata, ref ObjectRef) {
+		if id := ref.id(); wanted[id] {
+			out[id] = a.ownershipProblem(item)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("apply: list %s: %w", gvk.Kind, err)
-		}
-		for i := range list.Items {
-			item := &list.Items[i]
-			ref := ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: item.Namespace, Name: item.Name}
-			out[ref.id()] = item
-		}
-		cont = list.Continue
-		if cont == "" {
-			return out, nil
-		}
+	})
+	if meta.IsNoMatchError(err) {
+		return out, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("apply: list %s: %w", gvk.Kind, err)
+	}
+	return out, nil
 }
 
 // applyObjects applies ds with ssa: first the namespaces, CRDs and other
@@ -438,7 +473,7 @@ func (a *Applier) applyObjects(ctx context.Context, ds []desiredObject) (map[str
 	// in another batch.
 	var defs, rest []desiredObject
 	for _, d := range ds {
-		if ssautils.IsClusterDefinition(d.obj) || ssautils.IsClassDefinition(d.obj) {
+		if d.definition {
 			defs = append(defs, d)
 		} else {
 			rest = append(rest, d)
@@ -490,13 +525,21 @@ func (w *applyRun) apply(group []desiredObject) error {
 		if d.absent {
 			// Not forced: should someone create it meanwhile, their
 			// fields conflict and nothing of theirs is overwritten.
-			if err := w.a.client.Patch(w.ctx, d.obj.DeepCopy(), client.Apply, client.FieldOwner(FieldManager)); err != nil {
+			obj, err := d.decode()
+			if err != nil {
+				return err
+			}
+			if err := w.a.client.Patch(w.ctx, obj, client.Apply, client.FieldOwner(FieldManager)); err != nil {
 				return fmt.Errorf("apply: create %s: %w", d.ref, err)
 			}
 			w.record(d.id, ssa.CreatedAction)
 			continue
 		}
-		objs = append(objs, d.obj.DeepCopy())
+		obj, err := d.decode()
+		if err != nil {
+			return err
+		}
+		objs = append(objs, obj)
 	}
 	if len(objs) == 0 {
 		return nil
@@ -628,7 +671,7 @@ func groupByCluster(ds []desiredObject) (map[string][]desiredObject, []string) {
 	groups := map[string][]desiredObject{}
 	var clusters []string
 	for _, d := range ds {
-		c := d.obj.GetLabels()[v1alpha1.ClusterLabel]
+		c := d.cluster
 		if _, ok := groups[c]; !ok {
 			clusters = append(clusters, c)
 		}
@@ -644,12 +687,9 @@ func groupByCluster(ds []desiredObject) (map[string][]desiredObject, []string) {
 func (a *Applier) waitForNewKinds(ctx context.Context, defs, rest []desiredObject, failed map[string]bool) []ClusterFailure {
 	defined := map[schema.GroupKind]bool{}
 	for _, d := range defs {
-		if d.ref.Kind != "CustomResourceDefinition" || d.ref.Group != "apiextensions.k8s.io" {
-			continue
+		if !d.defines.Empty() {
+			defined[d.defines] = true
 		}
-		group, _, _ := unstructured.NestedString(d.obj.Object, "spec", "group")
-		kind, _, _ := unstructured.NestedString(d.obj.Object, "spec", "names", "kind")
-		defined[schema.GroupKind{Group: group, Kind: kind}] = true
 	}
 	if len(defined) == 0 {
 		return nil
@@ -657,7 +697,7 @@ func (a *Applier) waitForNewKinds(ctx context.Context, defs, rest []desiredObjec
 	clustersOf := map[schema.GroupVersionKind][]string{}
 	for _, d := range rest {
 		gvk := d.ref.GroupVersionKind()
-		c := d.obj.GetLabels()[v1alpha1.ClusterLabel]
+		c := d.cluster
 		if defined[gvk.GroupKind()] && !failed[c] && !slices.Contains(clustersOf[gvk], c) {
 			clustersOf[gvk] = append(clustersOf[gvk], c)
 		}
@@ -681,39 +721,6 @@ func (a *Applier) waitForNewKinds(ctx context.Context, defs, rest []desiredObjec
 	return out
 }
 
-// prepare labels copies of the objects as this Fleet's and digests them.
-func (a *Applier) prepare(objects []*unstructured.Unstructured) ([]desiredObject, error) {
-	out := make([]desiredObject, 0, len(objects))
-	seen := map[string]bool{}
-	for _, o := range objects {
-		obj := o.DeepCopy()
-		if obj.GetName() == "" || obj.GetKind() == "" || obj.GetAPIVersion() == "" {
-			return nil, fmt.Errorf("apply: an object lacks apiVersion, kind or metadata.name: %s", ssautils.FmtUnstructured(obj))
-		}
-		labels := obj.GetLabels()
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		for k, v := range a.owner.Labels() {
-			labels[k] = v
-		}
-		labels[v1alpha1.ManagedByLabel] = v1alpha1.ManagedByValue
-		obj.SetLabels(labels)
-		ref := refOf(obj)
-		id := ref.id()
-		if seen[id] {
-			return nil, fmt.Errorf("apply: %s is rendered twice", ref)
-		}
-		seen[id] = true
-		dg, err := digest(obj)
-		if err != nil {
-			return nil, fmt.Errorf("apply: %w", err)
-		}
-		out = append(out, desiredObject{obj: obj, ref: ref, id: id, digest: dg})
-	}
-	return out, nil
-}
-
 func kindsOf(ds []desiredObject) []schema.GroupVersionKind {
 	var kinds []schema.GroupVersionKind
 	for _, d := range ds {
@@ -725,33 +732,54 @@ func kindsOf(ds []desiredObject) []schema.GroupVersionKind {
 	return kinds
 }
 
-// liveObject is the metadata of a listed object and the API version it was
-// listed at.
+// liveObject is what Apply reads of a listed object: the API version it
+// was listed at, its cluster label, and what observed makes of its
+// managedFields (which are not kept).
 type liveObject struct {
-	metav1.Object
-	version string
+	version  string
+	cluster  string
+	observed string
 }
 
 // listOwned lists, per kind, the metadata of every object carrying this
-// Fleet's labels, keyed by inventory ID. A kind the API server does not
-// know yet (a CRD about to be applied) has no objects.
+// Fleet's labels, keyed by inventory ID, page by page. A kind the API server
+// does not know yet (a CRD about to be applied) has no objects.
 func (a *Applier) listOwned(ctx context.Context, kinds []schema.GroupVersionKind) (map[string]liveObject, error) {
 	out := map[string]liveObject{}
 	for _, gvk := range kinds {
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		err := a.client.List(ctx, list, client.MatchingLabels(a.owner.Labels()))
+		err := a.listPages(ctx, gvk, []client.ListOption{client.MatchingLabels(a.owner.Labels())}, func(item *metav1.PartialObjectMetadata, ref ObjectRef) {
+			out[ref.id()] = liveObject{version: gvk.Version, cluster: item.Labels[v1alpha1.ClusterLabel], observed: observed(item)}
+		})
 		if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("apply: list %s owned by Fleet %s: %w", gvk.Kind, a.owner, err)
 		}
-		for i := range list.Items {
-			item := &list.Items[i]
-			ref := ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: item.Namespace, Name: item.Name}
-			out[ref.id()] = liveObject{Object: item, version: gvk.Version}
-		}
 	}
 	return out, nil
+}
+
+// listPage is how many objects' metadata one list request asks for.
+const listPage = 500
+
+// listPages lists the metadata of the objects of one kind, page by page,
+// handing each to read: a page at a time is held, never the whole kind
+// with every object's managedFields.
+func (a *Applier) listPages(ctx context.Context, gvk schema.GroupVersionKind, opts []client.ListOption, read func(*metav1.PartialObjectMetadata, ObjectRef)) error {
+	cont := ""
+	for {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := a.client.List(ctx, list, append(opts, client.Limit(listPage), client.Continue(cont))...); err != nil {
+			return err
+		}
+		for i := range list.Items {
+			item := &list.Items[i]
+			read(item, ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: item.Namespace, Name: item.Name})
+		}
+		if cont = list.Continue; cont == "" {
+			return nil
+		}
+	}
 }

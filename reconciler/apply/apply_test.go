@@ -145,6 +145,19 @@ func (f *fixture) configMapValue(ns, name string) (string, string) {
 	return cm.Data["value"], cm.ResourceVersion
 }
 
+// editByHand changes a ConfigMap's value as kubectl edit would.
+func (f *fixture) editByHand(ns, name string) {
+	f.t.Helper()
+	cm, err := f.kube.CoreV1().ConfigMaps(ns).Get(f.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cm.Data["value"] = "changed by hand"
+	if _, err := f.kube.CoreV1().ConfigMaps(ns).Update(f.ctx, cm, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 func actions(res *Result) map[string]Action {
 	out := map[string]Action{}
 	for _, c := range res.Changes {
@@ -211,14 +224,7 @@ func TestDriftIsSetBack(t *testing.T) {
 	f.apply(docs...)
 	_, otherRV := f.configMapValue("drift-a", "other")
 
-	cm, err := f.kube.CoreV1().ConfigMaps("drift-a").Get(f.ctx, "settings", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm.Data["value"] = "changed by hand"
-	if _, err := f.kube.CoreV1().ConfigMaps("drift-a").Update(f.ctx, cm, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
-		t.Fatal(err)
-	}
+	f.editByHand("drift-a", "settings")
 	if err := f.kube.CoreV1().Services("drift-a").Delete(f.ctx, "api", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package apply
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -151,17 +150,6 @@ func Entries(entries []Entry) *Inventory {
 
 func sortEntries(entries []Entry) {
 	slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.ID, b.ID) })
-}
-
-// digest hashes an object as it is about to be applied. encoding/json
-// writes map keys sorted, so equal objects hash equal.
-func digest(u *unstructured.Unstructured) (string, error) {
-	b, err := json.Marshal(u.Object)
-	if err != nil {
-		return "", fmt.Errorf("%s: encode: %w", refOf(u), err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:12]), nil
 }
 
 // observed is what tells, from a list, whether anyone but a status writer

@@ -3,8 +3,6 @@ package apply
 import (
 	"context"
 	"fmt"
-
-	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 )
 
 // namespaceScreen keeps objects out of namespaces warren did not create for
@@ -34,12 +32,12 @@ func (a *Applier) screenNamespaces(ctx context.Context, desired []desiredObject,
 		if !isNamespace(d.ref) {
 			continue
 		}
-		cluster := d.obj.GetLabels()[v1alpha1.ClusterLabel]
+		cluster := d.cluster
 		s.clusterOf[d.ref.Name] = cluster
 		var conflict *Conflict
 		inside := "which is not this Fleet's"
 		if l, ours := live[d.id]; ours {
-			if owner := l.GetLabels()[v1alpha1.ClusterLabel]; owner != cluster {
+			if owner := l.cluster; owner != cluster {
 				conflict = &Conflict{Object: d.ref, Reason: fmt.Sprintf("warren created it for cluster %q, not for %q", owner, cluster)}
 				inside = fmt.Sprintf("which warren created for cluster %q", owner)
 			}
@@ -64,7 +62,7 @@ func (a *Applier) screenNamespaces(ctx context.Context, desired []desiredObject,
 // blocks says whether d may not be written, and the conflict to report
 // for it (nil for a foreign Namespace, reported when screened).
 func (s *namespaceScreen) blocks(d desiredObject) (bool, *Conflict) {
-	ns, cluster := d.ref.Namespace, d.obj.GetLabels()[v1alpha1.ClusterLabel]
+	ns, cluster := d.ref.Namespace, d.cluster
 	switch {
 	case isNamespace(d.ref) && s.foreign[d.ref.Name] != "":
 		return true, nil

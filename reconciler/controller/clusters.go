@@ -27,10 +27,11 @@ import (
 	"github.com/warren-dev/warren/templates"
 )
 
-type unstructuredObject = unstructured.Unstructured
-
-// renderCache keeps each cluster's rendered, owned objects keyed by a hash of
-// everything rendering reads, so an unchanged cluster is never rendered twice.
+// renderCache keeps, for each cluster, a hash of everything rendering reads
+// and its rendered objects' names and digests (apply.Object.Known), not the
+// objects themselves: an unchanged cluster is neither rendered nor held in
+// memory again. The applier asks for it to be rendered again only when one
+// of its objects is not on the host as warren last applied it.
 type renderCache struct {
 	mu      sync.Mutex
 	entries map[string]renderEntry // cluster name → entry
@@ -38,7 +39,7 @@ type renderCache struct {
 
 type renderEntry struct {
 	key     string
-	objects []*unstructured.Unstructured
+	objects []apply.Object // each Known: names and digests only
 }
 
 // current reports whether the cluster's cached render is still what
@@ -63,37 +64,53 @@ func (c *renderCache) forget(name string) {
 }
 
 // get returns the cluster's objects, each owned by its VirtualCluster, with
-// its PKI Secret among them: the cached ones when current, else a new render
+// its PKI Secret among them, prepared for owner's applier: when the cached
+// render is current, by their names and digests alone; else rendered anew
 // with pki (which must then be given).
-func (c *renderCache) get(a policy.Admission, repo *load.Repository, opts render.Options, version string, uid types.UID, pki *unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+func (c *renderCache) get(a policy.Admission, repo *load.Repository, opts render.Options, version string, uid types.UID, pki *unstructured.Unstructured, owner apply.Owner) ([]apply.Object, error) {
 	in := render.InputFor(a, repo)
 	key, err := renderKey(in, a, opts, version, uid)
 	if err != nil {
 		return nil, err
 	}
-	name := in.Cluster.Name
 	c.mu.Lock()
-	if e, ok := c.entries[name]; ok && e.key == key {
+	if e, ok := c.entries[in.Cluster.Name]; ok && e.key == key {
 		c.mu.Unlock()
 		return e.objects, nil
 	}
 	c.mu.Unlock()
+	return c.render(in, key, opts, uid, pki, owner)
+}
+
+func (c *renderCache) render(in render.Input, key string, opts render.Options, uid types.UID, pki *unstructured.Unstructured, owner apply.Owner) ([]apply.Object, error) {
+	name := in.Cluster.Name
 	if pki == nil {
 		return nil, fmt.Errorf("cluster %s: its PKI Secret was not read before rendering; retrying", name)
 	}
-
 	out, err := render.Cluster(in, opts)
 	if err != nil {
 		return nil, err
 	}
-	owned := ownedBy(append(out.Objects, pki), name, uid)
+	prepared, err := apply.Prepare(owner, ownedBy(append(out.Objects, pki), name, uid))
+	if err != nil {
+		return nil, err
+	}
+	known := make([]apply.Object, len(prepared))
+	for i, o := range prepared {
+		known[i] = o.Known()
+	}
 	c.mu.Lock()
 	if c.entries == nil {
 		c.entries = map[string]renderEntry{}
 	}
-	c.entries[name] = renderEntry{key: key, objects: owned}
+	c.entries[name] = renderEntry{key: key, objects: known}
 	c.mu.Unlock()
-	return owned, nil
+	return prepared, nil
+}
+
+// fleetOwner is the Fleet as the owner of what it applies.
+func fleetOwner(fleet *v1alpha1.Fleet) apply.Owner {
+	return apply.Owner{Namespace: fleet.Namespace, Name: fleet.Name}
 }
 
 func renderKey(in render.Input, a policy.Admission, opts render.Options, version string, uid types.UID) (string, error) {
@@ -134,18 +151,15 @@ var templatesDigest = sync.OnceValue(func() string {
 	return hex.EncodeToString(h.Sum(nil))
 })
 
-// ownedBy returns copies of objects owned by the cluster's VirtualCluster, so
-// deleting it deletes everything it holds on the host. Without a uid (a
+// ownedBy makes objects, in place, owned by the cluster's VirtualCluster,
+// so deleting it deletes everything it holds on the host. Without a uid (a
 // cluster on a remote host, where its VirtualCluster does not exist) they
 // have no owner: the inventory alone prunes them.
 func ownedBy(objects []*unstructured.Unstructured, cluster string, uid types.UID) []*unstructured.Unstructured {
-	out := make([]*unstructured.Unstructured, 0, len(objects))
+	if uid == "" {
+		return objects
+	}
 	for _, o := range objects {
-		o = o.DeepCopy()
-		if uid == "" {
-			out = append(out, o)
-			continue
-		}
 		o.SetOwnerReferences([]metav1.OwnerReference{{
 			APIVersion:         v1alpha1.GroupVersion.String(),
 			Kind:               v1alpha1.VirtualClusterKind,
@@ -153,9 +167,8 @@ func ownedBy(objects []*unstructured.Unstructured, cluster string, uid types.UID
 			UID:                uid,
 			BlockOwnerDeletion: ptr.To(true),
 		}})
-		out = append(out, o)
 	}
-	return out
+	return objects
 }
 
 func toUnstructured(vcs []*v1alpha1.VirtualCluster) ([]*unstructured.Unstructured, error) {

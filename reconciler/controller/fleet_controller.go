@@ -397,8 +397,3 @@ func hostVirtualCluster(a policy.Admission, repo *load.Repository) *v1alpha1.Vir
 	vc.Spec.Host = a.Host
 	return vc
 }
-
-func refOf(o *unstructuredObject) apply.ObjectRef {
-	gvk := o.GroupVersionKind()
-	return apply.ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName()}
-}

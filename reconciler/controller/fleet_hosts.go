@@ -11,7 +11,6 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/apply"
@@ -177,10 +176,10 @@ func placedOn(entries []apply.Entry, host string) []apply.Entry {
 }
 
 // byHost groups rendered objects by the host their cluster is on.
-func (s *fleetScope) byHost() map[string][]*unstructured.Unstructured {
-	out := map[string][]*unstructured.Unstructured{}
+func (s *fleetScope) byHost() map[string][]apply.Object {
+	out := map[string][]apply.Object{}
 	for _, o := range s.objects {
-		h := s.hostOf[s.clusterOf[refOf(o).String()]]
+		h := s.hostOf[s.clusterOf[o.Ref().String()]]
 		out[h] = append(out[h], o)
 	}
 	return out
@@ -196,7 +195,7 @@ func (r *FleetReconciler) applyHosts(ctx context.Context, s *fleetScope) (*apply
 	groups := s.byHost()
 	for _, name := range sortedKeys(groups) {
 		t := s.hosts[name]
-		res, err := t.applier.Apply(ctx, groups[name], onHost(s.previous, name))
+		res, err := t.applier.ApplyObjects(ctx, groups[name], r.rerender(s, t), onHost(s.previous, name))
 		if res == nil {
 			res = &apply.Result{}
 		}
@@ -206,6 +205,7 @@ func (r *FleetReconciler) applyHosts(ctx context.Context, s *fleetScope) (*apply
 		all.Changes = append(all.Changes, res.Changes...)
 		all.Conflicts = append(all.Conflicts, res.Conflicts...)
 		all.Failures = append(all.Failures, res.Failures...)
+		all.Unrendered = append(all.Unrendered, res.Unrendered...)
 		all.Untracked = append(all.Untracked, placedOn(res.Untracked, name)...)
 		switch {
 		case err == nil:

@@ -96,11 +96,13 @@ type fleetScope struct {
 	// objects' owner. Set by pkiPhase.
 	uids map[string]types.UID
 	// pki are the PKI Secrets of the clusters whose render is not cached.
-	// Set by pkiPhase.
+	// Set by pkiPhase, dropped by renderPhase.
 	pki map[string]*unstructured.Unstructured
-	// objects are the rendered host objects, owned by their clusters, and
-	// clusterOf names the cluster of each. Set by renderPhase.
-	objects   []*unstructured.Unstructured
+	// objects are the rendered host objects, owned by their clusters and
+	// prepared for the applier (those of a cluster whose render is cached
+	// by their digests alone), and clusterOf names the cluster of each.
+	// Set by renderPhase.
+	objects   []apply.Object
 	clusterOf map[string]string // ObjectRef.String() → cluster
 	// inventory is what the Fleet owns after this reconcile. Set by
 	// applyClustersPhase and applyObjectsPhase, kept whole by prunePhase
@@ -280,33 +282,60 @@ func (r *FleetReconciler) pkiPhase(ctx context.Context, s *fleetScope) error {
 	return nil
 }
 
-// renderPhase renders each cluster's host objects (or takes them from the
-// cache), owned by its VirtualCluster, its PKI Secret among them.
+// renderPhase renders each cluster's host objects, owned by its
+// VirtualCluster, its PKI Secret among them, and prepares them for the
+// applier; a cluster whose render is cached is given by its objects'
+// digests alone (the applier has it rendered again if they drifted).
 func (r *FleetReconciler) renderPhase(_ context.Context, s *fleetScope) error {
 	names := s.toRender()
-	rendered := make([][]*unstructured.Unstructured, len(names))
+	rendered := make([][]apply.Object, len(names))
 	errs := make([]error, len(names))
+	owner := fleetOwner(s.fleet)
 	inParallel(len(names), func(i int) {
 		opts := s.hosts[s.hostOf[names[i]]].render
-		rendered[i], errs[i] = r.renders.get(s.desired[names[i]], s.loaded.Repo, opts, r.Version, s.uids[names[i]], s.pki[names[i]])
+		rendered[i], errs[i] = r.renders.get(s.desired[names[i]], s.loaded.Repo, opts, r.Version, s.uids[names[i]], s.pki[names[i]], owner)
 	})
+	s.pki = nil
 	s.clusterOf = map[string]string{}
 	for i, name := range names {
 		if s.clusterFailed(name, errs[i]) {
 			continue
 		}
 		for _, o := range rendered[i] {
-			s.clusterOf[refOf(o).String()] = name
+			s.clusterOf[o.Ref().String()] = name
 		}
 		s.objects = append(s.objects, rendered[i]...)
 	}
 	return nil
 }
 
+// rerender renders a cluster of host t again, its PKI Secret read afresh,
+// for an apply that found one of its cached objects drifted on the host.
+func (r *FleetReconciler) rerender(s *fleetScope, t *hostTarget) apply.Rerender {
+	return func(ctx context.Context, name string) ([]apply.Object, error) {
+		a, ok := s.desired[name]
+		if !ok {
+			return nil, fmt.Errorf("cluster %s is not to be applied in this reconcile", name)
+		}
+		namespace := render.NamesFor(render.InputFor(a, s.loaded.Repo).Cluster).Namespace
+		secret, _, err := t.applier.PKISecret(ctx, namespace, name, onHost(s.previous, t.name))
+		if err != nil {
+			return nil, err
+		}
+		r.renders.forget(name)
+		return r.renders.get(a, s.loaded.Repo, t.render, r.Version, s.uids[name], secret, fleetOwner(s.fleet))
+	}
+}
+
 // applyObjectsPhase applies the rendered host objects and records the Fleet's
 // new inventory, which keeps the entries of kept and failed clusters.
 func (r *FleetReconciler) applyObjectsPhase(ctx context.Context, s *fleetScope) error {
 	res, err := r.applyHosts(ctx, s)
+	for _, f := range res.Unrendered {
+		// Found drifted and not rendered again: kept as last applied.
+		r.renders.forget(f.Cluster)
+		s.clusterFailed(f.Cluster, f.Err)
+	}
 	s.inventory = apply.Merge(s.clusters.Inventory, res.Inventory, keptEntries(s.previous, s))
 	if err != nil {
 		s.inventory = apply.Merge(s.inventory, s.previous)

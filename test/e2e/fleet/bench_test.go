@@ -423,16 +423,17 @@ func softLimit() string {
 
 // heapAtPeaks saves the reconciler's heap profile (from its pprof address)
 // each time its resident set grows 4 MiB past the last saved one, as
-// dir/heap-peak.pprof, so the profile last saved is the one nearest the
-// peak; read it with go tool pprof -sample_index=inuse_space (live) or
-// alloc_space (all allocated). stop ends the sampling and saves the heap
-// once more, as dir/heap-end.pprof.
+// dir/heap-peak.pprof (and .txt, ending with the runtime's memory
+// statistics), so the profile last saved is the one nearest the peak; read
+// it with go tool pprof -sample_index=inuse_space (live at the last GC) or
+// alloc_space (all allocated so far). stop ends the sampling and saves the
+// heap once more, as dir/heap-end.pprof and .txt.
 func heapAtPeaks(b *testing.B, pid int, addr, dir string) (stop func()) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	save := func(name string) {
-		resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+	get := func(path, name string) {
+		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
 			return // not serving yet
 		}
@@ -441,6 +442,12 @@ func heapAtPeaks(b *testing.B, pid int, addr, dir string) (stop func()) {
 		if err == nil && resp.StatusCode == http.StatusOK {
 			_ = os.WriteFile(filepath.Join(dir, name), body, 0o644)
 		}
+	}
+	// The profile, and the same in text, whose end is the Go runtime's
+	// memory statistics at that moment (heap in use, next GC, stacks).
+	save := func(name string) {
+		get("/debug/pprof/heap", name+".pprof")
+		get("/debug/pprof/heap?debug=1", name+".txt")
 	}
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -455,16 +462,18 @@ func heapAtPeaks(b *testing.B, pid int, addr, dir string) (stop func()) {
 			case <-tick.C:
 			}
 			if rss, err := currentRSS(pid); err == nil && rss > saved+4<<20 {
-				save("heap-peak.pprof")
+				save("heap-peak")
 				saved = rss
-				b.Logf("heap profile saved at RSS %d MiB", rss>>20)
+				anon, _ := procStatus(pid, "RssAnon:")
+				file, _ := procStatus(pid, "RssFile:")
+				b.Logf("heap profile saved at RSS %d MiB (anonymous %d MiB, the binary and other files %d MiB)", rss>>20, anon>>20, file>>20)
 			}
 		}
 	}()
 	return func() {
 		close(done)
 		<-finished
-		save("heap-end.pprof")
+		save("heap-end")
 	}
 }
 
