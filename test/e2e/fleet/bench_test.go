@@ -110,7 +110,7 @@ func benchmarkFleet(b *testing.B, n int) {
 	rec := startReconciler(b, plane, reconcilerOptions{metrics: true, flags: flags})
 	stopProfiles := func() {}
 	if profileDir != "" {
-		stopProfiles = heapAtPeaks(b, rec.PID(), pprofAddr, profileDir)
+		stopProfiles = heapAtPeaks(b, rec, pprofAddr, profileDir)
 	}
 	testkit.Eventually(b, time.Minute, "the reconciler's metrics endpoint", func() (bool, string) {
 		_, err := scrape(rec.Metrics)
@@ -423,31 +423,37 @@ func softLimit() string {
 
 // heapAtPeaks saves the reconciler's heap profile (from its pprof address)
 // each time its resident set grows 4 MiB past the last saved one, as
-// dir/heap-peak.pprof (and .txt, ending with the runtime's memory
-// statistics), so the profile last saved is the one nearest the peak; read
-// it with go tool pprof -sample_index=inuse_space (live at the last GC) or
-// alloc_space (all allocated so far). stop ends the sampling and saves the
-// heap once more, as dir/heap-end.pprof and .txt.
-func heapAtPeaks(b *testing.B, pid int, addr, dir string) (stop func()) {
+// dir/heap-peak.pprof, with the Go runtime's memory statistics of that
+// moment from its metrics (heap in use, next GC, idle and released pages)
+// in dir/heap-peak.txt, so the profile last saved is the one nearest the
+// peak; read it with go tool pprof -sample_index=inuse_space (live at the
+// last GC) or alloc_space (all allocated so far). stop ends the sampling
+// and saves the heap once more, as dir/heap-end.pprof and .txt.
+func heapAtPeaks(b *testing.B, rec *reconcilerProcess, addr, dir string) (stop func()) {
+	pid := rec.PID()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	get := func(path, name string) {
-		resp, err := http.Get("http://" + addr + path)
+	save := func(name string) {
+		resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
 		if err != nil {
 			return // not serving yet
 		}
 		defer resp.Body.Close()
 		body, err := io.ReadAll(resp.Body)
-		if err == nil && resp.StatusCode == http.StatusOK {
-			_ = os.WriteFile(filepath.Join(dir, name), body, 0o644)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return
 		}
-	}
-	// The profile, and the same in text, whose end is the Go runtime's
-	// memory statistics at that moment (heap in use, next GC, stacks).
-	save := func(name string) {
-		get("/debug/pprof/heap", name+".pprof")
-		get("/debug/pprof/heap?debug=1", name+".txt")
+		_ = os.WriteFile(filepath.Join(dir, name+".pprof"), body, 0o644)
+		if metrics, err := scrape(rec.Metrics); err == nil {
+			var runtime []string
+			for _, line := range strings.Split(metrics, "\n") {
+				if strings.HasPrefix(line, "go_memstats_") || strings.HasPrefix(line, "go_gc_") {
+					runtime = append(runtime, line)
+				}
+			}
+			_ = os.WriteFile(filepath.Join(dir, name+".txt"), []byte(strings.Join(runtime, "\n")+"\n"), 0o644)
+		}
 	}
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
