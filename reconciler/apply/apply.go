@@ -151,9 +151,11 @@ func (r *Result) Written() int {
 	return n
 }
 
-// desiredObject is one object to apply with its bookkeeping.
+// desiredObject is one object to apply with its bookkeeping. It points to
+// the Object it was given: the lists Apply sorts objects into hold a few
+// words per object, not copies (75,000 of them at 5,000 clusters).
 type desiredObject struct {
-	Object
+	*Object
 	// absent: a look-up in this Apply found no such object, so it is
 	// created with one plain server-side apply instead of ssa's dry run
 	// and re-read (the bulk of a cold start).
@@ -237,16 +239,23 @@ func (a *Applier) ApplyObjects(ctx context.Context, objects []Object, rerender R
 
 // distinct are objects to apply, refusing an object given twice.
 func distinct(objects []Object) ([]desiredObject, error) {
-	out := make([]desiredObject, 0, len(objects))
-	seen := make(map[string]bool, len(objects))
-	for _, o := range objects {
-		if seen[o.id] {
-			return nil, fmt.Errorf("apply: %s is rendered twice", o.ref)
-		}
-		seen[o.id] = true
-		out = append(out, desiredObject{Object: o})
+	out := make([]desiredObject, len(objects))
+	for i := range objects {
+		out[i] = desiredObject{Object: &objects[i]}
 	}
-	return out, nil
+	return out, onceEach(out)
+}
+
+// onceEach refuses an object given twice.
+func onceEach(ds []desiredObject) error {
+	seen := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		if seen[d.id] {
+			return fmt.Errorf("apply: %s is rendered twice", d.ref)
+		}
+		seen[d.id] = true
+	}
+	return nil
 }
 
 // untracked are the objects warren owns that neither the inventory nor

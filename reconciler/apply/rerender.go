@@ -53,8 +53,8 @@ func (a *Applier) renderDrifted(ctx context.Context, res *Result, desired []desi
 			held[c] = true
 			continue
 		}
-		for _, o := range fresh[i] {
-			again[c] = append(again[c], desiredObject{Object: o})
+		for j := range fresh[i] {
+			again[c] = append(again[c], desiredObject{Object: &fresh[i][j]})
 		}
 	}
 	out, err := replaceClusters(desired, drifted, again)
@@ -91,11 +91,7 @@ func replaceClusters(desired []desiredObject, clusters []string, again map[strin
 	for _, c := range clusters {
 		out = append(out, again[c]...)
 	}
-	objects := make([]Object, len(out))
-	for i, d := range out {
-		objects[i] = d.Object
-	}
-	return distinct(objects)
+	return out, onceEach(out)
 }
 
 // listNewKinds adds to live the objects of the kinds in now that were not

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -175,12 +176,19 @@ func placedOn(entries []apply.Entry, host string) []apply.Entry {
 	return entries
 }
 
-// byHost groups rendered objects by the host their cluster is on.
+// byHost groups rendered objects by the host their cluster is on; all of
+// them, not a copy, when they are on one host.
 func (s *fleetScope) byHost() map[string][]apply.Object {
+	hosts := make([]string, len(s.objects))
+	for i, o := range s.objects {
+		hosts[i] = s.hostOf[s.clusterOf[o.Ref().String()]]
+	}
+	if len(s.objects) > 0 && !slices.ContainsFunc(hosts, func(h string) bool { return h != hosts[0] }) {
+		return map[string][]apply.Object{hosts[0]: s.objects}
+	}
 	out := map[string][]apply.Object{}
-	for _, o := range s.objects {
-		h := s.hostOf[s.clusterOf[o.Ref().String()]]
-		out[h] = append(out[h], o)
+	for i, o := range s.objects {
+		out[hosts[i]] = append(out[hosts[i]], o)
 	}
 	return out
 }

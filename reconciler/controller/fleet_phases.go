@@ -297,6 +297,11 @@ func (r *FleetReconciler) renderPhase(_ context.Context, s *fleetScope) error {
 	})
 	s.pki = nil
 	s.clusterOf = map[string]string{}
+	total := 0
+	for _, objs := range rendered {
+		total += len(objs)
+	}
+	s.objects = make([]apply.Object, 0, total)
 	for i, name := range names {
 		if s.clusterFailed(name, errs[i]) {
 			continue
