@@ -12,6 +12,11 @@ export WARREN_TOOLS_DIR := $(TOOLS_DIR)
 
 # Packages whose tests need the local control planes (and so the tools).
 TEST_TIMEOUT ?= 25m
+# The longest packages, named first: `go test` starts packages in the order
+# it is given them, -p (one per CPU) at a time, so these two run beside each
+# other and the short ones fill in after, instead of one of them starting
+# last.
+TEST_FIRST := ./test/e2e/realnodes ./test/e2e/fleet
 
 .PHONY: all build images tools host-packages test test-unit lint bench plane demo generate clean
 
@@ -54,7 +59,7 @@ verify-generate: generate
 # Unit, integration and end-to-end tests. Tests that need a real control plane
 # start their own from the tools cache; nothing is mocked.
 test: tools lint verify-generate
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FIRST) ./...
 
 # Only the tests that need no control plane.
 test-unit:

@@ -34,10 +34,17 @@ spec:
 `, name)
 }
 
-// KubeconfigPolicy lets team-a (the Group team-a) ask for clusters whose
-// kubeconfigs warren publishes into the host namespace team-a, with `view`
-// granted inside them.
-const KubeconfigPolicy = `apiVersion: warren.dev/v1alpha1
+// KubeconfigPolicy lets team-a (the Group team-a) ask for up to three
+// clusters whose kubeconfigs warren publishes into the host namespace
+// team-a, with `view` granted inside them.
+var KubeconfigPolicy = KubeconfigPolicyFor(3, []string{"view"})
+
+// KubeconfigPolicyFor is KubeconfigPolicy admitting maxClusters clusters
+// that may grant the cluster roles roles and, when distros are given, run
+// only those distros.
+func KubeconfigPolicyFor(maxClusters int, roles []string, distros ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: warren.dev/v1alpha1
 kind: TenantPolicy
 metadata:
   name: team-a
@@ -46,30 +53,36 @@ spec:
   subjects:
   - kind: Group
     name: team-a
-  maxClusters: 3
-  grants:
-  - clusterRoles: [view]
-  kubeconfigNamespaces: [team-a]
-`
+  maxClusters: %d
+`, maxClusters)
+	if len(distros) > 0 {
+		b.WriteString("  distros:\n")
+		for _, d := range distros {
+			b.WriteString("  - name: " + d + "\n")
+		}
+	}
+	fmt.Fprintf(&b, "  grants:\n  - clusterRoles: [%s]\n  kubeconfigNamespaces: [team-a]\n", strings.Join(roles, ", "))
+	return b.String()
+}
 
 // KubeconfigCluster is a cluster of KubeconfigPolicy: `view` for the group
 // team-a, its kubeconfig unsealed as Secret team-a/<name>-kubeconfig.
-func KubeconfigCluster(name string) string {
-	return fmt.Sprintf(`apiVersion: warren.dev/v1alpha1
-kind: VirtualCluster
-metadata:
-  name: %[1]s
-spec:
-  tenant: team-a
-  access:
-  - clusterRole: view
-    subjects:
-    - kind: Group
-      name: team-a
-  kubeconfig:
-    namespace: team-a
-    name: %[1]s-kubeconfig
-`, name)
+func KubeconfigCluster(name string) string { return KubeconfigClusterFor(name, []string{"view"}) }
+
+// KubeconfigClusterFor is KubeconfigCluster granting the group team-a each
+// of roles, with spec lines (such as "distro: k8s") after its tenant.
+func KubeconfigClusterFor(name string, roles []string, spec ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: warren.dev/v1alpha1\nkind: VirtualCluster\nmetadata:\n  name: %s\nspec:\n  tenant: team-a\n", name)
+	for _, line := range spec {
+		b.WriteString("  " + line + "\n")
+	}
+	b.WriteString("  access:\n")
+	for _, role := range roles {
+		fmt.Fprintf(&b, "  - clusterRole: %s\n    subjects:\n    - kind: Group\n      name: team-a\n", role)
+	}
+	fmt.Fprintf(&b, "  kubeconfig:\n    namespace: team-a\n    name: %s-kubeconfig\n", name)
+	return b.String()
 }
 
 // Files is a repository: slash paths to contents. A value starting with

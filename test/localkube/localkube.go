@@ -16,6 +16,8 @@ type (
 	Plane = localplane.Plane
 	// Options says what a plane runs.
 	Options = localplane.Options
+	// AuditWrite is one write request in a plane's audit log.
+	AuditWrite = localplane.AuditWrite
 )
 
 // DefaultServiceCIDR is the service range of a plane unless told otherwise.

@@ -68,6 +68,7 @@ func fleetNotReady(t *testing.T, f *v1alpha1.Fleet, fragments ...string) string 
 // the Fleet says which file is wrong and every cluster stays as it was. The
 // repository is read over file://.
 func TestBrokenFilesKeepEveryClusterAsItWas(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	names := []string{"bad-a", "bad-b", "bad-c"}
@@ -115,6 +116,7 @@ func TestBrokenFilesKeepEveryClusterAsItWas(t *testing.T) {
 // A definition its TenantPolicy now denies is rejected, naming the policy
 // and the field; the version admitted before keeps running unchanged.
 func TestADeniedDefinitionKeepsItsAdmittedVersion(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	names := []string{"deny-a", "deny-b"}

@@ -28,6 +28,7 @@ var fluxLabels = map[string]string{
 // render for a cluster: warren reports the conflict on that cluster and
 // writes nothing to either object; the Fleet's other cluster runs.
 func TestAForeignObjectWithARenderedNameIsReportedAndUntouched(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	ctx := context.Background()
@@ -104,6 +105,7 @@ func TestAForeignObjectWithARenderedNameIsReportedAndUntouched(t *testing.T) {
 // Two Fleets define a cluster of one name: the second one is refused and the
 // first one's cluster is left as it is.
 func TestTwoFleetsDefiningOneClusterConflict(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	first, sha := newFleetRepo(t, t.TempDir(), "twice-1", "twice", "twice-a")

@@ -17,6 +17,7 @@ import (
 // applies a Fleet's clusters, and started again: it converges to exactly one
 // of everything, and keeps the PKI it had already made.
 func TestAReconcilerKilledMidApplyConvergesWithoutDuplicates(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	ctx := context.Background()

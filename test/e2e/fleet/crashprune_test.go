@@ -69,6 +69,7 @@ func (h *host) inventoryOf(f *v1alpha1.Fleet, cluster string) []v1alpha1.Resourc
 // new CAs, and the Fleet converges without a manual step. A PKI Secret
 // deleted by hand from a live cluster comes back with the same CAs.
 func TestACrashMidPruneThenReAddConverges(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	names := []string{"cp-a", "cp-b", "cp-c"}

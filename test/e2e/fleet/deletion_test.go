@@ -85,6 +85,7 @@ func (h *host) removeClustersAtEnd(names ...string) {
 // Deleting an active Fleet deletes its clusters, everything they hold, and
 // then the Fleet itself, within a bounded time.
 func TestDeletingAnActiveFleetRemovesItsClustersAndCompletes(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	names := []string{"del-a", "del-b"}
@@ -101,6 +102,7 @@ func TestDeletingAnActiveFleetRemovesItsClustersAndCompletes(t *testing.T) {
 // A suspended Fleet applies and prunes nothing, and its deletion is no
 // exception: the Fleet goes, its clusters stay exactly as they were.
 func TestDeletingASuspendedFleetKeepsItsClusters(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	names := []string{"delsus-a", "delsus-b"}
@@ -130,6 +132,7 @@ func TestDeletingASuspendedFleetKeepsItsClusters(t *testing.T) {
 // shared one to the first; deleting the first then removes the rest. Each
 // deletion completes within a bounded time.
 func TestDeletingFleetsThatClaimTheSameClusterCompletes(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	firstRepo, sha := newFleetRepo(t, t.TempDir(), "delsh-1", "delsh", "delsh-shared", "delsh-one")
@@ -162,6 +165,7 @@ func TestDeletingFleetsThatClaimTheSameClusterCompletes(t *testing.T) {
 // A Fleet whose deletion policy is Orphan keeps its clusters when it is
 // deleted, on purpose, and says so in an event.
 func TestDeletingAFleetWithTheOrphanPolicyKeepsItsClusters(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	names := []string{"delorph-a"}
@@ -193,6 +197,7 @@ func TestDeletingAFleetWithTheOrphanPolicyKeepsItsClusters(t *testing.T) {
 // them readable until the Fleet has pruned what they list. The namespace
 // then goes, leaving nothing behind.
 func TestDeletingAFleetsNamespaceRemovesItsClusters(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	names := []string{"nsdel-a", "nsdel-b"}

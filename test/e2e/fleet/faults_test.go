@@ -113,7 +113,8 @@ func clusterNames(prefix string, n int) []string {
 // exactly once, the removed one gone with all it held, the others
 // untouched, and no CA replaced. (The shared plane: it comes back with the
 // same address, data and certificates, and the stories after this one run
-// on it as on any other.)
+// on it as on any other. The only story not run in parallel: Go runs it
+// before the parallel ones start, so its restarts stop no other story.)
 func TestTheHostControlPlaneRestartedMidReconcile(t *testing.T) {
 	plane := hostPlane(t)
 	for _, component := range []string{"etcd", "kube-apiserver"} {

@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -116,6 +120,9 @@ func startReconciler(t testing.TB, p *localkube.Plane, o reconcilerOptions) *rec
 		"--log-level=debug",
 	}
 	r.args = append(r.args, o.flags...)
+	if !slices.ContainsFunc(o.flags, func(f string) bool { return strings.HasPrefix(f, "--watch-label-selector") }) {
+		r.args = append(r.args, "--watch-label-selector="+shardSelector(storyShard(t)))
+	}
 	r.start()
 	t.Cleanup(func() {
 		r.stop()
@@ -210,6 +217,16 @@ func tail(path string, n int) string {
 
 // ---- Fleets
 
+// storyShard is the shard of the story t is part of. Stories run in
+// parallel on the shared host, each with reconcilers of its own: each
+// reconciler is a shard (Flux's --watch-label-selector) that reconciles
+// only its own story's Fleets, as it would be alone on the host.
+func storyShard(t testing.TB) string {
+	story, _, _ := strings.Cut(t.Name(), "/")
+	sum := sha256.Sum256([]byte(story))
+	return "story-" + hex.EncodeToString(sum[:6])
+}
+
 // fleetSpec is what a story asks of its Fleet.
 type fleetSpec struct {
 	url            string
@@ -231,8 +248,10 @@ func (h *host) createFleet(ns string, s fleetSpec) client.ObjectKey {
 	if s.interval == 0 {
 		s.interval = 30 * time.Second
 	}
+	labels := map[string]string{v1alpha1.ShardingKeyLabel: storyShard(h.t)}
+	maps.Copy(labels, s.labels) // a story about shards names its own
 	fleet := &v1alpha1.Fleet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fleet", Labels: s.labels},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fleet", Labels: labels},
 		Spec: v1alpha1.FleetSpec{
 			URL:            s.url,
 			Interval:       metav1.Duration{Duration: s.interval},

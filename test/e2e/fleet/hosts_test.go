@@ -71,6 +71,7 @@ func hostsCluster(name, host, cpu string) string {
 // policy does not allow. One reconciler, the shared host and one east
 // plane serve every step.
 func TestClustersOnTwoHosts(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	east := localkube.ForTest(t, localkube.Options{ControllerManager: true, Scheduler: true, Nodes: 1, ServiceCIDR: eastServiceCIDR, NodePortRange: eastNodePorts})
@@ -255,7 +256,8 @@ func connectEast(t *testing.T, h *host, ns string, cfg *rest.Config) {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenants"}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "east-kubeconfig"}, Data: map[string][]byte{"value": raw}},
 		&v1alpha1.HostCluster{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "east"},
+			// Checked by the story's own shard, as its Fleet is.
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "east", Labels: map[string]string{v1alpha1.ShardingKeyLabel: storyShard(t)}},
 			Spec: v1alpha1.HostClusterSpec{
 				KubeConfig: v1alpha1.HostKubeConfig{SecretRef: meta.SecretKeyReference{Name: "east-kubeconfig"}},
 				Interval:   &metav1.Duration{Duration: 2 * time.Second},

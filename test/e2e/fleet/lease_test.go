@@ -66,6 +66,7 @@ func waitLeader(t testing.TB, a, b *reconcilerProcess) (leader, follower *reconc
 // thawed, again writes nothing. No object is written twice, no prune is
 // lost, nothing is duplicated.
 func TestALeaderLosingItsLeaseMidReconcileWritesNothingTwice(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	ns := "e2e-lease"

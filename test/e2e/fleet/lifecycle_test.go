@@ -27,6 +27,7 @@ var renderedKinds = []string{
 // A team commits three clusters to a repository served over smart HTTP,
 // changes one, then removes one.
 func TestCommitChangeAndRemoveClusters(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	gitRoot := t.TempDir()

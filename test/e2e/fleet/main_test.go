@@ -72,8 +72,9 @@ const hostNodePorts = "30000-31999"
 // controller manager (namespace deletion, garbage collection, StatefulSets),
 // a scheduler and one kwok fake node (pods are simulated: no container
 // runtime), with warren's CRDs installed. It starts on first use, so a
-// benchmark-only run does not pay for it. Stories keep apart by using their
-// own Fleet namespace and cluster names.
+// benchmark-only run does not pay for it. Stories run on it in parallel and
+// keep apart by using their own Fleet namespace, cluster names and shard
+// (storyShard).
 func hostPlane(t testing.TB) *localkube.Plane {
 	t.Helper()
 	if testing.Short() {

@@ -16,6 +16,7 @@ import (
 // A commit that removes most of a Fleet's clusters (a bad merge, a wrong
 // path) is held back until the Fleet says a mass prune is meant.
 func TestTheMassPruneGuardHoldsARevisionThatRemovesMostClusters(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	names := []string{"mass-a", "mass-b", "mass-c", "mass-d"}

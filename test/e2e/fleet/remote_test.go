@@ -16,6 +16,7 @@ import (
 // The Git server goes away: the reconciler deletes nothing, says why, and
 // catches up with what was committed meanwhile once the server is back.
 func TestAnUnreachableRemoteDeletesNothing(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	gitRoot := t.TempDir()
@@ -60,6 +61,7 @@ func TestAnUnreachableRemoteDeletesNothing(t *testing.T) {
 // reconciler deletes nothing and says why; it catches up once the Secret
 // holds working credentials again.
 func TestAnUnauthorisedRemoteDeletesNothing(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	gitRoot := t.TempDir()

@@ -50,6 +50,7 @@ func (h *host) events(key client.ObjectKey, reason string) []string {
 // naming both revisions and what it removes. A rewind that removes most
 // clusters is held back by the mass-prune guard like any other revision.
 func TestARewindBelowTheShallowCacheIsFetchedAndReported(t *testing.T) {
+	t.Parallel()
 	plane := hostPlane(t)
 	h := newHost(t, plane)
 	names := []string{"rw-a", "rw-b", "rw-c"}

@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +40,7 @@ func shardSelector(shard string) string { return v1alpha1.ShardingKeyLabel + "="
 // label moves it to shard2: shard2 adopts it, shard1 writes nothing more
 // for it, and nothing is pruned or replaced.
 func TestTwoShardsEachReconcileOnlyTheirFleets(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("needs a local control plane and a built reconciler (not in -short mode)")
 	}
@@ -73,7 +71,7 @@ func TestTwoShardsEachReconcileOnlyTheirFleets(t *testing.T) {
 		h.waitFleetApplied(f.key, f.sha, 4*time.Minute)
 		h.waitClustersReady(3*time.Minute, f.clusters...)
 	}
-	audit := newAuditCount(h, plane.AuditLogPath, fleets)
+	audit := newAuditCount(h, plane, fleets)
 	for _, f := range fleets {
 		h.assertReconciledBy(f, f.shard, audit.writes(0))
 	}
@@ -175,19 +173,12 @@ func (h *host) assertNoEvent(key client.ObjectKey, reason string) {
 
 // ---- the audit log
 
-// auditEvent is what the story reads of an audit.k8s.io/v1 Event.
-type auditEvent struct {
-	Verb      string
-	UserAgent string
-	ObjectRef *struct{ Resource, Namespace, Name string }
-}
-
-// auditCount attributes warren's writes in the API server's audit log to
-// the Fleets: by the Fleet's namespace, a cluster's name or its host
-// namespace.
+// auditCount attributes warren's writes in the API server's audit log
+// (localplane's AuditWrites) to the Fleets: by the Fleet's namespace, a
+// cluster's name or its host namespace.
 type auditCount struct {
 	t       testing.TB
-	path    string
+	plane   *localkube.Plane
 	fleetOf map[string]string // "ns/<namespace>" or "vc/<cluster>" → Fleet
 }
 
@@ -197,8 +188,8 @@ type auditWrites struct {
 	deletes map[string]int            // user agent → deletes, any object
 }
 
-func newAuditCount(h *host, path string, fleets []*shardedFleet) *auditCount {
-	a := &auditCount{t: h.t, path: path, fleetOf: map[string]string{}}
+func newAuditCount(h *host, plane *localkube.Plane, fleets []*shardedFleet) *auditCount {
+	a := &auditCount{t: h.t, plane: plane, fleetOf: map[string]string{}}
 	for _, f := range fleets {
 		a.fleetOf["ns/"+f.key.Namespace] = f.name
 		for _, c := range f.clusters {
@@ -213,63 +204,49 @@ func newAuditCount(h *host, path string, fleets []*shardedFleet) *auditCount {
 	return a
 }
 
-// size is the log's length now: writes(size()) counts what comes after.
-func (a *auditCount) size() int64 {
-	st, err := os.Stat(a.path)
+// read is every write the log holds now, oldest first.
+func (a *auditCount) read() []localkube.AuditWrite {
+	a.t.Helper()
+	all, err := a.plane.AuditWrites()
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	return st.Size()
+	return all
 }
 
-// writes counts warren-reconciler's write requests from offset on.
-func (a *auditCount) writes(offset int64) auditWrites {
+// size is how many writes the log holds now: writes(size()) counts what
+// comes after.
+func (a *auditCount) size() int { return len(a.read()) }
+
+// writes counts warren-reconciler's write requests from the from-th on.
+func (a *auditCount) writes(from int) auditWrites {
 	a.t.Helper()
-	file, err := os.Open(a.path)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer file.Close()
-	if _, err := file.Seek(offset, 0); err != nil {
-		a.t.Fatal(err)
-	}
 	w := auditWrites{byFleet: map[string]map[string]int{}, deletes: map[string]int{}}
-	scan := bufio.NewScanner(file)
-	scan.Buffer(make([]byte, 1<<20), 16<<20)
-	for scan.Scan() {
-		var e auditEvent
-		if json.Unmarshal(scan.Bytes(), &e) != nil || e.ObjectRef == nil || !strings.HasPrefix(e.UserAgent, "warren-reconciler/") {
+	for _, e := range a.read()[from:] {
+		if !strings.HasPrefix(e.UserAgent, "warren-reconciler/") {
 			continue
 		}
-		switch e.Verb {
-		case "delete", "deletecollection":
+		if e.Verb == "delete" || e.Verb == "deletecollection" {
 			w.deletes[e.UserAgent]++
-		case "create", "update", "patch":
-		default:
-			continue
 		}
-		if fleet := a.fleetOfRef(e); fleet != "" {
+		if fleet := a.fleetOfWrite(e); fleet != "" {
 			if w.byFleet[fleet] == nil {
 				w.byFleet[fleet] = map[string]int{}
 			}
 			w.byFleet[fleet][e.UserAgent]++
 		}
 	}
-	if err := scan.Err(); err != nil {
-		a.t.Fatal(err)
-	}
 	return w
 }
 
-func (a *auditCount) fleetOfRef(e auditEvent) string {
-	ref := e.ObjectRef
-	switch {
-	case ref.Resource == "virtualclusters":
-		return a.fleetOf["vc/"+ref.Name]
-	case ref.Resource == "namespaces":
-		return a.fleetOf["ns/"+ref.Name]
-	case ref.Resource == "leases":
+func (a *auditCount) fleetOfWrite(e localkube.AuditWrite) string {
+	switch e.Resource {
+	case "virtualclusters":
+		return a.fleetOf["vc/"+e.Name]
+	case "namespaces":
+		return a.fleetOf["ns/"+e.Name]
+	case "leases":
 		return ""
 	}
-	return a.fleetOf["ns/"+ref.Namespace]
+	return a.fleetOf["ns/"+e.Namespace]
 }

@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -25,13 +24,14 @@ import (
 	"github.com/warren-dev/warren/test/flux"
 	"github.com/warren-dev/warren/test/gitserver"
 	"github.com/warren-dev/warren/test/localkube"
+	"github.com/warren-dev/warren/test/reconcilertest"
 	"github.com/warren-dev/warren/test/sealedsecrets"
 	"github.com/warren-dev/warren/test/testkit"
 )
 
 // warrenUser is who warren's reconciler acts as: the ServiceAccount
 // config/default gives it (the test impersonates it).
-const warrenUser = "system:serviceaccount:warren-system:warren-reconciler"
+const warrenUser = reconcilertest.ServiceAccount
 
 // Git credentials of the test server. warren gets them with write access;
 // Flux's Secrets hold the same (the server knows one user).
@@ -166,21 +166,9 @@ func (s *story) startWarren(t *testing.T) {
 		}
 	}, funcr.Options{})
 	ctrllog.SetLogger(log)
-	asReconciler := rest.CopyConfig(s.host.Config)
-	asReconciler.Impersonate = rest.ImpersonationConfig{UserName: warrenUser}
-	runCtx, stop := context.WithCancel(s.ctx)
-	done := make(chan error, 1)
-	cfg := controller.Config{
-		CacheDir: t.TempDir(), MetricsAddr: "0", HealthAddr: "0", Concurrency: 2, Version: "test",
+	reconcilertest.Run(t, s.ctx, s.host.Config, reconcilertest.Options{As: warrenUser, Log: log, Config: controller.Config{
 		RateLimiter: fluxcontroller.RateLimiterOptions{MinRetryDelay: 200 * time.Millisecond, MaxRetryDelay: 5 * time.Second},
-	}
-	go func() { done <- controller.Run(runCtx, asReconciler, cfg, log) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("reconciler: %v", err)
-		}
-	})
+	}})
 	fleet := &v1alpha1.Fleet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "warren-system", Name: "platform"},
 		Spec: v1alpha1.FleetSpec{

@@ -28,6 +28,7 @@ func TestKubeconfigPublishingUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane, the sealed-secrets controller and a Git server")
 	}
+	t.Parallel() // each story runs on planes of its own
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	// Retries no more than a second apart: twenty refusals in a row take
@@ -59,7 +60,7 @@ func (s *story) addClusters(names ...string) {
 	s.t.Helper()
 	s.repo.Pull(s.t)
 	// Room for every cluster the stories add.
-	files := map[string]string{"policies/team-a.yaml": strings.Replace(fleettest.KubeconfigPolicy, "maxClusters: 3", "maxClusters: 10", 1)}
+	files := map[string]string{"policies/team-a.yaml": fleettest.KubeconfigPolicyFor(10, []string{"view"})}
 	for _, n := range names {
 		files["clusters/"+n+".yaml"] = fleettest.KubeconfigCluster(n)
 	}

@@ -44,7 +44,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -57,6 +56,7 @@ import (
 	"github.com/warren-dev/warren/test/fleettest"
 	"github.com/warren-dev/warren/test/gitserver"
 	"github.com/warren-dev/warren/test/localkube"
+	"github.com/warren-dev/warren/test/reconcilertest"
 	"github.com/warren-dev/warren/test/sealedsecrets"
 	"github.com/warren-dev/warren/test/testkit"
 )
@@ -81,6 +81,7 @@ func TestTenantFindsASealedKubeconfigInGitAfterMergingItsCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two control planes, the sealed-secrets controller and a Git server")
 	}
+	t.Parallel() // each story runs on planes of its own
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	s := setUp(t, ctx)
@@ -301,24 +302,11 @@ func setUp(t *testing.T, ctx context.Context, options ...func(*controller.Config
 	// warren's reaches; it dumps request bodies, Secrets included.)
 	logs := &syncBuffer{}
 	log := funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: logger.TraceLevel})
-	asReconciler := rest.CopyConfig(host.Config)
-	asReconciler.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:warren-system:warren-reconciler"}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	cfg := controller.Config{
-		CacheDir: t.TempDir(), MetricsAddr: "0", HealthAddr: "0", Concurrency: 2, Version: "test",
-		RateLimiter: fastRetries(),
-	}
+	cfg := controller.Config{RateLimiter: fastRetries()}
 	for _, o := range options {
 		o(&cfg)
 	}
-	go func() { done <- controller.Run(runCtx, asReconciler, cfg, log) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("reconciler: %v", err)
-		}
-	})
+	reconcilertest.Run(t, ctx, host.Config, reconcilertest.Options{As: reconcilertest.ServiceAccount, Config: cfg, Log: log})
 
 	fleet := &v1alpha1.Fleet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "warren-system", Name: "platform"},

@@ -39,6 +39,7 @@ func TestTenantKubeconfigIsSealedUnsealedOnTheHostAndGrantsExactlyTheAccessBindi
 	if testing.Short() {
 		t.Skip("starts two control planes and the sealed-secrets controller")
 	}
+	t.Parallel() // each story runs on planes of its own
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
@@ -232,6 +233,7 @@ func TestSealingCertificateSourcesFailClearlyAndNeverFallBack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane and the sealed-secrets controller")
 	}
+	t.Parallel() // each story runs on planes of its own
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	host := localkube.ForTest(t, localkube.Options{})
