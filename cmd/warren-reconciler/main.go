@@ -6,8 +6,8 @@ import (
 	goflag "flag"
 	"fmt"
 	"os"
-	"runtime/debug"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	fluxclient "github.com/fluxcd/pkg/runtime/client"
 	"github.com/fluxcd/pkg/runtime/logger"
 	flag "github.com/spf13/pflag"
@@ -23,15 +23,17 @@ import (
 // version is set at build time.
 var version = "dev"
 
-// defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set.
-// A cold start renders several clusters at once, and without a limit the
-// heap grows to twice its live size between collections; at 500 clusters
-// the live heap is well under this.
-const defaultMemoryLimit = 224 << 20
+// memoryLimitRatio is the share of its container's memory limit the Go
+// heap may grow to before collecting harder (unless GOMEMLIMIT is set): a
+// soft limit taken from the limit the reconciler really has, as a fixed one
+// would either waste memory on a large fleet's host or, below the live heap
+// of thousands of clusters, spend a core on collections. Without a cgroup
+// limit there is none, and the heap grows to twice its live size.
+const memoryLimitRatio = 0.9
 
 func main() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(defaultMemoryLimit)
+	if _, err := memlimit.Set(memlimit.WithRatio(memoryLimitRatio), memlimit.WithProvider(memlimit.FromCgroup)); err != nil {
+		fmt.Fprintln(os.Stderr, "warren-reconciler: no Go memory limit from the cgroup:", err)
 	}
 	cfg := controller.Config{Version: version, LeaderElection: controller.DefaultLeaderElection()}
 	var (

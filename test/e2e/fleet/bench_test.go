@@ -412,13 +412,14 @@ func scrape(addr string) (string, error) {
 }
 
 // softLimit says which Go soft memory limit the reconciler runs with: its
-// own default unless GOMEMLIMIT is set (it inherits the benchmark's
-// environment; GOMEMLIMIT=off runs it without one).
+// own default, 90 % of its cgroup's memory limit (none for a process here),
+// unless GOMEMLIMIT is set (it inherits the benchmark's environment;
+// GOMEMLIMIT=off runs it without one).
 func softLimit() string {
 	if v := os.Getenv("GOMEMLIMIT"); v != "" {
 		return "GOMEMLIMIT=" + v
 	}
-	return "warren-reconciler's default (GOMEMLIMIT unset)"
+	return "warren-reconciler's default (GOMEMLIMIT unset: 90 % of a cgroup memory limit, if any)"
 }
 
 // heapAtPeaks saves the reconciler's heap profile (from its pprof address)
