@@ -52,7 +52,7 @@ func BenchmarkUsableCluster(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := setUpWith(b, ctx, false, map[string]string{
-		"policies/team-a.yaml": strings.Replace(policy, "maxClusters: 2", "maxClusters: 6", 1),
+		"policies/team-a.yaml": policy(6),
 	})
 	s.allowMassPrune()
 

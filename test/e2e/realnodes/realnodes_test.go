@@ -45,8 +45,10 @@ import (
 	"github.com/warren-dev/warren/reconciler/controller"
 	"github.com/warren-dev/warren/reconciler/kubeconfig"
 	"github.com/warren-dev/warren/syncer/translate"
+	"github.com/warren-dev/warren/test/fleettest"
 	"github.com/warren-dev/warren/test/gitserver"
 	"github.com/warren-dev/warren/test/localkube"
+	"github.com/warren-dev/warren/test/reconcilertest"
 	"github.com/warren-dev/warren/test/sealedsecrets"
 )
 
@@ -54,45 +56,16 @@ import (
 // renders it.
 const syncerImage = "ghcr.io/warren-dev/warren-syncer:e2e"
 
-const policy = `apiVersion: warren.dev/v1alpha1
-kind: TenantPolicy
-metadata:
-  name: team-a
-spec:
-  tenant: team-a
-  subjects:
-  - kind: Group
-    name: team-a
-  maxClusters: 2
-  distros:
-  - name: k8s
-  grants:
-  - clusterRoles: [edit, view]
-  kubeconfigNamespaces: [team-a]
-`
+// roles are what team-a's clusters grant the group team-a.
+var roles = []string{"edit", "view"}
 
+// policy is team-a's TenantPolicy: up to maxClusters k8s-distro clusters
+// granting roles, their kubeconfigs unsealed in team-a.
+func policy(maxClusters int) string { return fleettest.KubeconfigPolicyFor(maxClusters, roles, "k8s") }
+
+// cluster is a k8s-distro cluster of team-a at version.
 func cluster(name, version string) string {
-	return fmt.Sprintf(`apiVersion: warren.dev/v1alpha1
-kind: VirtualCluster
-metadata:
-  name: %[1]s
-spec:
-  tenant: team-a
-  distro: k8s
-  version: %[2]s
-  access:
-  - clusterRole: edit
-    subjects:
-    - kind: Group
-      name: team-a
-  - clusterRole: view
-    subjects:
-    - kind: Group
-      name: team-a
-  kubeconfig:
-    namespace: team-a
-    name: %[1]s-kubeconfig
-`, name, version)
+	return fleettest.KubeconfigClusterFor(name, roles, "distro: k8s", "version: "+version)
 }
 
 var sealedSecretsGVR = schema.GroupVersionResource{Group: "bitnami.com", Version: "v1alpha1", Resource: "sealedsecrets"}
@@ -119,21 +92,13 @@ func TestACommittedClusterRunsOnARealNodeAndServesItsTenant(t *testing.T) {
 
 	t.Run("1 the control plane pod really runs and the unsealed kubeconfig answers kubectl get ns", func(t *testing.T) {
 		s.t = t
-		s.waitPublished("alpha")
-		pod := s.controlPlanePod("alpha")
+		pod := s.tenantListsNamespaces("alpha")
 		for _, st := range append(pod.Status.InitContainerStatuses[1:], pod.Status.ContainerStatuses...) {
 			if !st.Ready || st.State.Running == nil {
 				t.Errorf("container %s of the control plane is not running and ready: %+v", st.Name, st.State)
 			}
 			if st.Name == "kube-controller-manager" && st.RestartCount > 0 {
 				t.Errorf("the controller-manager restarted %d times at boot", st.RestartCount)
-			}
-		}
-		s.kubeIn = s.unsealKubeconfig("alpha", pod.Status.PodIP)
-		out := s.kubectl("get", "ns")
-		for _, ns := range []string{"default", "kube-system"} {
-			if !strings.Contains(out, ns) {
-				t.Errorf("kubectl get ns through the tenant's kubeconfig shows no %s:\n%s", ns, out)
 			}
 		}
 	})
@@ -212,7 +177,7 @@ func setUp(t *testing.T, ctx context.Context) *story {
 		t.Fatal(err)
 	}
 	return setUpWith(t, ctx, true, map[string]string{
-		"policies/team-a.yaml": policy,
+		"policies/team-a.yaml": policy(2),
 		"clusters/alpha.yaml":  cluster("alpha", version),
 		"clusters/beta.yaml":   cluster("beta", version),
 	})
@@ -261,23 +226,14 @@ func setUpWith(t testing.TB, ctx context.Context, policies bool, files map[strin
 	// The reconciler's log is kept and shown only if the story fails.
 	logs := &logBuffer{}
 	log := funcr.New(func(prefix, args string) { logs.add(prefix + " " + args) }, funcr.Options{})
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- controller.Run(runCtx, host.Config, controller.Config{
-			CacheDir: t.TempDir(), MetricsAddr: "0", HealthAddr: "0", Concurrency: 2, Version: "test",
-			SyncerImage: syncerImage, PodCIDRs: host.PodCIDRs(),
-		}, log)
-	}()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("reconciler: %v", err)
-		}
+	t.Cleanup(func() { // runs once the reconciler has stopped
 		if t.Failed() {
 			t.Logf("the reconciler logged:\n%s", logs.String())
 		}
 	})
+	reconcilertest.Run(t, ctx, host.Config, reconcilertest.Options{Log: log, Config: controller.Config{
+		SyncerImage: syncerImage, PodCIDRs: host.PodCIDRs(),
+	}})
 	fleet := &v1alpha1.Fleet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "warren-system", Name: "platform"},
 		Spec: v1alpha1.FleetSpec{
@@ -364,6 +320,24 @@ func (s *story) controlPlanePod(name string) *corev1.Pod {
 		}
 		return false, fmt.Sprintf("%s %+v %+v", pod.Status.Phase, pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses)
 	})
+	return pod
+}
+
+// tenantListsNamespaces waits until cluster name is Ready with its
+// kubeconfig published and its control plane pod Ready, unseals the
+// kubeconfig for the story's kubectl (s.kubeIn), and checks that `kubectl
+// get ns` through it shows default and kube-system. It returns the pod.
+func (s *story) tenantListsNamespaces(name string) *corev1.Pod {
+	s.t.Helper()
+	s.waitPublished(name)
+	pod := s.controlPlanePod(name)
+	s.kubeIn = s.unsealKubeconfig(name, pod.Status.PodIP)
+	out := s.kubectl("get", "ns")
+	for _, ns := range []string{"default", "kube-system"} {
+		if !strings.Contains(out, ns) {
+			s.t.Errorf("kubectl get ns through %s's kubeconfig shows no %s:\n%s", name, ns, out)
+		}
+	}
 	return pod
 }
 
