@@ -40,6 +40,16 @@ type renderCache struct {
 type renderEntry struct {
 	key     string
 	objects []apply.Object // each Known: names and digests only
+	// pki is the PKI Secret the cluster was rendered with: the CAs it has,
+	// put back as they were if someone deletes the Secret.
+	pki *unstructured.Unstructured
+}
+
+// pkiOf is the PKI Secret a cached render of the cluster used, if any.
+func (c *renderCache) pkiOf(name string) *unstructured.Unstructured {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries[name].pki
 }
 
 // current reports whether the cluster's cached render is still what
@@ -103,7 +113,7 @@ func (c *renderCache) render(in render.Input, key string, opts render.Options, u
 	if c.entries == nil {
 		c.entries = map[string]renderEntry{}
 	}
-	c.entries[name] = renderEntry{key: key, objects: known}
+	c.entries[name] = renderEntry{key: key, objects: known, pki: pki.DeepCopy()}
 	c.mu.Unlock()
 	return prepared, nil
 }

@@ -322,10 +322,15 @@ func (r *FleetReconciler) rerender(s *fleetScope, t *hostTarget) apply.Rerender 
 		if !ok {
 			return nil, fmt.Errorf("cluster %s is not to be applied in this reconcile", name)
 		}
-		namespace := render.NamesFor(render.InputFor(a, s.loaded.Repo).Cluster).Namespace
-		secret, _, err := t.applier.PKISecret(ctx, namespace, name, onHost(s.previous, t.name))
-		if err != nil {
-			return nil, err
+		// The CAs of its cached render are the ones it has: a PKI Secret
+		// deleted by hand is made again with them, never new ones.
+		secret := r.renders.pkiOf(name)
+		if secret == nil {
+			namespace := render.NamesFor(render.InputFor(a, s.loaded.Repo).Cluster).Namespace
+			var err error
+			if secret, _, err = t.applier.PKISecret(ctx, namespace, name, onHost(s.previous, t.name)); err != nil {
+				return nil, err
+			}
 		}
 		r.renders.forget(name)
 		return r.renders.get(a, s.loaded.Repo, t.render, r.Version, s.uids[name], secret, fleetOwner(s.fleet))
