@@ -204,11 +204,17 @@ func (r *FleetReconciler) reportClusters(ctx context.Context, p *fleetScope) err
 		name := clusterOfConflict(c, p)
 		conflictsOf[name] = append(conflictsOf[name], c.String())
 	}
-	var errs []error
+	// One status write per cluster, several at once: at thousands of
+	// clusters, one after another is what a cold start waits on.
+	type write struct {
+		name   string
+		change func(*v1alpha1.VirtualCluster)
+	}
+	var writes []write
 	for name, a := range p.desired {
 		in := render.InputFor(a, p.loaded.Repo)
 		names := render.NamesFor(in.Cluster)
-		errs = append(errs, r.patchClusterStatus(ctx, name, func(vc *v1alpha1.VirtualCluster) {
+		writes = append(writes, write{name, func(vc *v1alpha1.VirtualCluster) {
 			// The revision a cluster came from moves only when something of
 			// it changed: a commit elsewhere in the repository (warren's own
 			// kubeconfigs among them) writes nothing to it.
@@ -236,16 +242,18 @@ func (r *FleetReconciler) reportClusters(ctx context.Context, p *fleetScope) err
 			vc.Status.HostObjects.Service = names.Service
 			vc.Status.HostObjects.PKISecret = names.PKISecret
 			vc.Status.HostObjects.KubeconfigSecret = names.KubeconfigSecret
-		}))
+		}})
 	}
 	for name, why := range p.kept {
 		if _, ok := p.existing[name]; !ok {
 			continue
 		}
-		errs = append(errs, r.patchClusterStatus(ctx, name, func(vc *v1alpha1.VirtualCluster) {
+		writes = append(writes, write{name, func(vc *v1alpha1.VirtualCluster) {
 			conditions.MarkFalse(vc, v1alpha1.AdmittedCondition, v1alpha1.NotAdmittedReason, "kept as last applied from %s: %s", vc.Status.SourceRevision, why)
-		}))
+		}})
 	}
+	errs := make([]error, len(writes))
+	inParallelBy(statusWriters, len(writes), func(i int) { errs[i] = r.patchClusterStatus(ctx, writes[i].name, writes[i].change) })
 	return errors.Join(errs...)
 }
 

@@ -441,9 +441,12 @@ func (s *fleetScope) applyFailed(err error) error {
 }
 
 // inParallel runs f(0..n-1) on renderWorkers goroutines and waits for them.
-func inParallel(n int, f func(i int)) {
+func inParallel(n int, f func(i int)) { inParallelBy(renderWorkers(), n, f) }
+
+// inParallelBy is inParallel with its own number of workers.
+func inParallelBy(workers, n int, f func(i int)) {
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, renderWorkers())
+	slots := make(chan struct{}, workers)
 	for i := range n {
 		wg.Go(func() {
 			slots <- struct{}{}
@@ -456,6 +459,11 @@ func inParallel(n int, f func(i int)) {
 
 // renderWorkers is how many clusters render at once.
 func renderWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// statusWriters is how many clusters' statuses are written at once: each
+// write waits on the API server, not on this process's CPU, and the
+// client's own rate limit still bounds them.
+const statusWriters = 16
 
 // classification is what classify decides.
 type classification struct {

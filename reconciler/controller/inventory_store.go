@@ -90,6 +90,10 @@ func (st *inventoryStore) current(fleet *v1alpha1.Fleet) *storedInventory {
 	defer st.mu.Unlock()
 	s := st.known[fleet.UID]
 	recorded := fleet.Status.Inventory
+	if s != nil && recorded == nil && len(s.chunks) == 0 {
+		// A new Fleet: nothing recorded, and no chunk when it was read.
+		return s
+	}
 	if s == nil || recorded == nil || len(recorded.Entries) > 0 || len(recorded.ConfigMaps) != len(s.chunks) {
 		return nil
 	}

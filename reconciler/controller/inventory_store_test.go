@@ -1,11 +1,18 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/apply"
 )
 
@@ -131,5 +138,51 @@ func TestInventoryNamesOfALongFleet(t *testing.T) {
 	}
 	if chunkName("fleet", 3) != "fleet-inventory-3" || inventoryLabelValue("fleet") != "fleet" {
 		t.Errorf("a short name was changed: %s, %s", chunkName("fleet", 3), inventoryLabelValue("fleet"))
+	}
+}
+
+// listCounter counts the lists that reach the API server.
+type listCounter struct {
+	client.Client
+	lists int
+}
+
+func (c *listCounter) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	c.lists++
+	return c.Client.List(ctx, list, opts...)
+}
+
+// A new Fleet's chunks are listed once, when its first reconcile loads
+// them; saving and the reconciles after read the copy in memory.
+func TestANewFleetsInventoryIsListedOnce(t *testing.T) {
+	fleet := &v1alpha1.Fleet{ObjectMeta: metav1.ObjectMeta{Namespace: "warren-system", Name: "platform", UID: "fleet-uid"}}
+	api := &listCounter{Client: fake.NewClientBuilder().WithScheme(Scheme()).Build()}
+	st := &inventoryStore{client: api, reader: api}
+	ctx := t.Context()
+	if inv, err := st.load(ctx, fleet); err != nil || inv != nil {
+		t.Fatalf("a new Fleet's inventory: %v, %v", inv, err)
+	}
+	inv := fleetInventory(3, "abcdef")
+	if err := st.save(ctx, fleet, inv); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.load(ctx, fleet)
+	if err != nil || got != inv {
+		t.Fatalf("the inventory after saving: %v, %v", got, err)
+	}
+	if api.lists != 1 {
+		t.Errorf("the chunks were listed %d times, want once", api.lists)
+	}
+	var chunks corev1.ConfigMapList
+	if err := api.Client.List(ctx, &chunks); err != nil || len(chunks.Items) != len(fleet.Status.Inventory.ConfigMaps) || len(chunks.Items) == 0 {
+		t.Fatalf("%d chunks written, %d recorded (%v)", len(chunks.Items), len(fleet.Status.Inventory.ConfigMaps), err)
+	}
+	// A status another writer changed is read again.
+	fleet.Status.Inventory.ConfigMaps[0].Digest = "elsewhere"
+	if _, err := st.load(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	if api.lists != 2 {
+		t.Errorf("a changed status: the chunks were listed %d times in all, want twice", api.lists)
 	}
 }

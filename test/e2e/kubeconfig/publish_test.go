@@ -699,15 +699,43 @@ func (s *story) requestReconcile(value string) {
 
 func (s *story) waitFor(what string, ok func() bool) {
 	s.t.Helper()
+	// Give up a little before the story's context ends, so the checks
+	// below still reach the API server and say why.
+	deadline := time.Now().Add(10 * time.Minute)
+	if d, set := s.ctx.Deadline(); set {
+		deadline = d.Add(-20 * time.Second)
+	}
 	for !ok() {
+		if time.Now().After(deadline) {
+			f := s.getFleet()
+			var clusters v1alpha1.VirtualClusterList
+			states := []string{}
+			if err := s.admin.List(s.ctx, &clusters); err == nil {
+				for _, vc := range clusters.Items {
+					states = append(states, fmt.Sprintf("%s: Ready %s %q, KubeconfigPublished %s %q", vc.Name,
+						conditions.GetReason(&vc, "Ready"), conditions.GetMessage(&vc, "Ready"),
+						conditions.GetReason(&vc, v1alpha1.KubeconfigPublishedCondition), conditions.GetMessage(&vc, v1alpha1.KubeconfigPublishedCondition)))
+				}
+			}
+			s.t.Fatalf("timed out waiting for %s; Fleet Ready: %s; KubeconfigsPublished: %s; kubeconfigs status %+v\nclusters:\n%s\nthe reconciler's last log lines:\n%s",
+				what, conditions.GetMessage(f, "Ready"), conditions.GetMessage(f, v1alpha1.KubeconfigsPublishedCondition), f.Status.Kubeconfigs,
+				strings.Join(states, "\n"), lastLines(s.logs.String(), 60))
+		}
 		select {
 		case <-s.ctx.Done():
-			f := s.getFleet()
-			s.t.Fatalf("timed out waiting for %s; Fleet Ready: %s; KubeconfigsPublished: %s; kubeconfigs status %+v",
-				what, conditions.GetMessage(f, "Ready"), conditions.GetMessage(f, v1alpha1.KubeconfigsPublishedCondition), f.Status.Kubeconfigs)
+			s.t.Fatalf("the story's context ended while waiting for %s", what)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// lastLines is the end of a log, n lines at most.
+func lastLines(log string, n int) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // renderedResources are the kinds rendering writes (subresources such as

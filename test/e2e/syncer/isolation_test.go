@@ -280,7 +280,10 @@ func claimSources(t *testing.T, tn tenant) {
 		err := tn.host(ctx, ns, "raider-scratch", scratch)
 		return err == nil, fmt.Sprint(err)
 	})
-	if scratch.Spec.VolumeName != "" || scratch.Spec.DataSource != nil || scratch.Labels[v1alpha1.SyncerManagedByLabel] != v1alpha1.SyncerManagedByValue ||
+	// The host's own volume controller may have bound the twin by now: a
+	// volume name is allowed only when that controller set it.
+	boundByHost := scratch.Annotations["pv.kubernetes.io/bound-by-controller"] == "yes"
+	if (scratch.Spec.VolumeName != "" && !boundByHost) || scratch.Spec.DataSource != nil || scratch.Labels[v1alpha1.SyncerManagedByLabel] != v1alpha1.SyncerManagedByValue ||
 		!tn.names.Owns(scratch, "PersistentVolumeClaim", ns, "raider-scratch") {
 		t.Errorf("scratch claim on the host: %+v %v", scratch.Spec, scratch.Annotations)
 	}
