@@ -551,6 +551,19 @@ func (p *Plane) PIDs() []int {
 	return pids
 }
 
+// Exited describes each process of the plane that has ended although Stop
+// was not called (a crash, or a Kill a test asked for), with the last lines
+// of its log: what a failing test should say about its plane.
+func (p *Plane) Exited() []string {
+	var out []string
+	for _, proc := range p.procs {
+		if proc.exited() {
+			out = append(out, proc.failure("exited").Error())
+		}
+	}
+	return out
+}
+
 // Stop ends every process the plane started, newest first, and removes its
 // data dir. It is safe to call more than once.
 func (p *Plane) Stop() error {

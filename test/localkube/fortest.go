@@ -19,6 +19,13 @@ func ForTest(t testing.TB, o Options) *Plane {
 		t.Fatalf("starting a local control plane: %v", err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			// A process of the plane that died (kwok, say) explains a
+			// test that waited on it in vain.
+			for _, why := range p.Exited() {
+				t.Logf("the local control plane's %s", why)
+			}
+		}
 		if err := p.Stop(); err != nil {
 			t.Errorf("stopping the local control plane: %v", err)
 		}
