@@ -1,7 +1,9 @@
 package controller
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,4 +141,23 @@ func TestClassifyDecidesWhatEachClusterBecomes(t *testing.T) {
 
 func equalNames(a, b []string) bool {
 	return len(a) == len(b) && (len(a) == 0 || reflect.DeepEqual(a, b))
+}
+
+// Up to ten clusters applied in one reconcile get an event each; a cold
+// start of thousands gets one that counts them, so the event queue is not
+// flooded and nothing else's events are dropped.
+func TestAppliedEventsCountManyClusters(t *testing.T) {
+	few := appliedEvents([]string{"alpha", "beta"}, "main@sha1:abc")
+	if want := []string{"cluster alpha applied from main@sha1:abc", "cluster beta applied from main@sha1:abc"}; !slices.Equal(few, want) {
+		t.Errorf("two clusters: %q, want %q", few, want)
+	}
+	var names []string
+	for i := range 5000 {
+		names = append(names, fmt.Sprintf("bench-%04d", i))
+	}
+	many := appliedEvents(names, "main@sha1:abc")
+	want := "5000 clusters applied from main@sha1:abc: bench-0000, bench-0001, bench-0002, bench-0003, bench-0004, bench-0005, bench-0006, bench-0007, bench-0008, bench-0009 and 4990 more"
+	if len(many) != 1 || many[0] != want {
+		t.Errorf("5,000 clusters: %q, want [%q]", many, want)
+	}
 }

@@ -374,12 +374,36 @@ func (r *FleetReconciler) applyObjectsPhase(ctx context.Context, s *fleetScope) 
 			s.changed[s.clusterOf[c.Object.String()]] = true
 		}
 	}
+	var applied []string
 	for _, name := range sortedKeys(s.desired) {
 		if !s.skip[name] && s.changed[name] {
-			r.event(s.fleet, corev1.EventTypeNormal, v1alpha1.AppliedReason, fmt.Sprintf("cluster %s applied from %s", name, s.revision))
+			applied = append(applied, name)
 		}
 	}
+	for _, message := range appliedEvents(applied, s.revision) {
+		r.event(s.fleet, corev1.EventTypeNormal, v1alpha1.AppliedReason, message)
+	}
 	return nil
+}
+
+// eventsPerCluster is how many clusters applied in one reconcile get an
+// event each; more get one event that names the first of them. (A cold
+// start of 5,000 clusters, one event each, overflowed client-go's event
+// queue, which then dropped events of every kind.)
+const eventsPerCluster = 10
+
+// appliedEvents are the messages of the Applied events for the clusters
+// applied in one reconcile, in order.
+func appliedEvents(clusters []string, revision string) []string {
+	if len(clusters) <= eventsPerCluster {
+		out := make([]string, 0, len(clusters))
+		for _, name := range clusters {
+			out = append(out, fmt.Sprintf("cluster %s applied from %s", name, revision))
+		}
+		return out
+	}
+	return []string{fmt.Sprintf("%d clusters applied from %s: %s and %d more", len(clusters), revision,
+		strings.Join(clusters[:eventsPerCluster], ", "), len(clusters)-eventsPerCluster)}
 }
 
 // reportPhase writes each cluster's status. It runs before pruning, which
