@@ -12,8 +12,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -292,7 +294,8 @@ func (r *FleetReconciler) finalize(ctx context.Context, fleet *v1alpha1.Fleet) (
 		hosts := r.targets(ctx, fleet, applier, inventoryHosts(inventory, map[string]bool{}))
 		keep, err := r.prune(ctx, fleet, hosts, apply.Clusters(inventory), inventory, apply.Entries(nil))
 		if err == nil && len(keep) > 0 {
-			err = fmt.Errorf("%d object(s) of its clusters are on hosts that do not answer; they are deleted once their host answers", len(keep))
+			err = fmt.Errorf("%d object(s) of its clusters are on hosts that do not answer (%s); they are deleted once their host answers",
+				len(keep), strings.Join(slices.Sorted(maps.Keys(inventoryHosts(apply.Entries(keep), map[string]bool{}))), ", "))
 			err = errors.Join(err, r.store().save(ctx, fleet, apply.Entries(keep)))
 		}
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -233,6 +235,46 @@ func TestClustersOnTwoHosts(t *testing.T) {
 			}
 		}
 		noCredentialsIn(t, reconciler.logPath, east.Config)
+	})
+
+	t.Run("5 the Fleet deleted while east is down: it waits naming east, then leaves nothing on either host", func(t *testing.T) {
+		h := newHost(t, plane)
+		if err := east.Kill("kube-apiserver"); err != nil {
+			t.Fatal(err)
+		}
+		f := h.fleet(fleet)
+		if err := h.c.Delete(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Eventually(t, 2*time.Minute, "the Fleet's deletion to wait on east", func() (bool, string) {
+			f := h.fleet(fleet)
+			return conditions.GetReason(f, meta.ReadyCondition) == meta.PruneFailedReason &&
+				strings.Contains(conditions.GetMessage(f, meta.ReadyCondition), "(east)"), fleetState(f)
+		})
+		// The reachable host is cleaned up meanwhile.
+		testkit.Eventually(t, deletionBound, "the local cluster's objects gone", func() (bool, string) {
+			objs := hostObjects(h.sweep(v1alpha1.ClusterLabel + "=hosts-loc"))
+			return len(objs) == 0, fmt.Sprint(objs)
+		})
+		if err := east.Revive(context.Background(), "kube-apiserver"); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Eventually(t, deletionBound, "the Fleet gone once east answers", func() (bool, string) {
+			var live v1alpha1.Fleet
+			err := h.c.Get(context.Background(), fleet, &live)
+			if apierrors.IsNotFound(err) {
+				return true, ""
+			}
+			return false, fmt.Sprint(err, fleetState(&live))
+		})
+		eh := newHost(t, east)
+		for _, cluster := range []string{"hosts-loc", "hosts-est"} {
+			for _, on := range []*host{h, eh} {
+				if objs := on.sweep(v1alpha1.ClusterLabel + "=" + cluster); len(objs) > 0 {
+					t.Errorf("cluster %s left objects behind: %v", cluster, keys(objs))
+				}
+			}
+		}
 	})
 }
 
