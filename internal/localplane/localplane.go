@@ -17,8 +17,12 @@
 package localplane
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -401,18 +406,7 @@ func (p *Plane) startNodes(ctx context.Context, client kubernetes.Interface, too
 	if err := installCRDs(ctx, p.Config, filepath.Join(tools, "kwok-crds.yaml")); err != nil {
 		return fmt.Errorf("installing kwok's CRDs: %w", err)
 	}
-	kwok, err := p.startProc(tools, "kwok",
-		"--kubeconfig="+f.admin,
-		"--config="+filepath.Join(tools, "kwok-stages.yaml"),
-		"--manage-all-nodes=false",
-		"--manage-nodes-with-annotation-selector="+FakeNodeAnnotation+"=fake",
-		"--node-lease-duration-seconds=40",
-		"--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
-		"--node-port="+strconv.Itoa(kwokPort),
-		"--tls-cert-file="+f.kubeletServingCert, "--tls-private-key-file="+f.kubeletServingKey,
-		"--enable-crds="+strings.Join(kwokCRDKinds, ","),
-		"--cidr=10.244.0.0/16",
-	)
+	kwok, err := p.startKwok(ctx, tools, f, kwokPort)
 	if err != nil {
 		return err
 	}
@@ -449,6 +443,73 @@ func (p *Plane) startNodes(ctx context.Context, client kubernetes.Interface, too
 		}
 		return ready >= n, nil
 	})
+}
+
+// startKwok starts kwok serving the fake nodes' kubelet API on port, and
+// waits until it listens there. The port was free when the plane chose it,
+// seconds earlier; when another process took it meanwhile (kwok exits with
+// "address already in use"), kwok starts again on a new free port, before
+// any fake node exists to report the old one.
+func (p *Plane) startKwok(ctx context.Context, tools string, f files, port int) (*process, error) {
+	for attempt := 1; ; attempt++ {
+		kwok, err := p.startProc(tools, "kwok",
+			"--kubeconfig="+f.admin,
+			"--config="+filepath.Join(tools, "kwok-stages.yaml"),
+			"--manage-all-nodes=false",
+			"--manage-nodes-with-annotation-selector="+FakeNodeAnnotation+"=fake",
+			"--node-lease-duration-seconds=40",
+			"--server-address=127.0.0.1:"+strconv.Itoa(port),
+			"--node-port="+strconv.Itoa(port),
+			"--tls-cert-file="+f.kubeletServingCert, "--tls-private-key-file="+f.kubeletServingKey,
+			"--enable-crds="+strings.Join(kwokCRDKinds, ","),
+			"--cidr=10.244.0.0/16",
+		)
+		if err != nil {
+			return nil, err
+		}
+		err = waitFor(ctx, 60*time.Second, kwok, "did not serve on its kubelet port", func(context.Context) (bool, error) {
+			return servesCert(port, f.kubeletServingCert), nil
+		})
+		if err == nil {
+			p.kubeletPort = port
+			return kwok, nil
+		}
+		if !kwok.exited() || attempt == 3 || !strings.Contains(lastLines(kwok.logPath, 20), "address already in use") {
+			return nil, err
+		}
+		p.procs = slices.DeleteFunc(p.procs, func(q *process) bool { return q == kwok })
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// servesCert reports whether what listens on 127.0.0.1:port presents the
+// certificate in certFile (verified against itself): kwok, not whatever
+// else may have taken the port.
+func servesCert(port int, certFile string) bool {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return false
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return false
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return false
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
+	conn, err := dialer.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	peers := conn.(*tls.Conn).ConnectionState().PeerCertificates
+	return len(peers) > 0 && bytes.Equal(peers[0].Raw, cert.Raw)
 }
 
 // FakeNodeName is the name of the i-th fake node.
