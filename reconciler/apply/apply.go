@@ -751,20 +751,30 @@ type liveObject struct {
 }
 
 // listOwned lists, per kind, the metadata of every object carrying this
-// Fleet's labels, keyed by inventory ID, page by page. A kind the API server
-// does not know yet (a CRD about to be applied) has no objects.
+// Fleet's labels, keyed by inventory ID, page by page, Concurrency kinds at
+// a time. A kind the API server does not know yet (a CRD about to be
+// applied) has no objects.
 func (a *Applier) listOwned(ctx context.Context, kinds []schema.GroupVersionKind) (map[string]liveObject, error) {
 	out := map[string]liveObject{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(a.opts.Concurrency)
 	for _, gvk := range kinds {
-		err := a.listPages(ctx, gvk, []client.ListOption{client.MatchingLabels(a.owner.Labels())}, func(item *metav1.PartialObjectMetadata, ref ObjectRef) {
-			out[ref.id()] = liveObject{version: gvk.Version, cluster: item.Labels[v1alpha1.ClusterLabel], observed: observed(item)}
+		g.Go(func() error {
+			err := a.listPages(gctx, gvk, []client.ListOption{client.MatchingLabels(a.owner.Labels())}, func(item *metav1.PartialObjectMetadata, ref ObjectRef) {
+				l := liveObject{version: gvk.Version, cluster: item.Labels[v1alpha1.ClusterLabel], observed: observed(item)}
+				mu.Lock()
+				out[ref.id()] = l
+				mu.Unlock()
+			})
+			if err == nil || meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("apply: list %s owned by Fleet %s: %w", gvk.Kind, a.owner, err)
 		})
-		if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("apply: list %s owned by Fleet %s: %w", gvk.Kind, a.owner, err)
-		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -468,14 +469,16 @@ func (s *fleetScope) applyFailed(err error) error {
 func inParallel(n int, f func(i int)) { inParallelBy(renderWorkers(), n, f) }
 
 // inParallelBy is inParallel with its own number of workers.
+// It starts at most workers goroutines, each taking the next index until
+// none is left: at 5,000 clusters, not one goroutine per cluster.
 func inParallelBy(workers, n int, f func(i int)) {
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, workers)
-	for i := range n {
+	var next atomic.Int64
+	for range min(workers, n) {
 		wg.Go(func() {
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			f(i)
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
 		})
 	}
 	wg.Wait()
