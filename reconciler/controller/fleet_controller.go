@@ -127,6 +127,8 @@ func (r *FleetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resu
 			fleet.Status.ObservedGeneration = fleet.Generation
 		}
 		conditions.Delete(fleet, meta.ReconcilingCondition)
+		statusStart := time.Now()
+		defer observePhase(fleet, "status", statusStart)
 		if err := patcher.Patch(ctx, fleet, patch.WithOwnedConditions{Conditions: []string{
 			meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition, v1alpha1.PruneBlockedCondition,
 		}}, patch.WithFieldOwner(apply.FieldManager)); err != nil {

@@ -121,32 +121,44 @@ type fleetScope struct {
 // reconcile; a reasonError also says what the Fleet's Ready condition says.
 type fleetPhase func(ctx context.Context, s *fleetScope) error
 
+// namedPhase is a phase with the name its duration is recorded under
+// (PhaseDurationMetric).
+type namedPhase struct {
+	name string
+	run  fleetPhase
+}
+
 // phases is the life of one Fleet reconcile, in order.
-func (r *FleetReconciler) phases() []fleetPhase {
-	return []fleetPhase{
-		r.fetchPhase,
-		r.loadPhase,
-		r.classifyPhase,
-		r.hostsPhase,
-		r.applyClustersPhase,
-		r.pkiPhase,
-		r.renderPhase,
-		r.applyObjectsPhase,
-		r.reportPhase,
-		r.prunePhase,
+func (r *FleetReconciler) phases() []namedPhase {
+	return []namedPhase{
+		{"fetch", r.fetchPhase},
+		{"load", r.loadPhase},
+		{"classify", r.classifyPhase},
+		{"hosts", r.hostsPhase},
+		{"apply-clusters", r.applyClustersPhase},
+		{"pki", r.pkiPhase},
+		{"render", r.renderPhase},
+		{"apply-objects", r.applyObjectsPhase},
+		{"report", r.reportPhase},
+		{"prune", r.prunePhase},
 	}
 }
 
 // reconcile runs the phases, then summarises them in the Fleet's status. It
 // returns how long until the next admitted cluster expires (zero for none).
 func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) (time.Duration, error) {
+	start := time.Now()
 	previous, err := r.store().load(ctx, fleet)
+	observePhase(fleet, "inventory-load", start)
 	if err != nil {
 		return 0, err
 	}
 	s := &fleetScope{fleet: fleet, now: time.Now(), previous: previous}
 	for _, phase := range r.phases() {
-		if err = phase(ctx, s); err != nil {
+		start = time.Now()
+		err = phase.run(ctx, s)
+		observePhase(fleet, phase.name, start)
+		if err != nil {
 			break
 		}
 	}
@@ -154,7 +166,9 @@ func (r *FleetReconciler) reconcile(ctx context.Context, fleet *v1alpha1.Fleet) 
 		// Applying failed: the clusters still say what happened to them.
 		_ = r.reportPhase(ctx, s)
 	}
+	start = time.Now()
 	err = r.storeInventory(ctx, s, err)
+	observePhase(fleet, "inventory-save", start)
 	r.summarise(s, err)
 	return untilNextExpiry(s), err
 }

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/warren-dev/warren/reconciler/controller"
 	"github.com/warren-dev/warren/test/gitserver"
 	"github.com/warren-dev/warren/test/localkube"
 )
@@ -136,6 +140,7 @@ func benchmarkFleet(b *testing.B, n int) {
 			interval = time.Minute
 		}
 		phase := h.startPhase()
+		phasesBefore := phaseSeconds(b, rec)
 		start := time.Now()
 		fleet := h.createFleet("bench", fleetSpec{url: repo.FileURL(), interval: interval})
 		f := h.waitFleetApplied(fleet, sha, coldTimeout)
@@ -145,16 +150,19 @@ func benchmarkFleet(b *testing.B, n int) {
 		}
 		b.ReportMetric(cold.Seconds(), "cold-s")
 		b.Logf("cold reconcile of %d clusters: %s; inventory %d objects; API requests by verb (and dry run): %v", n, cold.Round(time.Millisecond), f.Status.Inventory.Objects, phase.requests())
+		b.Logf("cold reconcile, seconds by phase (every reconcile until Ready): %s", phaseSeconds(b, rec).since(phasesBefore))
 		rssAfterCold, _ := peakRSS(rec.PID())
 		b.Logf("reconciler peak RSS after the cold start: %d MiB", rssAfterCold>>20)
 
 		// No-op: wait for the reconcile the interval starts.
-		noopDur, writes, byResource, noopRequests := measureNoop(b, plane, rec, interval)
-		b.ReportMetric(noopDur.Seconds(), "noop-s")
-		b.ReportMetric(writes, "noop-writes")
-		b.Logf("no-op reconcile: %s, %v write requests %v; API requests by verb while it ran: %v", noopDur.Round(time.Millisecond), writes, byResource, noopRequests)
+		noop := measureNoop(b, plane, rec, interval)
+		b.ReportMetric(noop.took.Seconds(), "noop-s")
+		b.ReportMetric(noop.writes, "noop-writes")
+		b.Logf("no-op reconcile: %s, %v write requests %v; API requests by verb while it ran: %v; seconds by phase: %s", noop.took.Round(time.Millisecond), noop.writes, noop.byResource, noop.requests, noop.phases)
 
+		phasesBefore = phaseSeconds(b, rec)
 		h.measureOneClusterCommit(b, repo, fleet, n)
+		b.Logf("one-cluster commit, seconds by phase (every reconcile until Ready): %s", phaseSeconds(b, rec).since(phasesBefore))
 
 		hwm, err := peakRSS(rec.PID())
 		if err != nil {
@@ -326,10 +334,19 @@ func applyLimitCluster(c client.Client, ns string, configMaps int, payload strin
 	return nil
 }
 
+// noopResult is what measureNoop saw of one no-op reconcile.
+type noopResult struct {
+	took       time.Duration
+	writes     float64            // write requests, the API server's own lease renewals left out
+	byResource map[string]float64 // those writes by verb and resource
+	requests   map[string]float64 // every request by verb (and dry run)
+	phases     phaseTimes         // the reconcile's seconds by phase
+}
+
 // measureNoop waits for the next reconcile of the Fleet controller (started
-// by the interval) and returns its duration and the write requests the API
-// server counted while it ran.
-func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, interval time.Duration) (time.Duration, float64, map[string]float64, map[string]float64) {
+// by the interval) and returns its duration, the requests the API server
+// counted while it ran, and its phases' durations.
+func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, interval time.Duration) noopResult {
 	b.Helper()
 	ctx := context.Background()
 	fleetReconciles := func() (count, seconds float64) {
@@ -355,6 +372,7 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 		return now > count0, fmt.Sprintf("%v reconciles", now)
 	})
 	count0, sum0 := fleetReconciles()
+	phases0 := phaseSeconds(b, rec)
 	before, err := plane.WriteCounts(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -393,7 +411,52 @@ func measureNoop(b *testing.B, plane *localkube.Plane, rec *reconcilerProcess, i
 			total += d
 		}
 	}
-	return time.Duration((sum1 - sum0) / (count1 - count0) * float64(time.Second)), total, byResource, requests
+	return noopResult{
+		took:       time.Duration((sum1 - sum0) / (count1 - count0) * float64(time.Second)),
+		writes:     total,
+		byResource: byResource,
+		requests:   requests,
+		phases:     phaseSeconds(b, rec).since(phases0),
+	}
+}
+
+// phaseTimes is seconds spent per phase of the Fleet reconciles
+// (controller.PhaseDurationMetric), summed over the reconciles counted.
+type phaseTimes map[string]float64
+
+// phaseSeconds reads the reconciler's phase durations so far.
+func phaseSeconds(b *testing.B, rec *reconcilerProcess) phaseTimes {
+	b.Helper()
+	body, err := scrape(rec.Metrics)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sums, err := localkube.SumCounter(body, controller.PhaseDurationMetric+"_sum", func(l map[string]string) (string, bool) { return l["phase"], true })
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sums
+}
+
+// since is the time spent per phase after earlier was read.
+func (p phaseTimes) since(earlier phaseTimes) phaseTimes {
+	out := phaseTimes{}
+	for k, v := range p {
+		if d := v - earlier[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// String lists the phases from the slowest, to the millisecond.
+func (p phaseTimes) String() string {
+	keys := slices.SortedFunc(maps.Keys(p), func(a, b string) int { return cmp.Compare(p[b], p[a]) })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.3f", k, p[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func fleetKind(l map[string]string) (string, bool) { return l["kind"], l["kind"] == "Fleet" }
