@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/warren-dev/warren/reconciler/api/v1alpha1"
 	"github.com/warren-dev/warren/reconciler/render"
@@ -41,9 +42,21 @@ func TestFleetPhasesApplyThenHoldBackAMassPrune(t *testing.T) {
 	c, reconcile := fleetInProcess(t, repo)
 	ctx := t.Context()
 
+	timedBefore := phasesTimed(t, "fleets", "fleet")
 	applied := reconcile()
 	if !conditions.IsReady(applied) || applied.Status.AdmittedClusters != 3 {
 		t.Fatalf("first revision not applied: %+v", applied.Status.Conditions)
+	}
+	// Each phase it went through is timed for operators, under its name.
+	timed := phasesTimed(t, "fleets", "fleet")
+	names := []string{"inventory-load", "inventory-save", "status"}
+	for _, p := range (&FleetReconciler{}).phases() {
+		names = append(names, p.name)
+	}
+	for _, p := range names {
+		if timed[p] <= timedBefore[p] {
+			t.Errorf("%s{phase=%q} did not count the reconcile (%d before, %d after)", PhaseDurationMetric, p, timedBefore[p], timed[p])
+		}
 	}
 	for _, name := range []string{"alpha", "bravo", "charlie"} {
 		var vc v1alpha1.VirtualCluster
@@ -224,4 +237,30 @@ func planeWithFleetsNamespace(t *testing.T) (client.Client, *localkube.Plane, *r
 		t.Fatal(err)
 	}
 	return c, plane, scheme
+}
+
+// phasesTimed is how many durations PhaseDurationMetric holds per phase of
+// one Fleet, from the registry a reconciler serves its metrics from.
+func phasesTimed(t *testing.T, namespace, name string) map[string]uint64 {
+	t.Helper()
+	families, err := crmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for _, f := range families {
+		if f.GetName() != PhaseDurationMetric {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == namespace && labels["name"] == name {
+				out[labels["phase"]] = m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return out
 }
