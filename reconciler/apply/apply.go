@@ -704,12 +704,18 @@ func (a *Applier) waitForNewKinds(ctx context.Context, defs, rest []desiredObjec
 		return nil
 	}
 	clustersOf := map[schema.GroupVersionKind][]string{}
+	seen := map[schema.GroupVersionKind]map[string]bool{}
 	for _, d := range rest {
 		gvk := d.ref.GroupVersionKind()
 		c := d.cluster
-		if defined[gvk.GroupKind()] && !failed[c] && !slices.Contains(clustersOf[gvk], c) {
-			clustersOf[gvk] = append(clustersOf[gvk], c)
+		if !defined[gvk.GroupKind()] || failed[c] || seen[gvk][c] {
+			continue
 		}
+		if seen[gvk] == nil {
+			seen[gvk] = map[string]bool{}
+		}
+		seen[gvk][c] = true
+		clustersOf[gvk] = append(clustersOf[gvk], c)
 	}
 	var out []ClusterFailure
 	mapper := a.client.RESTMapper()

@@ -110,8 +110,10 @@ func Clusters(inv *Inventory) []string {
 	if inv == nil {
 		return out
 	}
+	seen := map[string]bool{}
 	for _, e := range inv.Entries {
-		if e.Cluster != "" && !slices.Contains(out, e.Cluster) {
+		if e.Cluster != "" && !seen[e.Cluster] {
+			seen[e.Cluster] = true
 			out = append(out, e.Cluster)
 		}
 	}

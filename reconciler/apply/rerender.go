@@ -20,8 +20,10 @@ import (
 func (a *Applier) renderDrifted(ctx context.Context, res *Result, desired []desiredObject, prev map[string]Entry, live map[string]liveObject, rerender Rerender) ([]desiredObject, map[string]bool, error) {
 	held := map[string]bool{}
 	var drifted []string
+	seen := map[string]bool{}
 	for _, d := range desired {
-		if d.body == nil && !isUnchanged(prev, d, live[d.id]) && !slices.Contains(drifted, d.cluster) {
+		if d.body == nil && !seen[d.cluster] && !isUnchanged(prev, d, live[d.id]) {
+			seen[d.cluster] = true
 			drifted = append(drifted, d.cluster)
 		}
 	}
@@ -82,9 +84,13 @@ func notOf(cluster string, objects []Object) error {
 // replaceClusters is desired with the objects of each of clusters replaced
 // by those in again (none for a cluster not in again).
 func replaceClusters(desired []desiredObject, clusters []string, again map[string][]desiredObject) ([]desiredObject, error) {
+	replaced := make(map[string]bool, len(clusters))
+	for _, c := range clusters {
+		replaced[c] = true
+	}
 	out := make([]desiredObject, 0, len(desired))
 	for _, d := range desired {
-		if !slices.Contains(clusters, d.cluster) {
+		if !replaced[d.cluster] {
 			out = append(out, d)
 		}
 	}

@@ -28,6 +28,11 @@ type hostTarget struct {
 	// down says why the host cannot be written to in this reconcile: its
 	// clusters are kept as last applied and nothing on it is pruned.
 	down error
+	// previous are the entries of the previous inventory on this host,
+	// picked out once per reconcile (hostsPhase): each cluster's PKI
+	// Secret and render reads them, and at 5,000 clusters picking them out
+	// per cluster was quadratic.
+	previous *apply.Inventory
 }
 
 // hostsOf is the registry of hosts, the local one alone when Run did not
@@ -105,6 +110,9 @@ func (r *FleetReconciler) hostsPhase(ctx context.Context, s *fleetScope) error {
 		needed[h] = true
 	}
 	s.hosts = r.targets(ctx, s.fleet, s.applier, inventoryHosts(s.previous, needed))
+	for name, t := range s.hosts {
+		t.previous = onHost(s.previous, name)
+	}
 	s.skip, s.failed = map[string]bool{}, map[string]string{}
 	for _, name := range sortedKeys(s.desired) {
 		if t := s.hosts[s.hostOf[name]]; t.down != nil {
@@ -203,7 +211,7 @@ func (r *FleetReconciler) applyHosts(ctx context.Context, s *fleetScope) (*apply
 	groups := s.byHost()
 	for _, name := range sortedKeys(groups) {
 		t := s.hosts[name]
-		res, err := t.applier.ApplyObjects(ctx, groups[name], r.rerender(s, t), onHost(s.previous, name))
+		res, err := t.applier.ApplyObjects(ctx, groups[name], r.rerender(s, t), t.previous)
 		if res == nil {
 			res = &apply.Result{}
 		}
@@ -225,7 +233,7 @@ func (r *FleetReconciler) applyHosts(ctx context.Context, s *fleetScope) (*apply
 					s.failed[c] = fmt.Sprintf("applying to host %s: %s", name, err)
 				}
 			}
-			all.Inventory = apply.Merge(all.Inventory, onHost(s.previous, name))
+			all.Inventory = apply.Merge(all.Inventory, t.previous)
 		}
 	}
 	return all, localErr

@@ -280,7 +280,7 @@ func (r *FleetReconciler) pkiPhase(ctx context.Context, s *fleetScope) error {
 			return
 		}
 		namespace := render.NamesFor(render.InputFor(s.desired[names[i]], s.loaded.Repo).Cluster).Namespace
-		secrets[i], _, errs[i] = t.applier.PKISecret(ctx, namespace, names[i], onHost(s.previous, t.name))
+		secrets[i], _, errs[i] = t.applier.PKISecret(ctx, namespace, names[i], t.previous)
 	})
 	s.uids, s.pki = map[string]types.UID{}, map[string]*unstructured.Unstructured{}
 	for i, name := range names {
@@ -343,7 +343,7 @@ func (r *FleetReconciler) rerender(s *fleetScope, t *hostTarget) apply.Rerender 
 		if secret == nil {
 			namespace := render.NamesFor(render.InputFor(a, s.loaded.Repo).Cluster).Namespace
 			var err error
-			if secret, _, err = t.applier.PKISecret(ctx, namespace, name, onHost(s.previous, t.name)); err != nil {
+			if secret, _, err = t.applier.PKISecret(ctx, namespace, name, t.previous); err != nil {
 				return nil, err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -184,5 +185,95 @@ func TestANewFleetsInventoryIsListedOnce(t *testing.T) {
 	}
 	if api.lists != 2 {
 		t.Errorf("a changed status: the chunks were listed %d times in all, want twice", api.lists)
+	}
+}
+
+// writeCounter counts the writes that reach the API server.
+type writeCounter struct {
+	client.Client
+	writes int
+}
+
+func (c *writeCounter) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	c.writes++
+	return c.Client.Create(ctx, obj, opts...)
+}
+
+func (c *writeCounter) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	c.writes++
+	return c.Client.Update(ctx, obj, opts...)
+}
+
+func (c *writeCounter) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
+	c.writes++
+	return c.Client.Delete(ctx, obj, opts...)
+}
+
+// Saving the inventory the chunks already hold (a no-op reconcile) writes
+// nothing and records the same chunks; a changed entry after it is still
+// written, to its one chunk.
+func TestSavingAnUnchangedInventoryWritesNothing(t *testing.T) {
+	fleet := &v1alpha1.Fleet{ObjectMeta: metav1.ObjectMeta{Namespace: "warren-system", Name: "platform", UID: "fleet-uid"}}
+	api := &writeCounter{Client: fake.NewClientBuilder().WithScheme(Scheme()).Build()}
+	st := &inventoryStore{client: api, reader: api}
+	ctx := t.Context()
+	if _, err := st.load(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.save(ctx, fleet, fleetInventory(400, "abcdef")); err != nil {
+		t.Fatal(err)
+	}
+	recorded := fleet.Status.Inventory.DeepCopy()
+	if len(recorded.ConfigMaps) < 2 {
+		t.Fatalf("want several chunks for this test, got %d", len(recorded.ConfigMaps))
+	}
+	written := api.writes
+
+	same := fleetInventory(400, "abcdef") // equal entries, not the same slice
+	if err := st.save(ctx, fleet, same); err != nil {
+		t.Fatal(err)
+	}
+	if api.writes != written {
+		t.Errorf("saving an unchanged inventory made %d writes", api.writes-written)
+	}
+	if !reflect.DeepEqual(fleet.Status.Inventory, recorded) {
+		t.Errorf("the status after an unchanged save: %+v, want %+v", fleet.Status.Inventory, recorded)
+	}
+
+	changed := fleetInventory(400, "abcdef")
+	changed.Entries[0].Observed = "edited"
+	if err := st.save(ctx, fleet, changed); err != nil {
+		t.Fatal(err)
+	}
+	if api.writes != written+1 {
+		t.Errorf("one changed entry made %d writes, want 1", api.writes-written)
+	}
+	read, err := StoredInventory(ctx, api, fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(read.Entries, changed.Entries) {
+		t.Errorf("the chunks do not hold the changed inventory")
+	}
+}
+
+// The inventory save of a no-op reconcile at 5,000 clusters (75,000
+// entries).
+func BenchmarkSavingAnUnchangedInventoryOf5000Clusters(b *testing.B) {
+	fleet := &v1alpha1.Fleet{ObjectMeta: metav1.ObjectMeta{Namespace: "warren-system", Name: "platform", UID: "fleet-uid"}}
+	api := fake.NewClientBuilder().WithScheme(Scheme()).Build()
+	st := &inventoryStore{client: api, reader: api}
+	if _, err := st.load(b.Context(), fleet); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.save(b.Context(), fleet, fleetInventory(5000, "abcdef")); err != nil {
+		b.Fatal(err)
+	}
+	same := fleetInventory(5000, "abcdef")
+	b.ResetTimer()
+	for b.Loop() {
+		if err := st.save(b.Context(), fleet, same); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
